@@ -1,0 +1,135 @@
+/*
+ * weightless-mcu runtime: float32 kernels.
+ *
+ * Every kernel takes a const params struct (resolved at compile time by the
+ * code generator, kept in flash), its operands, and returns WL_OK or an error
+ * status. Activation tensors are NCHW, batch 1.
+ */
+#ifndef WL_KERNELS_H
+#define WL_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WL_OK 0
+#define WL_ERR_ARG (-1)
+
+/* Output rows (features, channels) computed together by the fc, pointwise and
+ * conv kernels; weights come interleaved in blocks of this many rows. */
+#define WL_ROW_BLOCK 4
+#define WL_MAX_DIMS 6
+
+/* Fully connected: y[r][n] = clamp(sum_k x[r][k] * W[n][k] + bias[n]).
+ * W is packed in row blocks (see pack_rows in lowering/layout.py). */
+typedef struct {
+    int32_t rows;
+    int32_t in_features;
+    int32_t out_features;
+    float act_min, act_max;
+} wl_fc_params_t;
+int wl_fc_f32(const wl_fc_params_t *p, const float *x, const float *w, const float *bias, float *y);
+
+/* y[b] = clamp(a[b] (m x k) * b[b] (k x n)), both activations. */
+typedef struct {
+    int32_t batch, m, k, n;
+    int32_t a_batch_stride, b_batch_stride;
+    float act_min, act_max;
+} wl_matmul_params_t;
+int wl_matmul_f32(const wl_matmul_params_t *p, const float *a, const float *b, float *y);
+
+/* 2-D convolution, NCHW. Weights per group in row blocks of [ci][kh][kw]. */
+typedef struct {
+    int32_t in_c, in_h, in_w;
+    int32_t out_c, out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t dil_h, dil_w;
+    int32_t group;
+    float act_min, act_max;
+} wl_conv_params_t;
+int wl_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
+/* group == in_c == out_c; weights [c][kh][kw]. */
+int wl_depthwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
+/* 1x1, stride 1, no padding, group 1; weights in row blocks of [ci]. */
+int wl_pointwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
+
+#define WL_POOL_MAX 0
+#define WL_POOL_AVG 1
+typedef struct {
+    int32_t channels, in_h, in_w, out_h, out_w;
+    int32_t k_h, k_w, stride_h, stride_w;
+    int32_t pad_top, pad_left, pad_bottom, pad_right;
+    int32_t dil_h, dil_w;
+    int32_t mode;
+    int32_t count_include_pad;
+} wl_pool2d_params_t;
+int wl_pool2d_f32(const wl_pool2d_params_t *p, const float *x, float *y);
+
+#define WL_BINARY_ADD 0
+#define WL_BINARY_SUB 1
+#define WL_BINARY_MUL 2
+#define WL_BINARY_DIV 3
+typedef struct {
+    int32_t op;
+    int32_t size;
+    int32_t same_shape;
+    int32_t ndim;
+    int32_t out_shape[WL_MAX_DIMS];
+    int32_t a_strides[WL_MAX_DIMS];
+    int32_t b_strides[WL_MAX_DIMS];
+    float act_min, act_max;
+} wl_binary_params_t;
+/* Broadcasting a op b; y may be a (in place). */
+int wl_binary_f32(const wl_binary_params_t *p, const float *a, const float *b, float *y);
+
+#define WL_UNARY_CLAMP 0
+#define WL_UNARY_SIGMOID 1
+#define WL_UNARY_TANH 2
+typedef struct {
+    int32_t op;
+    int32_t size;
+    float act_min, act_max;
+} wl_unary_params_t;
+/* y = clamp(f(x)); y may be x. */
+int wl_unary_f32(const wl_unary_params_t *p, const float *x, float *y);
+
+typedef struct {
+    int32_t channels, inner;
+    float act_min, act_max;
+} wl_channel_affine_params_t;
+/* y[c][i] = clamp(x[c][i] * scale[c] + shift[c]); y may be x. */
+int wl_channel_affine_f32(const wl_channel_affine_params_t *p, const float *x, const float *scale,
+                          const float *shift, float *y);
+
+typedef struct {
+    int32_t outer, n, inner;
+} wl_softmax_params_t;
+int wl_softmax_f32(const wl_softmax_params_t *p, const float *x, float *y);
+
+typedef struct {
+    int32_t ndim;
+    int32_t out_shape[WL_MAX_DIMS];
+    int32_t in_strides[WL_MAX_DIMS];
+} wl_transpose_params_t;
+int wl_transpose_f32(const wl_transpose_params_t *p, const float *x, float *y);
+
+typedef struct {
+    int32_t size;
+} wl_copy_params_t;
+int wl_copy_f32(const wl_copy_params_t *p, const float *x, float *y);
+
+/* Clamp to [lo, hi] written with comparisons, so no libm call is needed. */
+static inline float wl_clamp(float v, float lo, float hi)
+{
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,206 @@
+"""The Python API, with the same verbs as the command line: compile, verify, report."""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .codegen import build_program, check_fits, render
+from .errors import OptionError, RunError
+from .frontend import load_model, model_name
+from .outdir import write_tree
+from .passes import run_passes
+from .qemu import run_firmware
+from .report import layer_sizes, model_sizes, read_elf
+from .targets import DEFAULT_TARGET, get_target
+from .toolchain import build_firmware
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
+                  input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
+                  progress: Progress = _quiet) -> dict:
+    """Compile an ONNX model into a C library in out_dir. Returns the manifest."""
+    tgt = get_target(target)
+    model = Path(model)
+    progress(f"loading {model}")
+    _, graph = load_model(model, input_shapes)
+    if name is not None:
+        if not name.isidentifier() or not name.isascii():
+            raise OptionError(f"--name '{name}' is not a C identifier")
+        graph.name = name
+    run_passes(graph)
+    program = build_program(graph, graph.name)
+    check_fits(program, tgt)
+    progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size * 4} bytes)")
+    files = render(program, tgt)
+    write_tree(Path(out_dir), files)
+    return json.loads(files["manifest.json"])
+
+
+def load_inputs(path: str | Path, inputs: list[dict]) -> list[np.ndarray]:
+    """Arrays from an .npz, one per model input, each (samples, *shape without batch)."""
+    try:
+        npz = np.load(path)
+    except Exception as exc:
+        raise OptionError(f"--inputs {path}: cannot read it as .npz ({type(exc).__name__})") from None
+    keys = list(npz.keys())
+    arrays = []
+    for inp in inputs:
+        if inp["name"] in keys:
+            arr = npz[inp["name"]]
+        elif len(inputs) == 1 and len(keys) == 1:
+            arr = npz[keys[0]]
+        else:
+            raise OptionError(f"--inputs {path} has no array named '{inp['name']}' (it has: {', '.join(keys)})")
+        shape = tuple(inp["shape"])
+        sample = shape[1:] if shape and shape[0] == 1 else shape
+        if tuple(arr.shape[1:]) == shape and shape != sample:
+            arr = arr.reshape(arr.shape[0], *sample)
+        if arr.ndim == 0 or tuple(arr.shape[1:]) != tuple(sample):
+            raise OptionError(
+                f"--inputs {path}: array for '{inp['name']}' has shape {arr.shape}; expected (samples, {', '.join(map(str, sample))})"
+            )
+        arrays.append(np.ascontiguousarray(arr, np.float32))
+    if len({a.shape[0] for a in arrays}) != 1 or arrays[0].shape[0] == 0:
+        raise OptionError(f"--inputs {path}: the arrays must have the same, non-zero number of samples")
+    return arrays
+
+
+def random_inputs(inputs: list[dict], samples: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for inp in inputs:
+        shape = tuple(inp["shape"])
+        sample = shape[1:] if shape and shape[0] == 1 else shape
+        out.append(rng.standard_normal((samples, *sample)).astype(np.float32))
+    return out
+
+
+def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(onnx_model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    samples = arrays[0].shape[0]
+    results = [[] for _ in manifest["outputs"]]
+    for s in range(samples):
+        feed = {inp["name"]: arrays[k][s].reshape(inp["shape"]) for k, inp in enumerate(manifest["inputs"])}
+        outs = sess.run([o["name"] for o in manifest["outputs"]], feed)
+        for k, o in enumerate(outs):
+            results[k].append(np.asarray(o, np.float32).reshape(-1))
+    return [np.stack(r) for r in results]
+
+
+def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Path | None = None, samples: int = 8,
+           seed: int = 0, tolerance: float = 1e-4, input_shapes: dict[str, tuple[int, ...]] | None = None,
+           outputs: str | Path | None = None, timeout: float = 600.0, progress: Progress = _quiet) -> dict:
+    """Compile, build the test firmware, run it (QEMU or host) and compare with onnxruntime."""
+    if samples < 1:
+        raise OptionError(f"--samples must be at least 1, not {samples}")
+    tgt = get_target(target)
+    model = Path(model)
+    onnx_model, _ = load_model(model, input_shapes)
+    with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
+        out_dir = Path(tmp) / "out"
+        manifest = compile_model(model, out_dir, target=target, input_shapes=input_shapes, progress=progress)
+        arrays = load_inputs(inputs, manifest["inputs"]) if inputs else random_inputs(manifest["inputs"], samples, seed)
+        n = arrays[0].shape[0]
+        progress(f"building the firmware for {tgt.name}")
+        elf = build_firmware(out_dir, tgt, Path(tmp) / "build")
+        flat_in = np.concatenate([a.reshape(n, -1) for a in arrays], axis=1)
+        out_sizes = [int(np.prod(o["shape"])) for o in manifest["outputs"]]
+        where = "on the host" if tgt.is_host else f"under QEMU ({tgt.board.machine})"
+        progress(f"running {n} sample(s) {where}")
+        run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout)
+        progress("running onnxruntime")
+        ref = _onnxruntime_outputs(onnx_model, arrays, manifest)
+        got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)
+        image = read_elf(elf)
+        flash, ram = model_sizes(image)
+        layers = layer_sizes(image, manifest)
+    max_abs = 0.0
+    max_rel = 0.0
+    for g, r in zip(got, ref):
+        err = float(np.max(np.abs(g.astype(np.float64) - r))) if g.size else 0.0
+        if not np.all(np.isfinite(g)):
+            err = float("inf")
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        max_abs = max(max_abs, err)
+        max_rel = max(max_rel, err / scale if scale > 0 else (0.0 if err == 0 else float("inf")))
+    if outputs:
+        np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
+    insns = run.instructions
+    return {
+        "model": str(model),
+        "name": manifest["name"],
+        "target": tgt.name,
+        "board": None if tgt.is_host else tgt.board.machine,
+        "match": bool(max_rel <= tolerance),
+        "tolerance": tolerance,
+        "max_abs_error": max_abs,
+        "max_rel_error": max_rel,
+        "samples": n,
+        "instructions": int(max(insns)) if insns else None,
+        "instructions_per_sample": insns,
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "arena_bytes": manifest["arena_bytes"],
+        "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
+        "stack_bytes": run.stack_bytes,
+        "image_flash_bytes": image.flash,
+        "image_ram_bytes": image.ram,
+        "layers": layers,
+    }
+
+
+def _sample_shape(shape: list[int]) -> tuple[int, ...]:
+    return tuple(shape[1:]) if shape and shape[0] == 1 else tuple(shape)
+
+
+def report(path: str | Path, *, target: str | None = None, progress: Progress = _quiet) -> dict:
+    """Sizes of a compiled output directory (built here with the test harness) or of an ELF file."""
+    path = Path(path)
+    if path.is_file():
+        image = read_elf(path)
+        flash, ram = model_sizes(image)
+        return {"elf": str(path), "image_flash_bytes": image.flash, "image_ram_bytes": image.ram,
+                "flash_bytes": flash, "ram_bytes": ram}
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise OptionError(f"{path} is neither an ELF file nor an output directory of 'weightless-mcu compile' (no manifest.json)")
+    manifest = json.loads(manifest_path.read_text())
+    tgt = get_target(target or manifest["target"])
+    with tempfile.TemporaryDirectory(prefix="wl-report-") as tmp:
+        progress(f"building the firmware for {tgt.name}")
+        elf = build_firmware(path, tgt, Path(tmp))
+        image = read_elf(elf)
+    flash, ram = model_sizes(image)
+    return {
+        "name": manifest["name"],
+        "target": tgt.name,
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "arena_bytes": manifest["arena_bytes"],
+        "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
+        "image_flash_bytes": image.flash,
+        "image_ram_bytes": image.ram,
+        "layers": layer_sizes(image, manifest),
+    }
+
+
+def log_progress(msg: str) -> None:
+    print(f"weightless-mcu: {msg}", file=sys.stderr, flush=True)
+
+
+__all__ = ["compile_model", "verify", "report", "load_inputs", "random_inputs", "RunError", "model_name"]

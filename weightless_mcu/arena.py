@@ -1,0 +1,53 @@
+"""The activation arena: one static buffer whose regions are reused by tensors
+whose lifetimes do not overlap.
+
+Views (Reshape, Flatten, no-op Transpose) and in-place steps share their
+source's region, so a region's lifetime spans every tensor that lives in it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALIGN_FLOATS = 4  # 16-byte aligned regions
+
+
+@dataclass(frozen=True)
+class Region:
+    root: str  # the tensor that owns the region
+    size: int  # floats
+    first: int  # index of the step that writes it first
+    last: int  # index of the step that reads it last
+    offset: int = 0  # floats from the start of the arena
+
+
+@dataclass
+class ArenaPlan:
+    size: int  # floats
+    lower_bound: int  # floats: the largest sum of live regions at any step
+    regions: list[Region]
+    offset: dict[str, int]  # tensor name -> offset in floats (arena tensors only)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN_FLOATS - 1) // ALIGN_FLOATS * ALIGN_FLOATS
+
+
+def plan_arena(lifetimes: dict[str, tuple[int, int]], sizes: dict[str, int], members: dict[str, str]) -> ArenaPlan:
+    """lifetimes: root -> (first, last) step; sizes: root -> floats; members:
+    tensor -> root for every tensor held in the arena."""
+    regions = [Region(r, sizes[r], *lifetimes[r]) for r in sorted(lifetimes)]
+    placed: list[Region] = []
+    # Largest first, then earliest: the usual greedy that lands near the bound.
+    for reg in sorted(regions, key=lambda r: (-r.size, r.first, r.root)):
+        busy = sorted((p.offset, p.offset + _align(p.size)) for p in placed if not (p.last < reg.first or reg.last < p.first))
+        offset = 0
+        for start, end in busy:
+            if offset + reg.size <= start:
+                break
+            offset = max(offset, end)
+        placed.append(Region(reg.root, reg.size, reg.first, reg.last, offset))
+    size = max((_align(p.offset + p.size) for p in placed), default=0)
+    steps = max((r.last for r in regions), default=-1) + 1
+    bound = max((sum(r.size for r in regions if r.first <= s <= r.last) for s in range(steps)), default=0)
+    where = {p.root: p.offset for p in placed}
+    return ArenaPlan(size, bound, sorted(placed, key=lambda p: p.offset), {t: where[r] for t, r in members.items()})

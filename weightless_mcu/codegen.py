@@ -1,0 +1,296 @@
+"""Code generation: lower the graph to kernel steps, plan the arena, render the
+C library (model.h, model.c, the runtime sources it needs, manifest.json).
+
+C text comes from the Jinja2 templates in templates/ only; this module decides
+what to render, the templates decide how.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .arena import ArenaPlan, plan_arena
+from .errors import TargetError
+from .ir import Graph
+from .lowering import Step, lower_node
+from .lowering.shape_ops import CopyParams
+from .lowering.step import c_float
+from .resources import firmware_dir, templates_dir
+from .targets import Target
+
+KERNEL_SOURCES = {
+    "fc": "wl_fc_f32.c",
+    "matmul": "wl_matmul_f32.c",
+    "conv2d": "wl_conv2d_f32.c",
+    "depthwise_conv2d": "wl_depthwise_conv2d_f32.c",
+    "pointwise_conv2d": "wl_pointwise_conv2d_f32.c",
+    "pool2d": "wl_pool2d_f32.c",
+    "binary": "wl_binary_f32.c",
+    "unary": "wl_unary_f32.c",
+    "channel_affine": "wl_channel_affine_f32.c",
+    "softmax": "wl_softmax_f32.c",
+    "transpose": "wl_transpose_f32.c",
+    "copy": "wl_copy_f32.c",
+}
+# Stack the generated code and harness get on a board, checked against its RAM.
+STACK_BYTES = 16 * 1024
+
+
+@dataclass
+class RenderedConst:
+    symbol: str
+    role: str
+    size: int
+    lines: list[str]
+
+
+@dataclass
+class RenderedStep:
+    index: int
+    kernel: str
+    layer: str
+    sym: str
+    params: object
+    ins: list[str]  # C expressions of the inputs (activations or constants)
+    out: str
+    consts: dict[str, RenderedConst]
+
+
+@dataclass
+class Program:
+    """Everything the templates need, and the manifest records."""
+
+    name: str
+    graph: Graph
+    steps: list[Step]
+    shapes: dict[str, tuple[int, ...]]
+    arena: ArenaPlan
+    buffers: dict[str, str]  # tensor -> C expression
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def lower_graph(graph: Graph) -> tuple[list[Step], dict[str, tuple[int, ...]]]:
+    steps: list[Step] = []
+    shapes = {n: t.shape for n, t in graph.tensors.items()}
+    for node in graph.nodes:
+        lowered = lower_node(node, graph)
+        shapes.update(lowered.new_tensors)
+        steps.extend(lowered.steps)
+    return steps, shapes
+
+
+def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, ...]]):
+    consts = {n for n, t in graph.tensors.items() if t.is_const}
+    io_names = _io_names(graph)
+    root: dict[str, str] = {}
+
+    def find(t: str) -> str:
+        while t in root:
+            t = root[t]
+        return t
+
+    # Graph outputs produced as views of something that cannot be an output
+    # buffer get an explicit copy.
+    out_roots: set[str] = set()
+    fixed: list[Step] = []
+    for s in steps:
+        if s.view:
+            root[s.output] = s.inputs[0]
+        fixed.append(s)
+    steps = []
+    for s in fixed:
+        if s.view and s.output in graph.outputs:
+            r = find(s.output)
+            if r in graph.inputs or r in graph.outputs or r in consts or r in out_roots:
+                del root[s.output]
+                size = int(np.prod(shapes[s.output]))
+                s = Step("copy", s.layer, s.inputs, s.output, CopyParams(size))
+            else:
+                out_roots.add(r)
+        steps.append(s)
+    # Outputs' roots live in the caller's output buffer.
+    ext: dict[str, str] = {name: io_names[name] for name in graph.inputs}
+    for name in graph.outputs:
+        ext[find(name)] = io_names[name]
+    # In-place steps: the output takes over its input's region when that input
+    # dies here and lives in the arena.
+    last_use: dict[str, int] = {}
+    for i, s in enumerate(steps):
+        for t in s.inputs:
+            if t and t not in consts:
+                last_use[find(t)] = i
+    for i, s in enumerate(steps):
+        if s.inplace and s.inputs[0] and find(s.output) not in ext:
+            src = find(s.inputs[0])
+            if src not in ext and src not in consts and last_use.get(src) == i:
+                root[s.output] = src
+    life: dict[str, list[int]] = {}
+    for i, s in enumerate(steps):
+        for t in [*s.inputs, s.output]:
+            if not t or t in consts:
+                continue
+            r = find(t)
+            if r in ext:
+                continue
+            lo, hi = life.get(r, [i, i])
+            life[r] = [min(lo, i), max(hi, i)]
+    sizes = {r: int(np.prod(shapes[r])) for r in life}
+    members = {t: find(t) for s in steps for t in [*s.inputs, s.output] if t and t not in consts and find(t) in life}
+    arena = plan_arena({r: tuple(v) for r, v in life.items()}, sizes, members)
+    buffers: dict[str, str] = {}
+    for s in steps:
+        for t in [*s.inputs, s.output]:
+            if not t or t in consts:
+                continue
+            r = find(t)
+            buffers[t] = ext[r] if r in ext else f"(wl_{{name}}_arena + {arena.offset[t]})"
+    return steps, arena, buffers
+
+
+def _io_names(graph: Graph) -> dict[str, str]:
+    names = {}
+    for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+        for k, t in enumerate(tensors):
+            names[t] = kind if len(tensors) == 1 else f"{kind}{k}"
+    return names
+
+
+def build_program(graph: Graph, name: str) -> Program:
+    steps, shapes = lower_graph(graph)
+    steps, arena, buffers = _plan_buffers(graph, steps, shapes)
+    buffers = {t: e.replace("{name}", name) for t, e in buffers.items()}
+    return Program(name, graph, steps, shapes, arena, buffers)
+
+
+def _float_lines(data: np.ndarray, per_line: int = 8) -> list[str]:
+    flat = np.asarray(data, np.float32).reshape(-1)
+    lits = [c_float(v) for v in flat.tolist()]
+    return [", ".join(lits[i:i + per_line]) + "," for i in range(0, len(lits), per_line)]
+
+
+def _c_value(v) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, float):
+        return c_float(v)
+    if isinstance(v, tuple):
+        return "{" + ", ".join(_c_value(x) for x in v) + "}"
+    raise TypeError(f"no C rendering for {type(v).__name__}")
+
+
+def c_struct(params) -> str:
+    """A designated initializer for a params dataclass."""
+    fields = [f".{f.name} = {_c_value(getattr(params, f.name))}" for f in dataclasses.fields(params)]
+    return "{" + ", ".join(fields) + "}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["c_struct"] = c_struct
+    return env
+
+
+def flash_bytes_of_consts(program: Program) -> int:
+    return sum(c.data.size * 4 for s in program.steps for c in s.consts)
+
+
+def check_fits(program: Program, target: Target) -> None:
+    if target.is_host:
+        return
+    board = target.board
+    weights = flash_bytes_of_consts(program)
+    ram = program.arena.size * 4 + STACK_BYTES
+    if weights > board.flash_size:
+        raise TargetError(
+            f"model '{program.name}' needs {weights} bytes of flash for its weights alone, "
+            f"but {target.name} ({board.machine}) has {board.flash_size}"
+        )
+    if ram > board.ram_size:
+        raise TargetError(
+            f"model '{program.name}' needs {ram} bytes of RAM ({program.arena.size * 4} arena + {STACK_BYTES} stack), "
+            f"but {target.name} ({board.machine}) has {board.ram_size}"
+        )
+
+
+def render(program: Program, target: Target) -> dict[str, bytes]:
+    """All files of the output directory, path -> content."""
+    env = _environment()
+    name = program.name
+    graph = program.graph
+    rsteps: list[RenderedStep] = []
+    for i, s in enumerate(program.steps):
+        if s.view:
+            continue
+        sym = f"wl_{name}_l{i}"
+        consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _float_lines(c.data)) for c in s.consts}
+        ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] for k, t in enumerate(s.inputs)]
+        rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts))
+
+    io_names = _io_names(graph)
+
+    def io(kind, names):
+        return [{"c": io_names[t], "tensor": t, "shape": list(program.shapes[t]),
+                 "size": int(np.prod(program.shapes[t]))} for t in names]
+
+    ctx = {
+        "name": name,
+        "NAME": name.upper(),
+        "inputs": io("input", graph.inputs),
+        "outputs": io("output", graph.outputs),
+        "steps": rsteps,
+        "arena_floats": max(program.arena.size, 1),
+        "arena_bytes": program.arena.size * 4,
+        "version": __version__,
+    }
+    files: dict[str, bytes] = {
+        "model.h": env.get_template("model.h.j2").render(ctx).encode(),
+        "model.c": env.get_template("model.c.j2").render(ctx).encode(),
+    }
+    fw = firmware_dir()
+    files["runtime/wl_kernels.h"] = (fw / "include" / "wl_kernels.h").read_bytes()
+    for kernel in sorted({s.kernel for s in rsteps}):
+        src = KERNEL_SOURCES[kernel]
+        files[f"runtime/{src}"] = (fw / "src" / src).read_bytes()
+    files["manifest.json"] = (json.dumps(manifest(program, target, rsteps), indent=2) + "\n").encode()
+    return files
+
+
+def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> dict:
+    graph = program.graph
+    return {
+        "name": program.name,
+        "generator": f"weightless-mcu {__version__}",
+        "target": target.name,
+        "run_function": f"wl_{program.name}_run",
+        "inputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.inputs],
+        "outputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.outputs],
+        "arena_bytes": program.arena.size * 4,
+        "arena_lower_bound_bytes": program.arena.lower_bound * 4,
+        "layers": [
+            {
+                "index": s.index,
+                "layer": s.layer,
+                "kernel": s.kernel,
+                "symbol_prefix": s.sym,
+                "consts": {role: {"symbol": c.symbol, "floats": c.size, "bytes": c.size * 4} for role, c in s.consts.items()},
+            }
+            for s in rsteps
+        ],
+    }

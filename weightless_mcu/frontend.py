@@ -1,0 +1,202 @@
+"""Frontend: an ONNX file in, a checked `Graph` with static shapes out.
+
+Loads external data, runs the ONNX checker, upgrades old opsets, fixes the
+batch dimension to 1 (other symbolic dimensions need an override), infers
+shapes and converts everything into the IR.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference, version_converter
+
+from .errors import ModelLoadError, ShapeError, UnsupportedOpError
+from .ir import Graph, Node, Tensor
+
+# Models older than this are upgraded, so lowering sees one form of every op
+# (Clip bounds and Squeeze axes as inputs, Softmax on a single axis).
+MIN_OPSET = 13
+
+_FLOAT = onnx.TensorProto.FLOAT
+
+
+def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read and check a model file, external data included."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such model file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several types for bad bytes
+        raise ModelLoadError(f"{path} is not an ONNX model: it could not be parsed ({type(exc).__name__})") from None
+    if not model.HasField("graph") or model.ir_version == 0:
+        raise ModelLoadError(f"{path} is not an ONNX model: it has no graph or no IR version")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: its external weight data could not be read ({exc})") from None
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "validation failed"
+        raise ModelLoadError(f"{path} is not a valid ONNX model: {first}") from None
+    return model
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    raise ModelLoadError("the model imports no version of the default ONNX operator set")
+
+
+def _upgrade(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    if _opset(model) >= MIN_OPSET:
+        return model
+    try:
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{source}: its opset {_opset(model)} could not be upgraded to {MIN_OPSET} ({str(exc).splitlines()[0]})"
+        ) from None
+
+
+def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
+    """`["x=1,3,32,32", ...]` -> {"x": (1, 3, 32, 32)}."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs or []:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise ShapeError(f"--input-shape '{spec}' is not of the form NAME=D0,D1,... with positive dimensions")
+        shapes[name] = shape
+    return shapes
+
+
+def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]]) -> None:
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    for name in overrides:
+        if name not in names:
+            raise ShapeError(f"--input-shape names '{name}', which is not an input of the model (inputs: {', '.join(names)})")
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        tt = vi.type.tensor_type
+        if tt.elem_type != _FLOAT:
+            raise UnsupportedOpError(
+                f"input '{vi.name}' has element type {onnx.TensorProto.DataType.Name(tt.elem_type)}; only float32 inputs are supported"
+            )
+        dims = tt.shape.dim
+        if vi.name in overrides:
+            want = overrides[vi.name]
+            if len(want) != len(dims):
+                raise ShapeError(f"--input-shape gives {len(want)} dimensions for '{vi.name}', which has {len(dims)}")
+            for d, v in zip(dims, want):
+                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
+                    raise ShapeError(f"--input-shape sets a dimension of '{vi.name}' to {v}, but the model fixes it to {d.dim_value}")
+                d.Clear()
+                d.dim_value = v
+            continue
+        for axis, d in enumerate(dims):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            if axis == 0:
+                d.Clear()
+                d.dim_value = 1  # the batch dimension
+                continue
+            label = d.dim_param or "?"
+            raise ShapeError(
+                f"input '{vi.name}' has a symbolic dimension '{label}' at axis {axis}; "
+                f"fix it with --input-shape {vi.name}=D0,D1,..."
+            )
+    # Outputs and value_info may carry stale symbolic dims: shape inference recomputes them.
+    for vi in list(model.graph.output) + list(model.graph.value_info):
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
+    del model.graph.value_info[:]
+
+
+def _shape_of(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    dims = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(d.dim_value)
+    return tuple(dims)
+
+
+def _const_array(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        return np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype.kind in "iub":
+        return np.ascontiguousarray(arr, dtype=np.int64)
+    return arr
+
+
+def to_graph(model: onnx.ModelProto, name: str) -> Graph:
+    g = model.graph
+    tensors: dict[str, Tensor] = {}
+    for init in g.initializer:
+        arr = _const_array(numpy_helper.to_array(init))
+        tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        if vi.name in tensors:
+            continue
+        shape = _shape_of(vi)
+        if shape is not None:
+            tensors[vi.name] = Tensor(vi.name, shape)
+    nodes: list[Node] = []
+    for i, n in enumerate(g.node):
+        if n.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"node '{n.name or i}' uses op {n.op_type} of domain '{n.domain}'; only the default ONNX domain is supported")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Constant":
+            arr = _const_array(numpy_helper.to_array(attrs["value"])) if "value" in attrs else None
+            if arr is None:
+                raise UnsupportedOpError(f"Constant node '{n.name or i}' has no 'value' tensor attribute")
+            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr)
+            continue
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                attrs[a.name] = numpy_helper.to_array(a.t)
+        nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{i}", list(n.input), list(n.output), attrs))
+    inits = {i.name for i in g.initializer}
+    inputs = [vi.name for vi in g.input if vi.name not in inits]
+    outputs = [vi.name for vi in g.output]
+    for out in outputs:
+        vi = next(v for v in g.output if v.name == out)
+        if vi.type.tensor_type.elem_type != _FLOAT:
+            raise UnsupportedOpError(f"output '{out}' is not float32; only float32 outputs are supported")
+    return Graph(name, nodes, tensors, inputs, outputs, _opset(model))
+
+
+def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[onnx.ModelProto, Graph]:
+    """Load a model file into the IR. Returns the prepared ONNX model too (static
+    shapes, upgraded opset): it is what onnxruntime runs as the reference."""
+    path = Path(path)
+    model = load_onnx(path)
+    model = _upgrade(model, str(path))
+    _fix_input_dims(model, input_shapes or {})
+    try:
+        model = shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise ShapeError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
+    return model, to_graph(model, model_name(path))
+
+
+def model_name(path: Path) -> str:
+    """A C identifier made from the file name: 'ad01-fp32.onnx' -> 'ad01_fp32'."""
+    stem = path.name[: -len(".onnx")] if path.name.endswith(".onnx") else path.stem
+    ident = "".join(c if c.isalnum() else "_" for c in stem.lower()).strip("_") or "model"
+    return ident if not ident[0].isdigit() else "m_" + ident

@@ -1,0 +1,78 @@
+"""The one intermediate representation every stage reads and returns.
+
+A `Graph` of `Node`s over named `Tensor`s. Shapes are static; initializers hold
+float32 (or, for shape operands, int64) numpy data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None = None  # set for constants (initializers)
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: list[str]  # "" marks an omitted optional input
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.op} node '{self.name}'"
+
+
+@dataclass
+class Graph:
+    name: str
+    nodes: list[Node]
+    tensors: dict[str, Tensor]
+    inputs: list[str]
+    outputs: list[str]
+    opset: int
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def const(self, name: str) -> np.ndarray | None:
+        t = self.tensors.get(name) if name else None
+        return None if t is None else t.data
+
+    def producers(self) -> dict[str, Node]:
+        return {out: n for n in self.nodes for out in n.outputs}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        uses: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    uses.setdefault(i, []).append(n)
+        return uses
+
+    def prune(self) -> None:
+        """Drop nodes whose outputs nobody needs and tensors nobody references."""
+        needed = set(self.outputs)
+        kept: list[Node] = []
+        for n in reversed(self.nodes):
+            if any(o in needed for o in n.outputs):
+                kept.append(n)
+                needed.update(i for i in n.inputs if i)
+        self.nodes = kept[::-1]
+        live = needed | set(self.inputs)
+        self.tensors = {k: v for k, v in self.tensors.items() if k in live}

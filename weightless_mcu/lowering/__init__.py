@@ -1,0 +1,43 @@
+"""Lowering: each supported ONNX op resolves its attributes into a frozen spec
+and becomes one or more kernel `Step`s. One op family, one module; each module
+registers its ops with `@register`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph, Node
+from .step import ConstArray, Lowered, Step
+
+_LOWERINGS: dict[str, Callable[[Node, Graph], Lowered]] = {}
+
+
+def register(*ops: str):
+    def wrap(fn: Callable[[Node, Graph], Lowered]):
+        for op in ops:
+            _LOWERINGS[op] = fn
+        return fn
+
+    return wrap
+
+
+def supported_ops() -> list[str]:
+    return sorted(_LOWERINGS)
+
+
+def lower_node(node: Node, graph: Graph) -> Lowered:
+    fn = _LOWERINGS.get(node.op)
+    if fn is None:
+        raise UnsupportedOpError(
+            f"{node.describe()} uses op {node.op}, which is not supported; supported ops: {', '.join(supported_ops())}"
+        )
+    for name in node.inputs + node.outputs:
+        if name and name not in graph.tensors:
+            raise UnsupportedOpError(f"{node.describe()}: the shape of tensor '{name}' could not be inferred")
+    return fn(node, graph)
+
+
+from . import conv, elementwise, gemm, pool, shape_ops, softmax  # noqa: E402,F401  (registration)
+
+__all__ = ["ConstArray", "Lowered", "Step", "lower_node", "register", "supported_ops"]

@@ -1,0 +1,129 @@
+"""Binary ops with broadcasting (Add, Sub, Mul, Div), unary activations (Relu,
+Clip, Sigmoid, Tanh) and a stand-alone BatchNormalization."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph, Node
+from . import register
+from .shape_ops import MAX_DIMS
+from .step import ConstArray, Lowered, Step, activation
+
+BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
+UNARY_CLAMP, UNARY_SIGMOID, UNARY_TANH = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class BinaryParams:
+    op: int
+    size: int  # elements of the output
+    same_shape: int  # 1: both inputs have the output's shape (a flat loop)
+    ndim: int
+    out_shape: tuple[int, ...]
+    a_strides: tuple[int, ...]
+    b_strides: tuple[int, ...]
+    act_min: float
+    act_max: float
+
+
+@dataclass(frozen=True)
+class UnaryParams:
+    op: int
+    size: int
+    act_min: float
+    act_max: float
+
+
+@dataclass(frozen=True)
+class ChannelAffineParams:
+    channels: int
+    inner: int
+    act_min: float
+    act_max: float
+
+
+def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc if d != 1 else 0)
+        acc *= d
+    return strides[::-1]
+
+
+def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shapes: dict | None = None) -> Step:
+    shapes = shapes or {}
+    sa = shapes.get(a) or graph.tensors[a].shape
+    sb = shapes.get(b) or graph.tensors[b].shape
+    out = tuple(np.broadcast_shapes(sa, sb))
+    consts = []
+    for k, name in enumerate((a, b)):
+        data = graph.const(name)
+        if data is not None:  # rendered in place of the tensor: see ConstArray.role
+            consts.append(ConstArray(f"input{k}", np.ascontiguousarray(data, np.float32).reshape(-1)))
+    if len(consts) == 2:
+        raise UnsupportedOpError(f"{node.describe()}: both operands are constant")
+    sa_s, sb_s = _broadcast_strides(sa, out), _broadcast_strides(sb, out)
+    # Merge away unit output axes so the rank fits MAX_DIMS.
+    keep = [i for i, d in enumerate(out) if d != 1] or [0]
+    out_k = tuple(out[i] for i in keep) if out else (1,)
+    sa_k = tuple(sa_s[i] for i in keep) if out else (0,)
+    sb_k = tuple(sb_s[i] for i in keep) if out else (0,)
+    if len(out_k) > MAX_DIMS:
+        raise UnsupportedOpError(f"{node.describe()}: more than {MAX_DIMS} non-unit dimensions are not supported")
+    pad = MAX_DIMS - len(out_k)
+    size = int(np.prod(out_k))
+    same = int(tuple(sa) == out and tuple(sb) == out)
+    lo, hi = activation(node)
+    params = BinaryParams(BINARY_OPS[op], size, same, len(out_k), out_k + (1,) * pad, sa_k + (0,) * pad, sb_k + (0,) * pad, lo, hi)
+    # Reuse an input's buffer when it has the output's shape (e.g. a residual Add).
+    a_is_activation = graph.const(a) is None
+    return Step("binary", node.name, (a, b), y, params, tuple(consts), inplace=a_is_activation and tuple(sa) == out)
+
+
+@register("Add", "Sub", "Mul", "Div")
+def lower_binary(node: Node, graph: Graph) -> Lowered:
+    return Lowered([binary_step(node, node.op, node.inputs[0], node.inputs[1], node.outputs[0], graph)])
+
+
+@register("Relu", "Clip", "Sigmoid", "Tanh")
+def lower_unary(node: Node, graph: Graph) -> Lowered:
+    x, y = node.inputs[0], node.outputs[0]
+    lo, hi = activation(node)
+    if node.op in ("Relu", "Clip"):
+        if node.op == "Relu":
+            b = (0.0, float("inf"))
+        else:
+            vals = []
+            for k, default in ((1, float("-inf")), (2, float("inf"))):
+                name = node.inputs[k] if len(node.inputs) > k else ""
+                v = graph.const(name) if name else np.float32(default)
+                if v is None:
+                    raise UnsupportedOpError(f"{node.describe()}: only constant Clip bounds are supported")
+                vals.append(float(v))
+            b = tuple(vals)
+        lo, hi = max(lo, b[0]), min(hi, b[1])
+        op = UNARY_CLAMP
+    else:
+        op = UNARY_SIGMOID if node.op == "Sigmoid" else UNARY_TANH
+    return Lowered([Step("unary", node.name, (x,), y, UnaryParams(op, graph.tensors[y].size, lo, hi), inplace=True)])
+
+
+@register("BatchNormalization")
+def lower_batchnorm(node: Node, graph: Graph) -> Lowered:
+    x, y = node.inputs[0], node.outputs[0]
+    if node.attrs.get("training_mode", 0):
+        raise UnsupportedOpError(f"{node.describe()}: training-mode BatchNormalization is not supported")
+    vals = [graph.const(i) for i in node.inputs[1:5]]
+    if any(v is None for v in vals):
+        raise UnsupportedOpError(f"{node.describe()}: only constant BatchNormalization parameters are supported")
+    scale, bias, mean, var = (v.astype(np.float64) for v in vals)
+    s = scale / np.sqrt(var + node.attrs.get("epsilon", 1e-5))
+    shape = graph.tensors[x].shape
+    lo, hi = activation(node)
+    params = ChannelAffineParams(shape[1], int(np.prod(shape[2:])), lo, hi)
+    consts = (ConstArray("scale", s.astype(np.float32)), ConstArray("shift", (bias - mean * s).astype(np.float32)))
+    return Lowered([Step("channel_affine", node.name, (x,), y, params, consts, inplace=True)])

@@ -1,0 +1,119 @@
+"""Gemm and MatMul: fully connected layers (constant weights) and products of
+two activations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph, Node
+from . import register
+from .layout import pack_rows
+from .step import ConstArray, Lowered, Step, activation
+from .elementwise import binary_step
+from .shape_ops import transpose_step
+
+
+@dataclass(frozen=True)
+class FcParams:
+    rows: int  # rows of the input processed one after another
+    in_features: int
+    out_features: int
+    act_min: float
+    act_max: float
+
+
+@dataclass(frozen=True)
+class MatmulParams:
+    batch: int
+    m: int
+    k: int
+    n: int
+    a_batch_stride: int
+    b_batch_stride: int
+    act_min: float
+    act_max: float
+
+
+def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | None, rows: int) -> Step:
+    n_out, k = w_rows.shape
+    lo, hi = activation(node)
+    consts = [ConstArray("weight", pack_rows(w_rows))]
+    if bias is not None:
+        consts.append(ConstArray("bias", np.ascontiguousarray(bias, np.float32)))
+    return Step("fc", node.name, (x,), y, FcParams(rows, k, n_out, lo, hi), tuple(consts))
+
+
+def _row_bias(c: np.ndarray, n_out: int, m: int) -> np.ndarray | None:
+    """A bias that is the same for every row, as a vector of n_out, or None."""
+    c = np.asarray(c, np.float32)
+    if c.ndim <= 1 and c.size in (1, n_out):
+        return np.broadcast_to(c.reshape(-1), (n_out,)).copy()
+    if c.ndim == 2 and c.shape[1] in (1, n_out) and (c.shape[0] == 1 or np.all(c == c[:1])):
+        return np.broadcast_to(c[0], (n_out,)).copy()
+    return None
+
+
+@register("Gemm")
+def lower_gemm(node: Node, graph: Graph) -> Lowered:
+    a, b = node.inputs[0], node.inputs[1]
+    c = node.inputs[2] if len(node.inputs) > 2 else ""
+    alpha, beta = float(node.attrs.get("alpha", 1.0)), float(node.attrs.get("beta", 1.0))
+    w = graph.const(b)
+    if graph.tensors[a].is_const or w is None:
+        raise UnsupportedOpError(f"{node.describe()}: only Gemm with an activation as A and constant B is supported")
+    lowered = Lowered([])
+    if node.attrs.get("transA", 0):
+        m, k = graph.tensors[a].shape[::-1]
+        at = node.outputs[0] + "_wl_aT"
+        lowered.new_tensors[at] = (m, k)
+        lowered.steps.append(transpose_step(node.name, a, at, graph.tensors[a].shape, (1, 0)))
+        a = at
+    m, k = graph.tensors[a].shape
+    w_rows = (w if node.attrs.get("transB", 0) else w.T).astype(np.float64) * alpha
+    n_out = w_rows.shape[0]
+    bias = None
+    add_c = False
+    if c:
+        cdata = graph.const(c)
+        bias = _row_bias(cdata * beta, n_out, m) if cdata is not None else None
+        add_c = bias is None
+    y = node.outputs[0]
+    if add_c:
+        # C varies by row or is computed: a separate broadcast add after the product.
+        tmp = y + "_wl_ab"
+        lowered.new_tensors[tmp] = (m, n_out)
+        plain = Node(node.op, node.name, node.inputs, [tmp], {})
+        lowered.steps.append(fc_step(plain, a, tmp, w_rows.astype(np.float32), None, m))
+        if beta != 1.0:
+            raise UnsupportedOpError(f"{node.describe()}: beta != 1 with a non-constant or per-row C is not supported")
+        lowered.steps.append(binary_step(node, "Add", tmp, c, y, graph, shapes={tmp: (m, n_out)}))
+    else:
+        lowered.steps.append(fc_step(node, a, y, w_rows.astype(np.float32), bias, m))
+    return lowered
+
+
+@register("MatMul")
+def lower_matmul(node: Node, graph: Graph) -> Lowered:
+    a, b = node.inputs
+    ta, tb = graph.tensors[a], graph.tensors[b]
+    y = node.outputs[0]
+    if ta.is_const:
+        raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant first operand is not supported")
+    if len(ta.shape) < 2 or len(tb.shape) < 2:
+        raise UnsupportedOpError(f"{node.describe()}: 1-D MatMul operands are not supported")
+    if tb.is_const and tb.data.ndim == 2:
+        rows = int(np.prod(ta.shape[:-1]))
+        return Lowered([fc_step(node, a, y, tb.data.T, None, rows)])
+    if tb.is_const:
+        raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant operand of rank > 2 is not supported")
+    m, k = ta.shape[-2:]
+    n = tb.shape[-1]
+    batch_a, batch_b = int(np.prod(ta.shape[:-2])), int(np.prod(tb.shape[:-2]))
+    batch = max(batch_a, batch_b)
+    if batch_a not in (1, batch) or batch_b not in (1, batch) or ta.shape[:-2] != tb.shape[:-2] and min(batch_a, batch_b) != 1:
+        raise UnsupportedOpError(f"{node.describe()}: MatMul batch dimensions {ta.shape[:-2]} and {tb.shape[:-2]} are not supported")
+    lo, hi = activation(node)
+    params = MatmulParams(batch, m, k, n, m * k if batch_a > 1 else 0, k * n if batch_b > 1 else 0, lo, hi)
+    return Lowered([Step("matmul", node.name, (a, b), y, params)])

@@ -1,0 +1,59 @@
+"""What lowering produces: kernel calls over named tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..passes import ACT
+
+NO_ACT = (float("-inf"), float("inf"))
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    """A constant array the generated code places in flash."""
+
+    # "weight", "bias", a kernel-specific name such as "scale", or "input<k>":
+    # a constant operand that stands in for the step's k-th input tensor.
+    role: str
+    data: np.ndarray  # float32, already in the layout the kernel walks
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel call. `params` is a frozen spec whose fields map one to one
+    onto the C params struct; templates render it and never compute."""
+
+    kernel: str  # template and C kernel name stem, e.g. "fc" -> wl_fc_f32
+    layer: str  # the ONNX node it came from
+    inputs: tuple[str, ...]  # activation tensors read
+    output: str
+    params: object
+    consts: tuple[ConstArray, ...] = ()
+    view: bool = False  # the output is the first input, reinterpreted (no code)
+    inplace: bool = False  # the output may share the first input's buffer
+
+
+@dataclass
+class Lowered:
+    steps: list[Step]
+    # Intermediate tensors the lowering introduced: name -> shape.
+    new_tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def activation(node) -> tuple[float, float]:
+    return node.attrs.get(ACT, NO_ACT)
+
+
+def c_float(x: float) -> str:
+    """A C float literal that is exact (hex) and handles infinities."""
+    x = float(np.float32(x))
+    if x == float("inf"):
+        return "INFINITY"
+    if x == float("-inf"):
+        return "-INFINITY"
+    if x == 0:
+        return "-0.0f" if np.signbit(x) else "0.0f"
+    mantissa, exponent = x.hex().split("p")
+    return f"{mantissa.rstrip('0').rstrip('.')}p{exponent}f"

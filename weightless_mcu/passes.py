@@ -1,0 +1,206 @@
+"""Graph passes: constant folding, Identity/Dropout removal, MatMul+Add -> Gemm,
+BatchNormalization folded into the preceding Conv/Gemm, Relu/Clip fused into
+the node that produces their input.
+
+Every pass takes a Graph and changes it in place; `run_passes` runs them all.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from .errors import UnsupportedOpError
+from .ir import Graph, Node, Tensor
+
+# Attribute under which a fused activation travels: (low, high) clamp bounds.
+ACT = "wl_activation"
+# Ops whose kernels can clamp their own outputs.
+_FUSABLE_PRODUCERS = {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization"}
+
+
+def _rename_uses(graph: Graph, old: str, new: str) -> None:
+    for n in graph.nodes:
+        n.inputs = [new if i == old else i for i in n.inputs]
+
+
+def _bypass(graph: Graph, node: Node) -> None:
+    """Remove a node whose output equals its first input."""
+    src, dst = node.inputs[0], node.outputs[0]
+    graph.nodes.remove(node)
+    if dst in graph.outputs:
+        if src in graph.inputs or src in graph.outputs or graph.tensors[src].is_const:
+            # Keep a graph output distinct from inputs, constants and other outputs.
+            graph.nodes.append(Node("Identity", node.name, [src], [dst]))
+            return
+        for n in graph.nodes:
+            n.outputs = [dst if o == src else o for o in n.outputs]
+        _rename_uses(graph, src, dst)
+    else:
+        _rename_uses(graph, dst, src)
+
+
+def remove_identities(graph: Graph) -> None:
+    for node in [n for n in graph.nodes if n.op in ("Identity", "Dropout")]:
+        if node.op == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
+            used = any(node.outputs[1] in n.inputs for n in graph.nodes) or node.outputs[1] in graph.outputs
+            if used:
+                raise UnsupportedOpError(f"{node.describe()}: its mask output is used; only inference-mode Dropout is supported")
+        _bypass(graph, node)
+
+
+def _evaluate(graph: Graph, node: Node) -> list[np.ndarray]:
+    inputs = [helper.make_tensor_value_info(f"i{k}", onnx.TensorProto.UNDEFINED, None) for k in range(len(node.inputs))]
+    feeds = {}
+    names = []
+    for k, name in enumerate(node.inputs):
+        if not name:
+            names.append("")
+            continue
+        names.append(f"i{k}")
+        feeds[f"i{k}"] = graph.tensors[name].data if graph.tensors[name].is_const else np.zeros(graph.tensors[name].shape, np.float32)
+    outs = [f"o{k}" for k in range(len(node.outputs))]
+    onnx_node = helper.make_node(node.op, names, outs, **{k: v for k, v in node.attrs.items() if not k.startswith("wl_")})
+    g = helper.make_graph([onnx_node], "fold", [i for i, n in zip(inputs, names) if n], [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", graph.opset)])
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def fold_constants(graph: Graph) -> None:
+    """Evaluate every node whose inputs are all constant (and Shape of a static
+    tensor) with ONNX's reference evaluator, once, at compile time."""
+    changed = True
+    while changed:
+        changed = False
+        for node in list(graph.nodes):
+            present = [i for i in node.inputs if i]
+            if node.op == "Shape" and present and present[0] in graph.tensors:
+                shape = np.array(graph.tensors[present[0]].shape, np.int64)
+                start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
+                value = shape[start:end]
+            elif node.op == "Size" and present and present[0] in graph.tensors:
+                value = np.array(graph.tensors[present[0]].size, np.int64)
+            elif present and all(graph.tensors.get(i) is not None and graph.tensors[i].is_const for i in present):
+                try:
+                    outs = _evaluate(graph, node)
+                except Exception as exc:
+                    raise UnsupportedOpError(f"{node.describe()} has constant inputs but could not be evaluated: {exc}") from None
+                for name, arr in zip(node.outputs, outs):
+                    if name:
+                        arr = np.asarray(arr)
+                        arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
+                        graph.tensors[name] = Tensor(name, tuple(arr.shape), np.ascontiguousarray(arr))
+                graph.nodes.remove(node)
+                changed = True
+                continue
+            else:
+                continue
+            graph.tensors[node.outputs[0]] = Tensor(node.outputs[0], tuple(value.shape), value)
+            graph.nodes.remove(node)
+            changed = True
+
+
+def _single_use(graph: Graph, tensor: str) -> bool:
+    return tensor not in graph.outputs and sum(i == tensor for n in graph.nodes for i in n.inputs) == 1
+
+
+def matmul_add_to_gemm(graph: Graph) -> None:
+    producers = graph.producers()
+    for add in [n for n in graph.nodes if n.op == "Add"]:
+        for k in (0, 1):
+            mm = producers.get(add.inputs[k])
+            bias = graph.const(add.inputs[1 - k])
+            if mm is None or mm.op != "MatMul" or bias is None or not _single_use(graph, mm.outputs[0]):
+                continue
+            a, b = graph.tensors[mm.inputs[0]], graph.tensors[mm.inputs[1]]
+            if a.is_const or b.data is None or len(a.shape) != 2 or b.data.ndim != 2:
+                continue
+            n_out = b.shape[1]
+            if bias.size not in (1, n_out) or (bias.ndim == 2 and bias.shape[0] != 1) or bias.ndim > 2:
+                continue
+            gemm = Node("Gemm", mm.name, [mm.inputs[0], mm.inputs[1], add.inputs[1 - k]], add.outputs, {})
+            graph.nodes[graph.nodes.index(mm)] = gemm
+            graph.nodes.remove(add)
+            producers = graph.producers()
+            break
+
+
+def fold_batchnorm(graph: Graph) -> None:
+    producers = graph.producers()
+    for bn in [n for n in graph.nodes if n.op == "BatchNormalization"]:
+        prev = producers.get(bn.inputs[0])
+        params = [graph.const(i) for i in bn.inputs[1:5]]
+        if prev is None or prev.op not in ("Conv", "Gemm") or any(p is None for p in params):
+            continue
+        if not _single_use(graph, prev.outputs[0]) or ACT in prev.attrs:
+            continue
+        w = graph.const(prev.inputs[1])
+        bias_name = prev.inputs[2] if len(prev.inputs) > 2 else ""
+        bias = graph.const(bias_name) if bias_name else None
+        if w is None or (bias_name and bias is None):
+            continue
+        if prev.op == "Gemm" and (prev.attrs.get("transA", 0) or len(graph.tensors[prev.outputs[0]].shape) != 2):
+            continue
+        scale, shift, mean, var = params
+        eps = bn.attrs.get("epsilon", 1e-5)
+        s = (scale / np.sqrt(var.astype(np.float64) + eps)).astype(np.float64)
+        out_c = s.shape[0]
+        if prev.op == "Conv":
+            new_w = w.astype(np.float64) * s.reshape(-1, *([1] * (w.ndim - 1)))
+        else:
+            alpha = prev.attrs.get("alpha", 1.0)
+            wt = w.T if not prev.attrs.get("transB", 0) else w
+            new_w = (alpha * wt.astype(np.float64)) * s.reshape(-1, 1)
+            prev.attrs = {"transB": 1, "beta": 1.0}
+        if bias is None:
+            base = np.zeros(out_c)
+        else:
+            base = np.broadcast_to(bias.astype(np.float64) * (prev.attrs.get("beta", 1.0) if prev.op == "Gemm" else 1.0), (out_c,))
+        new_b = (base - mean) * s + shift
+        wname, bname = prev.inputs[1] + "_bnfold", bn.name + "_bias_bnfold"
+        graph.tensors[wname] = Tensor(wname, new_w.shape, new_w.astype(np.float32))
+        graph.tensors[bname] = Tensor(bname, (out_c,), new_b.astype(np.float32))
+        prev.inputs = [prev.inputs[0], wname, bname]
+        prev.outputs = list(bn.outputs[:1])
+        graph.nodes.remove(bn)
+        producers = graph.producers()
+
+
+def _clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
+    if node.op == "Relu":
+        return (0.0, float("inf"))
+    lo = graph.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else np.float32(-np.inf)
+    hi = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.float32(np.inf)
+    if lo is None or hi is None:
+        return None
+    return (float(lo), float(hi))
+
+
+def fuse_activations(graph: Graph) -> None:
+    producers = graph.producers()
+    for act in [n for n in graph.nodes if n.op in ("Relu", "Clip")]:
+        prev = producers.get(act.inputs[0])
+        bounds = _clip_bounds(graph, act)
+        if prev is None or bounds is None or prev.op not in _FUSABLE_PRODUCERS:
+            continue
+        if not _single_use(graph, prev.outputs[0]) or len(prev.outputs) != 1:
+            continue
+        if prev.op == "MatMul" and graph.const(prev.inputs[1]) is None:
+            continue
+        lo0, hi0 = prev.attrs.get(ACT, (float("-inf"), float("inf")))
+        prev.attrs[ACT] = (max(lo0, bounds[0]), min(hi0, bounds[1]))
+        prev.outputs = list(act.outputs)
+        graph.nodes.remove(act)
+        producers = graph.producers()
+
+
+def run_passes(graph: Graph) -> Graph:
+    remove_identities(graph)
+    fold_constants(graph)
+    graph.prune()
+    matmul_add_to_gemm(graph)
+    fold_batchnorm(graph)
+    fuse_activations(graph)
+    graph.prune()
+    return graph

@@ -1,0 +1,104 @@
+"""Run a firmware image: under qemu-system-arm on the target's board, or
+natively for the host target. Inputs go in and outputs come out through files
+(semihosting); instruction counts come from the counting plugin in qemu/."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from elftools.elf.elffile import ELFFile
+
+from .errors import RunError, ToolchainError
+from .resources import qemu_dir
+from .targets import Target
+
+EXIT_IO, EXIT_MODEL, EXIT_FAULT = 2, 3, 127  # firmware/board/wl_board.h
+
+
+@dataclass
+class RunResult:
+    outputs: np.ndarray  # (samples, output floats)
+    instructions: list[int] | None  # per inference, exact (None on the host)
+    stack_bytes: int | None  # deepest stack use of one inference (None on the host)
+
+
+def _plugin() -> Path:
+    """The instruction-counting plugin, built once per source version."""
+    src = qemu_dir() / "wl_insn_count.c"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "weightless-mcu"
+    lib = cache / f"wl_insn_count-{digest}.so"
+    if lib.exists():
+        return lib
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise ToolchainError("no host C compiler found to build the QEMU instruction-counting plugin")
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+    proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolchainError(f"building the QEMU counting plugin failed: {proc.stderr.strip()[:500]}")
+    tmp.replace(lib)
+    return lib
+
+
+def _symbol_addresses(elf: Path, names: list[str]) -> dict[str, int]:
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        found = {}
+        for name in names:
+            syms = symtab.get_symbol_by_name(name) if symtab else None
+            if not syms:
+                raise RunError(f"{elf}: symbol {name} is missing; is it a weightless-mcu test firmware?")
+            found[name] = syms[0]["st_value"] & ~1  # Thumb bit
+        return found
+
+
+def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: int, *,
+                 model: str = "model", timeout: float = 300.0) -> RunResult:
+    inputs = np.ascontiguousarray(inputs, np.float32)
+    samples = inputs.shape[0]
+    with tempfile.TemporaryDirectory(prefix="wl-run-") as tmp:
+        work = Path(tmp)
+        inputs.tofile(work / "input.bin")
+        log = work / "plugin.log"
+        if target.is_host:
+            cmd = [str(Path(elf).resolve())]
+        else:
+            qemu = shutil.which("qemu-system-arm")
+            if qemu is None:
+                raise ToolchainError("'qemu-system-arm' was not found on PATH (apt-get install qemu-system-arm)")
+            marks = _symbol_addresses(elf, ["wlh_count_begin", "wlh_count_end"])
+            plugin = f"{_plugin()},begin={marks['wlh_count_begin']:x},end={marks['wlh_count_end']:x}"
+            cmd = [qemu, "-machine", target.board.machine, "-display", "none", "-serial", "none", "-monitor", "none",
+                   "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve()),
+                   "-plugin", plugin, "-d", "plugin", "-D", str(log)]
+        where = "on the host" if target.is_host else f"under QEMU ({target.board.machine})"
+        try:
+            proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"the firmware of model '{model}' for {target.name} did not finish within {timeout:.0f} s {where} (hung?)") from None
+        if proc.returncode == EXIT_FAULT:
+            raise RunError(f"the firmware of model '{model}' for {target.name} faulted {where} (HardFault or another fault exception)")
+        if proc.returncode != 0:
+            detail = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}").splitlines()[-1]
+            raise RunError(f"the firmware of model '{model}' for {target.name} failed {where}: {detail}")
+        raw = np.fromfile(work / "output.bin", dtype=np.float32)
+        if raw.size != samples * output_floats:
+            raise RunError(f"the firmware of model '{model}' wrote {raw.size} output floats, expected {samples * output_floats}")
+        instructions = stack = None
+        if not target.is_host:
+            counts = [int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("wl_insns ")]
+            if len(counts) != samples + 1:
+                raise RunError(f"the counting plugin reported {len(counts)} regions, expected {samples + 1}")
+            instructions = [c - counts[0] for c in counts[1:]]
+            for line in proc.stdout.splitlines():
+                if line.startswith("wlh_stack_bytes "):
+                    stack = int(line.split()[1])
+        return RunResult(raw.reshape(samples, output_floats), instructions, stack)

@@ -1,0 +1,78 @@
+"""Flash and RAM of a firmware image from its ELF: the whole image (equal to
+arm-none-eabi-size's text+data and data+bss), the model alone (the generated
+library and the runtime kernels: every symbol named wl_*), and per layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+
+@dataclass
+class ImageSizes:
+    text: int  # allocated, not writable: code, constants, vectors (flash)
+    data: int  # writable with contents: in RAM, and its load image in flash
+    bss: int  # writable, no contents (RAM)
+    symbols: dict[str, tuple[int, bool]] = field(default_factory=dict)  # name -> (size, in RAM)
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss
+
+
+def read_elf(elf: Path) -> ImageSizes:
+    text = data = bss = 0
+    symbols: dict[str, tuple[int, bool]] = {}
+    with open(elf, "rb") as f:
+        ef = ELFFile(f)
+        writable_sections = set()
+        for idx, sec in enumerate(ef.iter_sections()):
+            flags = sec["sh_flags"]
+            if not flags & SH_FLAGS.SHF_ALLOC:
+                continue
+            size = sec["sh_size"]
+            if not flags & SH_FLAGS.SHF_WRITE:
+                text += size
+            elif sec["sh_type"] == "SHT_NOBITS":
+                bss += size
+                writable_sections.add(idx)
+            else:
+                data += size
+                writable_sections.add(idx)
+        symtab = ef.get_section_by_name(".symtab")
+        for sym in symtab.iter_symbols() if symtab else []:
+            if sym["st_info"]["type"] not in ("STT_FUNC", "STT_OBJECT") or sym["st_size"] == 0:
+                continue
+            shndx = sym["st_shndx"]
+            in_ram = isinstance(shndx, int) and shndx in writable_sections
+            symbols[sym.name] = (sym["st_size"], in_ram)
+    return ImageSizes(text, data, bss, symbols)
+
+
+def is_model_symbol(name: str) -> bool:
+    """The generated library and runtime kernels use the wl_ prefix; the harness and board code use wlh_."""
+    return name.startswith("wl_")
+
+
+def model_sizes(image: ImageSizes) -> tuple[int, int]:
+    """(flash, RAM) of the model's own symbols."""
+    flash = sum(size for name, (size, ram) in image.symbols.items() if is_model_symbol(name) and not ram)
+    ram = sum(size for name, (size, ram) in image.symbols.items() if is_model_symbol(name) and ram)
+    return flash, ram
+
+
+def layer_sizes(image: ImageSizes, manifest: dict) -> list[dict]:
+    """Flash of each layer's constants and params struct, from the symbol table."""
+    rows = []
+    for layer in manifest["layers"]:
+        prefix = layer["symbol_prefix"] + "_"
+        flash = sum(size for name, (size, ram) in image.symbols.items() if name.startswith(prefix) and not ram)
+        weights = sum(c["bytes"] for c in layer["consts"].values())
+        rows.append({"layer": layer["layer"], "kernel": layer["kernel"], "flash_bytes": flash, "weight_bytes": weights})
+    return rows

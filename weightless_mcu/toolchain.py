@@ -1,0 +1,88 @@
+"""Build a test firmware from an output directory: the generated library, the
+harness, and (on a board) the start-up code and a linker script rendered from
+the board table."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jinja2
+
+from .errors import ToolchainError
+from .resources import firmware_dir, templates_dir
+from .targets import Target
+
+OPT_FLAGS = ["-O2", "-std=c99", "-ffunction-sections", "-fdata-sections"]
+WARN_FLAGS = ["-Wall", "-Wextra", "-Werror"]
+STACK_BYTES = 16 * 1024
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        hint = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" if "arm" in tool else "install a C compiler"
+        raise ToolchainError(f"'{tool}' was not found on PATH ({hint})")
+    return path
+
+
+def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        first_errors = "\n".join(detail[:20])
+        raise ToolchainError(f"{what} failed ({Path(cmd[0]).name} exit {proc.returncode}):\n{first_errors}")
+
+
+def _render(template: str, **ctx) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template(template).render(**ctx)
+
+
+def build_firmware(out_dir: Path, target: Target, build_dir: Path) -> Path:
+    """Compile and link the harness firmware for the library in out_dir; returns the ELF."""
+    out_dir, build_dir = Path(out_dir), Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    cc = _need(target.cc)
+    fw = firmware_dir()
+    ctx = {
+        "name": manifest["name"],
+        "inputs": [{"size": _size(t["shape"])} for t in manifest["inputs"]],
+        "outputs": [{"size": _size(t["shape"])} for t in manifest["outputs"]],
+    }
+    (build_dir / "wl_harness_model.h").write_text(_render("harness_model.h.j2", **ctx))
+    includes = [f"-I{out_dir}", f"-I{out_dir / 'runtime'}", f"-I{build_dir}", f"-I{fw / 'board'}"]
+    model_sources = [out_dir / "model.c", *sorted((out_dir / "runtime").glob("*.c"))]
+    support_sources = [fw / "harness" / "wl_harness.c"]
+    arch = list(target.board.cflags) if not target.is_host else []
+    if not target.is_host:
+        support_sources.append(fw / "board" / "startup_cortexm.c")
+        (build_dir / "link.ld").write_text(_render("link.ld.j2", board=target.board, stack_size=STACK_BYTES))
+
+    def compile_one(src: Path) -> Path:
+        obj = build_dir / (src.name[:-2] + ".o")
+        warn = WARN_FLAGS if src in model_sources else ["-Wall"]
+        _run([cc, *arch, *OPT_FLAGS, *warn, *includes, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {target.name}")
+        return obj
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        objects = list(pool.map(compile_one, model_sources + support_sources))
+    elf = build_dir / "firmware.elf"
+    if target.is_host:
+        link = [cc, *[str(o) for o in objects], "-o", str(elf), "-lm"]
+    else:
+        link = [cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
+                f"-T{build_dir / 'link.ld'}", *[str(o) for o in objects], "-o", str(elf), "-lm"]
+    _run(link, f"linking the firmware for {target.name}")
+    return elf
+
+
+def _size(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
