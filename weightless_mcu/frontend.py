@@ -138,9 +138,9 @@ def _shape_of(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
 
 def _const_array(arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "f":
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        return np.array(arr, dtype=np.float32, order="C")  # keeps 0-d scalars 0-d
     if arr.dtype.kind in "iub":
-        return np.ascontiguousarray(arr, dtype=np.int64)
+        return np.array(arr, dtype=np.int64, order="C")
     return arr
 
 

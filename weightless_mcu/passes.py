@@ -90,7 +90,7 @@ def fold_constants(graph: Graph) -> None:
                     if name:
                         arr = np.asarray(arr)
                         arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
-                        graph.tensors[name] = Tensor(name, tuple(arr.shape), np.ascontiguousarray(arr))
+                        graph.tensors[name] = Tensor(name, tuple(arr.shape), np.array(arr, order="C"))
                 graph.nodes.remove(node)
                 changed = True
                 continue

@@ -70,7 +70,7 @@ def lower_gemm(node: Node, graph: Graph) -> Lowered:
         lowered.new_tensors[at] = (m, k)
         lowered.steps.append(transpose_step(node.name, a, at, graph.tensors[a].shape, (1, 0)))
         a = at
-    m, k = graph.tensors[a].shape
+    m, k = lowered.new_tensors.get(a) or graph.tensors[a].shape
     w_rows = (w if node.attrs.get("transB", 0) else w.T).astype(np.float64) * alpha
     n_out = w_rows.shape[0]
     bias = None

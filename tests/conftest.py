@@ -1,0 +1,54 @@
+"""Shared helpers: small models built with onnx.helper, saved to tmp_path."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = Path(__file__).resolve().parents[1]
+MLPERF = REPO.parent / "shared" / "models" / "mlperf-tiny"
+MLPERF_MODELS = {
+    "ad01": MLPERF / "anomaly_detection_ad01_fp32.onnx",
+    "resnet8": MLPERF / "image_classification_resnet8_fp32.onnx",
+    "vww": MLPERF / "visual_wake_words_mobilenet_v1_025_fp32.onnx",
+}
+
+
+def make_model(path: Path, nodes, inputs: dict, outputs: dict, inits: dict | None = None, opset: int = 13) -> Path:
+    """inputs/outputs: name -> shape (None for an output shape left to inference)."""
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs.items()],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    known = {vi.name: vi for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for out in model.graph.output:  # outputs given as None take the inferred shape
+        if outputs[out.name] is None and known.get(out.name) is not None and known[out.name].type.tensor_type.HasField("shape"):
+            out.type.tensor_type.shape.CopyFrom(known[out.name].type.tensor_type.shape)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def rand(*shape, seed=0, scale=1.0):
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    return tmp_path / "model.onnx"
+
+
+def mlperf(name: str) -> Path:
+    path = MLPERF_MODELS[name]
+    if not path.exists():
+        pytest.skip(f"{path} is not present")
+    return path

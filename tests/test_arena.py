@@ -1,0 +1,40 @@
+"""The arena planner: regions never overlap while both are live, and the
+arena stays near the lower bound."""
+from __future__ import annotations
+
+import numpy as np
+
+from weightless_mcu.arena import plan_arena
+
+
+def _check_no_overlap(plan):
+    for a in plan.regions:
+        for b in plan.regions:
+            if a.root >= b.root or a.last < b.first or b.last < a.first:
+                continue
+            assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
+
+
+def test_chain_reuses_two_regions():
+    # a -> b -> c -> d: only neighbours are live together.
+    life = {"a": (0, 1), "b": (1, 2), "c": (2, 3), "d": (3, 4)}
+    sizes = {k: 100 for k in life}
+    plan = plan_arena(life, sizes, {k: k for k in life})
+    _check_no_overlap(plan)
+    assert plan.lower_bound == 200
+    assert plan.size <= 208  # two aligned regions
+
+
+def test_random_lifetimes_never_overlap_and_stay_near_bound():
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n = int(rng.integers(2, 30))
+        life, sizes = {}, {}
+        for i in range(n):
+            first = int(rng.integers(0, 40))
+            life[f"t{i}"] = (first, first + int(rng.integers(0, 6)))
+            sizes[f"t{i}"] = int(rng.integers(1, 5000))
+        plan = plan_arena(life, sizes, {k: k for k in life})
+        _check_no_overlap(plan)
+        assert plan.lower_bound <= plan.size
+        assert all(r.offset % 4 == 0 for r in plan.regions)

@@ -1,0 +1,112 @@
+"""Bad input gets one clear sentence on stderr, a non-zero exit, no traceback,
+and leaves the output directory as it was."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from .conftest import make_model, rand
+
+H = helper.make_node
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "weightless_mcu", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_clean_error(proc, *needles):
+    assert proc.returncode not in (0, 70), proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("weightless-mcu: error:")]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def good_model(tmp_path):
+    return make_model(tmp_path / "good.onnx", [H("Gemm", ["x", "w"], ["y"])], {"x": [1, 4]}, {"y": [1, 3]}, {"w": rand(4, 3)})
+
+
+def test_not_onnx(tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("this is a text file, not a model\n" * 10)
+    assert_clean_error(run_cli("compile", bad, "-o", tmp_path / "out"), "notes.onnx", "not")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_file(tmp_path):
+    assert_clean_error(run_cli("compile", tmp_path / "nope.onnx", "-o", tmp_path / "out"), "no such model file")
+
+
+def test_truncated_model(tmp_path, good_model):
+    data = good_model.read_bytes()
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_clean_error(run_cli("compile", cut, "-o", tmp_path / "out"), "cut.onnx")
+
+
+def test_unsupported_op_names_op_node_and_supported_list(tmp_path):
+    path = make_model(tmp_path / "m.onnx", [H("Relu", ["x"], ["r"]), H("Erf", ["r"], ["y"], name="my_erf")], {"x": [1, 4]}, {"y": [1, 4]})
+    line = assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "Erf", "my_erf", "supported ops:", "Conv")
+    assert "Gemm" in line
+
+
+def test_symbolic_dim_needs_override(tmp_path):
+    path = make_model(tmp_path / "m.onnx", [H("Relu", ["x"], ["y"])], {"x": [1, "features"]}, {"y": [1, "features"]})
+    assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "features", "--input-shape")
+    ok = run_cli("compile", path, "-o", tmp_path / "out", "--input-shape", "x=1,12", "-q")
+    assert ok.returncode == 0, ok.stderr
+    assert "#define WL_M_INPUT_SIZE 12" in (tmp_path / "out" / "model.h").read_text()
+
+
+def test_symbolic_batch_is_fixed_to_one(tmp_path):
+    path = make_model(tmp_path / "m.onnx", [H("Relu", ["x"], ["y"])], {"x": ["N", 5]}, {"y": ["N", 5]})
+    assert run_cli("compile", path, "-o", tmp_path / "out", "-q").returncode == 0
+    assert "WL_M_INPUT_SHAPE {1, 5}" in (tmp_path / "out" / "model.h").read_text()
+
+
+def test_model_too_large_for_flash(tmp_path):
+    big = rand(1100, 1024)  # 4.5 MB of weights; the boards have 4 MB of flash
+    path = make_model(tmp_path / "big.onnx", [H("Gemm", ["x", "w"], ["y"])], {"x": [1, 1100]}, {"y": [1, 1024]}, {"w": big})
+    line = assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "flash", "cortex-m4")
+    assert str(big.nbytes) in line and str(4 * 1024 * 1024) in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_too_large_for_ram(tmp_path):
+    path = make_model(tmp_path / "wide.onnx", [H("Relu", ["x"], ["r"]), H("Sigmoid", ["r"], ["y"])],
+                      {"x": [1, 600000]}, {"y": [1, 600000]})
+    assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "RAM", "2097152")
+
+
+def test_unknown_target(tmp_path, good_model):
+    assert_clean_error(run_cli("compile", good_model, "-o", tmp_path / "out", "--target", "cortex-m99"), "cortex-m99", "cortex-m4")
+
+
+def test_failed_compile_leaves_out_as_it_was(tmp_path, good_model):
+    out = tmp_path / "out"
+    assert run_cli("compile", good_model, "-o", out, "-q").returncode == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = make_model(tmp_path / "bad.onnx", [H("Erf", ["x"], ["y"])], {"x": [1, 4]}, {"y": [1, 4]})
+    assert_clean_error(run_cli("compile", bad, "-o", out), "Erf")
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_bad_inputs_file(tmp_path, good_model):
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 5), np.float32))
+    assert_clean_error(run_cli("verify", good_model, "--target", "host", "--inputs", tmp_path / "x.npz"), "shape", "(samples, 4)")
+
+
+def test_verify_mismatch_exit_status(tmp_path, good_model):
+    """An impossible tolerance makes verify report a mismatch with status 1 (not an error)."""
+    proc = run_cli("verify", good_model, "--target", "host", "--tolerance", "-1", "-q")
+    assert proc.returncode == 1 and "match           NO" in proc.stdout

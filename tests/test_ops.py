@@ -1,0 +1,122 @@
+"""Every supported op, in small models built with onnx.helper, compiled to C and
+run against onnxruntime: all on the host build, a representative set under QEMU."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from weightless_mcu import verify
+
+from .conftest import make_model, rand
+
+H = helper.make_node
+
+
+def _conv_case(**attrs):
+    cin, cout, k = attrs.pop("cin", 3), attrs.pop("cout", 6), attrs.pop("k", 3)
+    group = attrs.get("group", 1)
+    hw = attrs.pop("hw", 9)
+    return ([H("Conv", ["x", "w", "b"], ["y"], **attrs)], {"x": [1, cin, hw, hw]}, {"y": None},
+            {"w": rand(cout, cin // group, k, k, seed=1), "b": rand(cout, seed=2)})
+
+
+CASES = {
+    "gemm_transB": ([H("Gemm", ["x", "w", "b"], ["y"], transB=1, alpha=0.5, beta=2.0)], {"x": [1, 20]}, {"y": None},
+                    {"w": rand(7, 20), "b": rand(7, seed=1)}),
+    "gemm_no_bias": ([H("Gemm", ["x", "w"], ["y"])], {"x": [1, 13]}, {"y": None}, {"w": rand(13, 9)}),
+    "gemm_transA_row_bias": ([H("Gemm", ["x", "w", "b"], ["y"], transA=1)], {"x": [6, 3]}, {"y": None},
+                             {"w": rand(6, 5), "b": rand(3, 5, seed=1)}),
+    "matmul_add_relu": ([H("MatMul", ["x", "w"], ["m"]), H("Add", ["m", "b"], ["a"]), H("Relu", ["a"], ["y"])],
+                        {"x": [1, 17]}, {"y": None}, {"w": rand(17, 11), "b": rand(11, seed=1)}),
+    "matmul_3d_const": ([H("MatMul", ["x", "w"], ["y"])], {"x": [1, 4, 6]}, {"y": None}, {"w": rand(6, 5)}),
+    "matmul_two_activations": ([H("MatMul", ["x", "z"], ["y"])], {"x": [2, 3, 4], "z": [2, 4, 5]}, {"y": None}, {}),
+    "add_broadcast": ([H("Add", ["x", "c"], ["y"])], {"x": [1, 4, 3, 5]}, {"y": None}, {"c": rand(4, 1, 1)}),
+    "add_residual_relu": ([H("Relu", ["x"], ["r"]), H("Add", ["r", "x"], ["s"]), H("Relu", ["s"], ["y"])],
+                          {"x": [1, 2, 3, 3]}, {"y": None}, {}),
+    "add_two_inputs_broadcast": ([H("Add", ["x", "z"], ["y"])], {"x": [1, 3, 1, 5], "z": [1, 1, 4, 1]}, {"y": None}, {}),
+    "relu": ([H("Relu", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
+    "clip": ([H("Clip", ["x", "lo", "hi"], ["y"])], {"x": [1, 30]}, {"y": None},
+             {"lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)}),
+    "clip_min_only": ([H("Clip", ["x", "lo"], ["y"])], {"x": [1, 30]}, {"y": None}, {"lo": np.array(0.1, np.float32)}),
+    "sigmoid": ([H("Sigmoid", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
+    "tanh": ([H("Tanh", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
+    "softmax_last": ([H("Softmax", ["x"], ["y"])], {"x": [1, 10]}, {"y": None}, {}),
+    "softmax_axis1": ([H("Softmax", ["x"], ["y"], axis=1)], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
+    "conv_pad_stride": _conv_case(pads=[1, 1, 1, 1], strides=[2, 2]),
+    "conv_asym_pads": _conv_case(pads=[0, 1, 2, 0], k=3),
+    "conv_dilation": _conv_case(dilations=[2, 2], pads=[2, 2, 2, 2], hw=11),
+    "conv_same_upper": _conv_case(auto_pad="SAME_UPPER", strides=[2, 2], hw=10),
+    "conv_group": _conv_case(group=2, cin=4, cout=6, pads=[1, 1, 1, 1]),
+    "conv_depthwise": _conv_case(group=5, cin=5, cout=5, pads=[1, 1, 1, 1], strides=[2, 2]),
+    "conv_depthwise_multiplier": _conv_case(group=3, cin=3, cout=6, pads=[1, 1, 1, 1]),
+    "conv_pointwise": _conv_case(k=1, cin=7, cout=9, hw=5),
+    "conv_1x1_stride2": _conv_case(k=1, cin=4, cout=8, strides=[2, 2], hw=7),
+    "conv_5x5_tail_channels": _conv_case(k=5, cin=2, cout=5, pads=[2, 2, 2, 2]),
+    "conv_1d": ([H("Conv", ["x", "w", "b"], ["y"], pads=[1, 1])], {"x": [1, 3, 12]}, {"y": None},
+                {"w": rand(4, 3, 3), "b": rand(4, seed=1)}),
+    "conv_bn_relu": ([H("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                      H("BatchNormalization", ["c", "s", "t", "m", "v"], ["n"]), H("Relu", ["n"], ["y"])],
+                     {"x": [1, 3, 6, 6]}, {"y": None},
+                     {"w": rand(4, 3, 3, 3), "s": rand(4, seed=1), "t": rand(4, seed=2), "m": rand(4, seed=3),
+                      "v": np.abs(rand(4, seed=4)) + 0.5}),
+    "batchnorm_alone": ([H("BatchNormalization", ["x", "s", "t", "m", "v"], ["y"], epsilon=1e-3)], {"x": [1, 3, 4, 4]},
+                        {"y": None}, {"s": rand(3, seed=1), "t": rand(3, seed=2), "m": rand(3, seed=3),
+                                      "v": np.abs(rand(3, seed=4)) + 0.5}),
+    "maxpool": ([H("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])], {"x": [1, 3, 9, 9]}, {"y": None}, {}),
+    "maxpool_ceil": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)], {"x": [1, 2, 7, 7]}, {"y": None}, {}),
+    "avgpool_pads": ([H("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], {"x": [1, 2, 6, 6]}, {"y": None}, {}),
+    "avgpool_include_pad": ([H("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)],
+                            {"x": [1, 2, 6, 6]}, {"y": None}, {}),
+    "avgpool_valid": ([H("AveragePool", ["x"], ["y"], kernel_shape=[4, 4], strides=[4, 4], auto_pad="VALID")], {"x": [1, 3, 8, 8]}, {"y": None}, {}),
+    "global_avgpool": ([H("GlobalAveragePool", ["x"], ["y"])], {"x": [1, 5, 4, 3]}, {"y": None}, {}),
+    "flatten_gemm": ([H("Flatten", ["x"], ["f"]), H("Gemm", ["f", "w"], ["y"], transB=1)], {"x": [1, 2, 3, 3]}, {"y": None}, {"w": rand(4, 18)}),
+    "reshape": ([H("Reshape", ["x", "s"], ["y"])], {"x": [1, 2, 3, 4]}, {"y": None}, {"s": np.array([1, -1], np.int64)}),
+    "transpose_nhwc": ([H("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], {"x": [1, 3, 4, 5]}, {"y": None}, {}),
+    "transpose_view": ([H("GlobalAveragePool", ["x"], ["p"]), H("Transpose", ["p"], ["t"], perm=[0, 2, 3, 1]),
+                        H("Reshape", ["t", "s"], ["y"])], {"x": [1, 6, 2, 2]}, {"y": None}, {"s": np.array([1, 6], np.int64)}),
+    "identity_dropout": ([H("Identity", ["x"], ["i"]), H("Dropout", ["i"], ["d"]), H("Relu", ["d"], ["y"])], {"x": [1, 8]}, {"y": None}, {}),
+    "output_is_input_copy": ([H("Identity", ["x"], ["y"])], {"x": [1, 8]}, {"y": None}, {}),
+    "two_outputs": ([H("Relu", ["x"], ["y"]), H("Sigmoid", ["x"], ["z"])], {"x": [1, 8]}, {"y": None, "z": None}, {}),
+    "sub_mul_div": ([H("Sub", ["x", "c"], ["a"]), H("Mul", ["a", "x"], ["b"]), H("Div", ["b", "d"], ["y"])],
+                    {"x": [1, 3, 4]}, {"y": None}, {"c": rand(4), "d": np.abs(rand(3, 1, seed=1)) + 1}),
+    "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
+                          H("Unsqueeze", ["n", "ax"], ["n1"]), H("Concat", ["n1", "minus1"], ["s"], axis=0),
+                          H("Reshape", ["x", "s"], ["y"])],
+                         {"x": [1, 2, 3]}, {"y": [1, 6]},
+                         {"zero": np.array(0, np.int64), "ax": np.array([0], np.int64), "minus1": np.array([-1], np.int64)}),
+}
+
+QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
+              "conv_pointwise", "conv_group", "maxpool", "avgpool_pads", "softmax_last", "transpose_nhwc", "sigmoid",
+              "two_outputs"]
+
+
+def _check(tmp_path, case, target):
+    nodes, inputs, outputs, inits = CASES[case]
+    path = make_model(tmp_path / f"{case}.onnx", nodes, inputs, outputs, inits)
+    res = verify(path, target=target, samples=3)
+    assert res["match"], (case, target, res["max_rel_error"], res["max_abs_error"])
+    assert res["max_rel_error"] <= 1e-5
+    return res
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_on_host(tmp_path, case):
+    _check(tmp_path, case, "host")
+
+
+@pytest.mark.parametrize("case", QEMU_CASES)
+def test_op_under_qemu(tmp_path, case):
+    res = _check(tmp_path, case, "cortex-m4")
+    assert res["instructions"] > 0
+
+
+def test_fused_relu_changes_nothing_but_speed(tmp_path):
+    """The fused activation clamps: negative pre-activations come out as exactly 0."""
+    nodes, inputs, outputs, inits = CASES["matmul_add_relu"]
+    path = make_model(tmp_path / "m.onnx", nodes, inputs, outputs, inits)
+    out = tmp_path / "o.npz"
+    res = verify(path, target="host", samples=4, outputs=out)
+    y = np.load(out)["y"]
+    assert res["match"] and (y == 0).any() and (y >= 0).all()
