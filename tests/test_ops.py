@@ -80,6 +80,10 @@ CASES = {
     "two_outputs": ([H("Relu", ["x"], ["y"]), H("Sigmoid", ["x"], ["z"])], {"x": [1, 8]}, {"y": None, "z": None}, {}),
     "sub_mul_div": ([H("Sub", ["x", "c"], ["a"]), H("Mul", ["a", "x"], ["b"]), H("Div", ["b", "d"], ["y"])],
                     {"x": [1, 3, 4]}, {"y": None}, {"c": rand(4), "d": np.abs(rand(3, 1, seed=1)) + 1}),
+    "reduce_mean_spatial": ([H("ReduceMean", ["x"], ["y"], axes=[2, 3], keepdims=1)], {"x": [1, 4, 3, 5]}, {"y": None}, {}),
+    "reduce_mean_last_nokeep": ([H("ReduceMean", ["x"], ["y"], axes=[-1], keepdims=0)], {"x": [1, 4, 6]}, {"y": None}, {}),
+    "reduce_max_channels": ([H("ReduceMax", ["x"], ["y"], axes=[1])], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
+    "reduce_sum_all": ([H("ReduceSum", ["x", "ax"], ["y"], keepdims=0)], {"x": [1, 4, 3]}, {"y": None}, {"ax": np.array([0, 1, 2], np.int64)}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
                           H("Unsqueeze", ["n", "ax"], ["n1"]), H("Concat", ["n1", "minus1"], ["s"], axis=0),
                           H("Reshape", ["x", "s"], ["y"])],
@@ -88,7 +92,7 @@ CASES = {
 }
 
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
-              "conv_pointwise", "conv_group", "maxpool", "avgpool_pads", "softmax_last", "transpose_nhwc", "sigmoid",
+              "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "transpose_nhwc", "sigmoid",
               "two_outputs"]
 
 

@@ -34,6 +34,7 @@ KERNEL_SOURCES = {
     "unary": "wl_unary_f32.c",
     "channel_affine": "wl_channel_affine_f32.c",
     "softmax": "wl_softmax_f32.c",
+    "reduce": "wl_reduce_f32.c",
     "transpose": "wl_transpose_f32.c",
     "copy": "wl_copy_f32.c",
 }

@@ -101,6 +101,40 @@ def fold_constants(graph: Graph) -> None:
             changed = True
 
 
+def infer_missing_shapes(graph: Graph) -> int:
+    """Shapes that ONNX inference could not give before folding (e.g. a Reshape
+    whose target came from Shape -> Gather -> Concat) are inferred again on the
+    folded graph. Float constants travel as typed inputs, not data."""
+    referenced = {t for n in graph.nodes for t in [*n.inputs, *n.outputs] if t}
+    if all(t in graph.tensors for t in referenced):
+        return 0
+    inputs, inits = [], []
+    for name in sorted(referenced | set(graph.inputs)):
+        t = graph.tensors.get(name)
+        if t is None:
+            continue
+        if t.is_const and t.data.dtype != np.float32:
+            inits.append(numpy_helper.from_array(t.data, name))
+        elif t.is_const or name in graph.inputs:
+            inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, list(t.shape)))
+    nodes = [helper.make_node(n.op, n.inputs, n.outputs, name=n.name, **{k: v for k, v in n.attrs.items() if not k.startswith("wl_")})
+             for n in graph.nodes]
+    outs = [helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in graph.outputs]
+    model = helper.make_model(helper.make_graph(nodes, graph.name, inputs, outs, inits),
+                              opset_imports=[helper.make_opsetid("", graph.opset)])
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        raise UnsupportedOpError(f"shape inference failed after constant folding: {str(exc).strip().splitlines()[-1]}") from None
+    added = 0
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in graph.tensors and vi.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
+            graph.tensors[vi.name] = Tensor(vi.name, tuple(d.dim_value for d in dims))
+            added += 1
+    return added
+
+
 def _single_use(graph: Graph, tensor: str) -> bool:
     return tensor not in graph.outputs and sum(i == tensor for n in graph.nodes for i in n.inputs) == 1
 
@@ -197,8 +231,12 @@ def fuse_activations(graph: Graph) -> None:
 
 def run_passes(graph: Graph) -> Graph:
     remove_identities(graph)
-    fold_constants(graph)
-    graph.prune()
+    # Folding can reveal shapes, and shapes can make more nodes foldable (Shape).
+    while True:
+        fold_constants(graph)
+        graph.prune()
+        if not infer_missing_shapes(graph):
+            break
     matmul_add_to_gemm(graph)
     fold_batchnorm(graph)
     fuse_activations(graph)

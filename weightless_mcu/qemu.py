@@ -26,6 +26,7 @@ class RunResult:
     outputs: np.ndarray  # (samples, output floats)
     instructions: list[int] | None  # per inference, exact (None on the host)
     stack_bytes: int | None  # deepest stack use of one inference (None on the host)
+    stdout: str = ""  # what the firmware printed
 
 
 def _plugin() -> Path:
@@ -101,4 +102,4 @@ def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: i
             for line in proc.stdout.splitlines():
                 if line.startswith("wlh_stack_bytes "):
                     stack = int(line.split()[1])
-        return RunResult(raw.reshape(samples, output_floats), instructions, stack)
+        return RunResult(raw.reshape(samples, output_floats), instructions, stack, proc.stdout)

@@ -110,6 +110,16 @@ typedef struct {
 } wl_softmax_params_t;
 int wl_softmax_f32(const wl_softmax_params_t *p, const float *x, float *y);
 
+#define WL_REDUCE_MEAN 0
+#define WL_REDUCE_SUM 1
+#define WL_REDUCE_MAX 2
+typedef struct {
+    int32_t op;
+    int32_t outer, n, inner;
+} wl_reduce_params_t;
+/* Reduce the middle axis of x viewed as [outer][n][inner]. */
+int wl_reduce_f32(const wl_reduce_params_t *p, const float *x, float *y);
+
 typedef struct {
     int32_t ndim;
     int32_t out_shape[WL_MAX_DIMS];

@@ -38,6 +38,6 @@ def lower_node(node: Node, graph: Graph) -> Lowered:
     return fn(node, graph)
 
 
-from . import conv, elementwise, gemm, pool, shape_ops, softmax  # noqa: E402,F401  (registration)
+from . import conv, elementwise, gemm, pool, reduce, shape_ops, softmax  # noqa: E402,F401  (registration)
 
 __all__ = ["ConstArray", "Lowered", "Step", "lower_node", "register", "supported_ops"]
