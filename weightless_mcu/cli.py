@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     except WeightlessError as exc:
         print(f"weightless-mcu: error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except BrokenPipeError:  # e.g. piped into head: not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("weightless-mcu: interrupted", file=sys.stderr)
         return 130

@@ -47,16 +47,37 @@ int wl_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, con
                         float a1 = bias ? bias[oc + 1] : 0.0f;
                         float a2 = bias ? bias[oc + 2] : 0.0f;
                         float a3 = bias ? bias[oc + 3] : 0.0f;
-                        for (int32_t ci = 0; ci < cin_g; ci++) {
-                            const float *xc = xg + ci * H * W + bx;
-                            const float *wc = wg + (ci * KH * KW) * WL_ROW_BLOCK;
-                            for (int32_t ky = ky0; ky < ky1; ky++) {
-                                const float *xr = xc + (by + ky * DH) * W;
-                                const float *wr = wc + ky * KW * WL_ROW_BLOCK;
-                                for (int32_t kx = kx0; kx < kx1; kx++) {
-                                    const float xv = xr[kx * DW];
-                                    const float *wk = wr + kx * WL_ROW_BLOCK;
-                                    a0 += wk[0] * xv; a1 += wk[1] * xv; a2 += wk[2] * xv; a3 += wk[3] * xv;
+                        if (KW == 3 && DW == 1 && kx0 == 0 && kx1 == 3) {
+                            /* The common 3-wide window, all columns inside: unrolled. */
+                            const int32_t rows = ky1 - ky0;
+                            const int32_t x_skip = H * W - rows * DH * W;
+                            const int32_t w_skip = (KH - rows) * 3 * WL_ROW_BLOCK;
+                            const float *xr = xg + (by + ky0 * DH) * W + bx;
+                            const float *wk = wg + ky0 * 3 * WL_ROW_BLOCK;
+                            for (int32_t ci = 0; ci < cin_g; ci++) {
+                                for (int32_t r = 0; r < rows; r++) {
+                                    const float x0 = xr[0], x1 = xr[1], x2 = xr[2];
+                                    a0 += wk[0] * x0; a1 += wk[1] * x0; a2 += wk[2] * x0; a3 += wk[3] * x0;
+                                    a0 += wk[4] * x1; a1 += wk[5] * x1; a2 += wk[6] * x1; a3 += wk[7] * x1;
+                                    a0 += wk[8] * x2; a1 += wk[9] * x2; a2 += wk[10] * x2; a3 += wk[11] * x2;
+                                    xr += DH * W;
+                                    wk += 3 * WL_ROW_BLOCK;
+                                }
+                                xr += x_skip;
+                                wk += w_skip;
+                            }
+                        } else {
+                            for (int32_t ci = 0; ci < cin_g; ci++) {
+                                const float *xc = xg + ci * H * W + bx;
+                                const float *wc = wg + (ci * KH * KW) * WL_ROW_BLOCK;
+                                for (int32_t ky = ky0; ky < ky1; ky++) {
+                                    const float *xr = xc + (by + ky * DH) * W;
+                                    const float *wr = wc + ky * KW * WL_ROW_BLOCK;
+                                    for (int32_t kx = kx0; kx < kx1; kx++) {
+                                        const float xv = xr[kx * DW];
+                                        const float *wk = wr + kx * WL_ROW_BLOCK;
+                                        a0 += wk[0] * xv; a1 += wk[1] * xv; a2 += wk[2] * xv; a3 += wk[3] * xv;
+                                    }
                                 }
                             }
                         }

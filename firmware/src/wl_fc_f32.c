@@ -17,15 +17,17 @@ int wl_fc_f32(const wl_fc_params_t *p, const float *x, const float *w, const flo
             float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
             const float *xp = xr;
             int32_t k = 0;
-            for (; k + 2 <= K; k += 2) {
-                const float x0 = xp[0], x1 = xp[1];
-                xp += 2;
+            for (; k + 4 <= K; k += 4) {
+                const float x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+                xp += 4;
                 a0 += wp[0] * x0; a1 += wp[1] * x0; a2 += wp[2] * x0; a3 += wp[3] * x0;
                 a0 += wp[4] * x1; a1 += wp[5] * x1; a2 += wp[6] * x1; a3 += wp[7] * x1;
-                wp += 8;
+                a0 += wp[8] * x2; a1 += wp[9] * x2; a2 += wp[10] * x2; a3 += wp[11] * x2;
+                a0 += wp[12] * x3; a1 += wp[13] * x3; a2 += wp[14] * x3; a3 += wp[15] * x3;
+                wp += 16;
             }
-            if (k < K) {
-                const float x0 = *xp;
+            for (; k < K; k++) {
+                const float x0 = *xp++;
                 a0 += wp[0] * x0; a1 += wp[1] * x0; a2 += wp[2] * x0; a3 += wp[3] * x0;
                 wp += 4;
             }
