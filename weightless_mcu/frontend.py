@@ -31,7 +31,7 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several types for bad bytes
-        raise ModelLoadError(f"{path} is not an ONNX model: it could not be parsed ({type(exc).__name__})") from None
+        raise ModelLoadError(f"{path} is not an ONNX model, or is truncated: it could not be parsed ({type(exc).__name__})") from None
     if not model.HasField("graph") or model.ir_version == 0:
         raise ModelLoadError(f"{path} is not an ONNX model: it has no graph or no IR version")
     try:

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.elf.constants import SH_FLAGS
+from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+
+from .errors import OptionError
 
 
 @dataclass
@@ -30,7 +33,10 @@ def read_elf(elf: Path) -> ImageSizes:
     text = data = bss = 0
     symbols: dict[str, tuple[int, bool]] = {}
     with open(elf, "rb") as f:
-        ef = ELFFile(f)
+        try:
+            ef = ELFFile(f)
+        except ELFError:
+            raise OptionError(f"{elf} is not an ELF file") from None
         writable_sections = set()
         for idx, sec in enumerate(ef.iter_sections()):
             flags = sec["sh_flags"]

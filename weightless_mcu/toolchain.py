@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import ToolchainError
+from .errors import TargetError, ToolchainError
 from .resources import firmware_dir, templates_dir
 from .targets import Target
 
@@ -34,6 +34,9 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
+        overflow = [line for line in detail if "overflowed by" in line or "RAM overflow" in line]
+        if overflow:
+            raise TargetError(f"{what}: the image does not fit the board's memory ({overflow[0].split(': ', 1)[-1].strip()})")
         first_errors = "\n".join(detail[:20])
         raise ToolchainError(f"{what} failed ({Path(cmd[0]).name} exit {proc.returncode}):\n{first_errors}")
 
