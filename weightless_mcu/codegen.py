@@ -10,7 +10,6 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-import jinja2
 import numpy as np
 
 from . import __version__
@@ -20,7 +19,7 @@ from .ir import Graph
 from .lowering import Step, lower_node
 from .lowering.shape_ops import CopyParams
 from .lowering.step import c_float
-from .resources import firmware_dir, templates_dir
+from .resources import firmware_dir, template_environment
 from .targets import Target
 
 KERNEL_SOURCES = {
@@ -195,19 +194,6 @@ def c_struct(params) -> str:
     return "{" + ", ".join(fields) + "}"
 
 
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["c_struct"] = c_struct
-    return env
-
-
 def flash_bytes_of_consts(program: Program) -> int:
     return sum(c.data.size * 4 for s in program.steps for c in s.consts)
 
@@ -232,7 +218,8 @@ def check_fits(program: Program, target: Target) -> None:
 
 def render(program: Program, target: Target) -> dict[str, bytes]:
     """All files of the output directory, path -> content."""
-    env = _environment()
+    env = template_environment()
+    env.filters["c_struct"] = c_struct
     name = program.name
     graph = program.graph
     rsteps: list[RenderedStep] = []

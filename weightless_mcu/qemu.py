@@ -34,13 +34,17 @@ def _plugin() -> Path:
     src = qemu_dir() / "wl_insn_count.c"
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "weightless-mcu"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home: a per-user temporary directory will do
+        cache = Path(tempfile.gettempdir()) / f"weightless-mcu-{os.getuid()}"
+        cache.mkdir(parents=True, exist_ok=True)
     lib = cache / f"wl_insn_count-{digest}.so"
     if lib.exists():
         return lib
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise ToolchainError("no host C compiler found to build the QEMU instruction-counting plugin")
-    cache.mkdir(parents=True, exist_ok=True)
     tmp = lib.with_suffix(f".{os.getpid()}.tmp")
     proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], capture_output=True, text=True)
     if proc.returncode != 0:

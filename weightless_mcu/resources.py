@@ -2,7 +2,10 @@
 package in a checkout, or inside it (weightless_mcu/_data/) once installed."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+
+import jinja2
 
 _PKG = Path(__file__).resolve().parent
 
@@ -24,3 +27,16 @@ def firmware_dir() -> Path:
 
 def qemu_dir() -> Path:
     return data_dir("qemu")
+
+
+@lru_cache(maxsize=1)
+def template_environment() -> jinja2.Environment:
+    """The one Jinja2 environment every generated C file is rendered with."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )

@@ -9,10 +9,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jinja2
-
 from .errors import TargetError, ToolchainError
-from .resources import firmware_dir, templates_dir
+from .resources import firmware_dir, template_environment
 from .targets import Target
 
 # -std=c99 alone turns floating-point contraction off; fused multiply-adds are
@@ -42,9 +40,7 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
 
 
 def _render(template: str, **ctx) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template(template).render(**ctx)
+    return template_environment().get_template(template).render(**ctx)
 
 
 def build_firmware(out_dir: Path, target: Target, build_dir: Path) -> Path:

@@ -139,6 +139,18 @@ static inline float wl_clamp(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
+/* The window taps t in [*t0, *t1) that land inside [0, limit): base + t * dil. */
+static inline void wl_valid_taps(int32_t base, int32_t k, int32_t dil, int32_t limit, int32_t *t0, int32_t *t1)
+{
+    int32_t lo = 0, hi = k;
+    while (lo < k && base + lo * dil < 0)
+        lo++;
+    while (hi > lo && base + (hi - 1) * dil >= limit)
+        hi--;
+    *t0 = lo;
+    *t1 = hi;
+}
+
 #ifdef __cplusplus
 }
 #endif

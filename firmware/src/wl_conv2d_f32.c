@@ -4,19 +4,6 @@
  * carry no bounds checks. */
 #include "wl_kernels.h"
 
-/* First tap index t in [0, k) with 0 <= base + t * dil, and one past the last
- * with base + t * dil < limit. */
-static inline void wl_valid_taps(int32_t base, int32_t k, int32_t dil, int32_t limit, int32_t *t0, int32_t *t1)
-{
-    int32_t lo = 0, hi = k;
-    while (lo < k && base + lo * dil < 0)
-        lo++;
-    while (hi > lo && base + (hi - 1) * dil >= limit)
-        hi--;
-    *t0 = lo;
-    *t1 = hi;
-}
-
 int wl_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y)
 {
     if (p == 0 || x == 0 || w == 0 || y == 0 || p->group < 1 || p->in_c % p->group != 0 || p->out_c % p->group != 0)

@@ -15,18 +15,12 @@ int wl_depthwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const flo
         float *yc = y + c * OH * OW;
         for (int32_t oy = 0; oy < OH; oy++) {
             const int32_t by = oy * p->stride_h - p->pad_top;
-            int32_t ky0 = 0, ky1 = KH;
-            while (ky0 < KH && by + ky0 * DH < 0)
-                ky0++;
-            while (ky1 > ky0 && by + (ky1 - 1) * DH >= H)
-                ky1--;
+            int32_t ky0, ky1;
+            wl_valid_taps(by, KH, DH, H, &ky0, &ky1);
             for (int32_t ox = 0; ox < OW; ox++) {
                 const int32_t bx = ox * p->stride_w - p->pad_left;
-                int32_t kx0 = 0, kx1 = KW;
-                while (kx0 < KW && bx + kx0 * DW < 0)
-                    kx0++;
-                while (kx1 > kx0 && bx + (kx1 - 1) * DW >= W)
-                    kx1--;
+                int32_t kx0, kx1;
+                wl_valid_taps(bx, KW, DW, W, &kx0, &kx1);
                 float a = b;
                 for (int32_t ky = ky0; ky < ky1; ky++) {
                     const float *xr = xc + (by + ky * DH) * W + bx;
