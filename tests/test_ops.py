@@ -41,6 +41,10 @@ CASES = {
     "clip_min_only": ([H("Clip", ["x", "lo"], ["y"])], {"x": [1, 30]}, {"y": None}, {"lo": np.array(0.1, np.float32)}),
     "sigmoid": ([H("Sigmoid", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
     "tanh": ([H("Tanh", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
+    "leaky_relu": ([H("LeakyRelu", ["x"], ["y"], alpha=0.2)], {"x": [1, 30]}, {"y": None}, {}),
+    "hard_sigmoid": ([H("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)], {"x": [1, 30]}, {"y": None}, {}),
+    "hard_swish": ([H("HardSwish", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}, 14),
+    "log_softmax": ([H("LogSoftmax", ["x"], ["y"], axis=1)], {"x": [1, 10, 2]}, {"y": None}, {}),
     "softmax_last": ([H("Softmax", ["x"], ["y"])], {"x": [1, 10]}, {"y": None}, {}),
     "softmax_axis1": ([H("Softmax", ["x"], ["y"], axis=1)], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
     "conv_pad_stride": _conv_case(pads=[1, 1, 1, 1], strides=[2, 2]),
@@ -84,6 +88,8 @@ CASES = {
     "reduce_mean_last_nokeep": ([H("ReduceMean", ["x"], ["y"], axes=[-1], keepdims=0)], {"x": [1, 4, 6]}, {"y": None}, {}),
     "reduce_max_channels": ([H("ReduceMax", ["x"], ["y"], axes=[1])], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
     "reduce_sum_all": ([H("ReduceSum", ["x", "ax"], ["y"], keepdims=0)], {"x": [1, 4, 3]}, {"y": None}, {"ax": np.array([0, 1, 2], np.int64)}),
+    "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
+                                 {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
                           H("Unsqueeze", ["n", "ax"], ["n1"]), H("Concat", ["n1", "minus1"], ["s"], axis=0),
                           H("Reshape", ["x", "s"], ["y"])],
@@ -92,13 +98,13 @@ CASES = {
 }
 
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
-              "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "transpose_nhwc", "sigmoid",
+              "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
               "two_outputs"]
 
 
 def _check(tmp_path, case, target):
-    nodes, inputs, outputs, inits = CASES[case]
-    path = make_model(tmp_path / f"{case}.onnx", nodes, inputs, outputs, inits)
+    nodes, inputs, outputs, inits, *opset = CASES[case]
+    path = make_model(tmp_path / f"{case}.onnx", nodes, inputs, outputs, inits, *opset)
     res = verify(path, target=target, samples=3)
     assert res["match"], (case, target, res["max_rel_error"], res["max_abs_error"])
     assert res["max_rel_error"] <= 1e-5

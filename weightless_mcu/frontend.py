@@ -144,6 +144,15 @@ def _const_array(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _constant_value(attrs: dict) -> np.ndarray | None:
+    if "value" in attrs:
+        return _const_array(numpy_helper.to_array(attrs["value"]))
+    for key in ("value_float", "value_floats", "value_int", "value_ints"):
+        if key in attrs:
+            return _const_array(np.array(attrs[key], np.float32 if "float" in key else np.int64))
+    return None
+
+
 def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     g = model.graph
     tensors: dict[str, Tensor] = {}
@@ -162,9 +171,9 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
             raise UnsupportedOpError(f"node '{n.name or i}' uses op {n.op_type} of domain '{n.domain}'; only the default ONNX domain is supported")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         if n.op_type == "Constant":
-            arr = _const_array(numpy_helper.to_array(attrs["value"])) if "value" in attrs else None
+            arr = _constant_value(attrs)
             if arr is None:
-                raise UnsupportedOpError(f"Constant node '{n.name or i}' has no 'value' tensor attribute")
+                raise UnsupportedOpError(f"Constant node '{n.name or i}' has no numeric value attribute")
             tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr)
             continue
         for a in n.attribute:

@@ -89,9 +89,13 @@ int wl_binary_f32(const wl_binary_params_t *p, const float *a, const float *b, f
 #define WL_UNARY_CLAMP 0
 #define WL_UNARY_SIGMOID 1
 #define WL_UNARY_TANH 2
+#define WL_UNARY_LEAKY_RELU 3   /* x < 0 ? alpha * x : x */
+#define WL_UNARY_HARD_SIGMOID 4 /* max(0, min(1, alpha * x + beta)) */
+#define WL_UNARY_HARD_SWISH 5   /* x * max(0, min(1, x / 6 + 1 / 2)) */
 typedef struct {
     int32_t op;
     int32_t size;
+    float alpha, beta;
     float act_min, act_max;
 } wl_unary_params_t;
 /* y = clamp(f(x)); y may be x. */
@@ -107,6 +111,7 @@ int wl_channel_affine_f32(const wl_channel_affine_params_t *p, const float *x, c
 
 typedef struct {
     int32_t outer, n, inner;
+    int32_t log; /* 1: LogSoftmax */
 } wl_softmax_params_t;
 int wl_softmax_f32(const wl_softmax_params_t *p, const float *x, float *y);
 

@@ -1,4 +1,5 @@
-/* Softmax along one axis, float32: y = exp(x - max) / sum. */
+/* Softmax along one axis, float32: y = exp(x - max) / sum; with p->log,
+ * LogSoftmax: y = x - max - log(sum). */
 #include <math.h>
 
 #include "wl_kernels.h"
@@ -16,6 +17,14 @@ int wl_softmax_f32(const wl_softmax_params_t *p, const float *x, float *y)
             for (int32_t k = 1; k < n; k++)
                 m = xs[k * inner] > m ? xs[k * inner] : m;
             float sum = 0.0f;
+            if (p->log) {
+                for (int32_t k = 0; k < n; k++)
+                    sum += expf(xs[k * inner] - m);
+                const float shift = m + logf(sum);
+                for (int32_t k = 0; k < n; k++)
+                    ys[k * inner] = xs[k * inner] - shift;
+                continue;
+            }
             for (int32_t k = 0; k < n; k++) {
                 const float e = expf(xs[k * inner] - m);
                 ys[k * inner] = e;

@@ -13,7 +13,8 @@ from .shape_ops import MAX_DIMS
 from .step import ConstArray, Lowered, Step, activation
 
 BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
-UNARY_CLAMP, UNARY_SIGMOID, UNARY_TANH = 0, 1, 2
+UNARY_OPS = {"Sigmoid": 1, "Tanh": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5}
+UNARY_CLAMP = 0
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class BinaryParams:
 class UnaryParams:
     op: int
     size: int
+    alpha: float
+    beta: float
     act_min: float
     act_max: float
 
@@ -89,10 +92,11 @@ def lower_binary(node: Node, graph: Graph) -> Lowered:
     return Lowered([binary_step(node, node.op, node.inputs[0], node.inputs[1], node.outputs[0], graph)])
 
 
-@register("Relu", "Clip", "Sigmoid", "Tanh")
+@register("Relu", "Clip", *UNARY_OPS)
 def lower_unary(node: Node, graph: Graph) -> Lowered:
     x, y = node.inputs[0], node.outputs[0]
     lo, hi = activation(node)
+    alpha, beta = 0.0, 0.0
     if node.op in ("Relu", "Clip"):
         if node.op == "Relu":
             b = (0.0, float("inf"))
@@ -108,8 +112,12 @@ def lower_unary(node: Node, graph: Graph) -> Lowered:
         lo, hi = max(lo, b[0]), min(hi, b[1])
         op = UNARY_CLAMP
     else:
-        op = UNARY_SIGMOID if node.op == "Sigmoid" else UNARY_TANH
-    return Lowered([Step("unary", node.name, (x,), y, UnaryParams(op, graph.tensors[y].size, lo, hi), inplace=True)])
+        op = UNARY_OPS[node.op]
+        defaults = {"LeakyRelu": (0.01, 0.0), "HardSigmoid": (0.2, 0.5)}.get(node.op, (0.0, 0.0))
+        alpha = float(node.attrs.get("alpha", defaults[0]))
+        beta = float(node.attrs.get("beta", defaults[1]))
+    params = UnaryParams(op, graph.tensors[y].size, alpha, beta, lo, hi)
+    return Lowered([Step("unary", node.name, (x,), y, params, inplace=True)])
 
 
 @register("BatchNormalization")
