@@ -98,7 +98,7 @@ def main() -> int:
             results["models"][name] = row
             print(f"{name}: {json.dumps(row)}", flush=True)
     print()
-    print(f"| model | MACs | ours: instructions (per MAC) | emx-onnx-cgen: instructions (per MAC) | ratio | ours: RAM (arena + stack) | emx-onnx-cgen: RAM (heap peak + stack) |")
+    print("| model | MACs | ours: instructions (per MAC) | emx-onnx-cgen: instructions (per MAC) | ratio | ours: RAM (arena + stack) | emx-onnx-cgen: RAM (heap peak + stack) |")
     print("|---|---|---|---|---|---|---|")
     for name, row in results["models"].items():
         o, e, m = row["ours"], row.get("emx-onnx-cgen"), row["macs"]

@@ -10,8 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .codegen import build_program, check_fits, render
+from .compress import CompressionSettings, LayerReport, compress_graph
+from .compress.settings import LayerSettings
 from .errors import OptionError, RunError
+from .export import graph_to_onnx
 from .frontend import load_model, model_name
+from .ir import Graph
 from .outdir import write_tree
 from .passes import run_passes
 from .qemu import run_firmware
@@ -26,25 +30,40 @@ def _quiet(_: str) -> None:
     pass
 
 
-def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
-                  input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
-                  progress: Progress = _quiet) -> dict:
-    """Compile an ONNX model into a C library in out_dir. Returns the manifest."""
-    tgt = get_target(target)
-    model = Path(model)
+def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
+             progress: Progress):
+    """Load, run the passes and compress: (prepared ONNX model, graph, per-layer reports)."""
     progress(f"loading {model}")
-    _, graph = load_model(model, input_shapes)
+    onnx_model, graph = load_model(model, input_shapes)
     if name is not None:
         if not name.isidentifier() or not name.isascii():
             raise OptionError(f"--name '{name}' is not a C identifier")
         graph.name = name
     run_passes(graph)
+    # Without compression every layer is reported as it stays: dense float32.
+    settings = compression or CompressionSettings(LayerSettings(encoding="dense"), {})
+    return onnx_model, graph, compress_graph(graph, settings, progress)
+
+
+def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress) -> dict:
     program = build_program(graph, graph.name)
     check_fits(program, tgt)
     progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size * 4} bytes)")
     files = render(program, tgt)
+    manifest = json.loads(files["manifest.json"])
+    manifest["layers"] = [r.as_dict() for r in reports]
+    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     write_tree(Path(out_dir), files)
-    return json.loads(files["manifest.json"])
+    return manifest
+
+
+def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
+                  input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
+                  compression: CompressionSettings | None = None, progress: Progress = _quiet) -> dict:
+    """Compile an ONNX model into a C library in out_dir. Returns the manifest."""
+    tgt = get_target(target)
+    _, graph, reports = _prepare(Path(model), input_shapes, name, compression, progress)
+    return _generate(graph, reports, Path(out_dir), tgt, progress)
 
 
 def load_inputs(path: str | Path, inputs: list[dict]) -> list[np.ndarray]:
@@ -86,6 +105,19 @@ def random_inputs(inputs: list[dict], samples: int, seed: int = 0) -> list[np.nd
     return out
 
 
+def _compare(got: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float]:
+    """(max |error|, max over outputs of max |error| / max |reference|)."""
+    max_abs = max_rel = 0.0
+    for g, r in zip(got, ref):
+        err = float(np.max(np.abs(g.astype(np.float64) - r))) if g.size else 0.0
+        if not np.all(np.isfinite(g)):
+            err = float("inf")
+        scale = float(np.max(np.abs(r))) if r.size else 0.0
+        max_abs = max(max_abs, err)
+        max_rel = max(max_rel, err / scale if scale > 0 else (0.0 if err == 0 else float("inf")))
+    return max_abs, max_rel
+
+
 def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -> list[np.ndarray]:
     import onnxruntime as ort
 
@@ -104,16 +136,19 @@ def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -
 
 def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Path | None = None, samples: int = 8,
            seed: int = 0, tolerance: float = 1e-4, input_shapes: dict[str, tuple[int, ...]] | None = None,
-           outputs: str | Path | None = None, timeout: float = 600.0, progress: Progress = _quiet) -> dict:
-    """Compile, build the test firmware, run it (QEMU or host) and compare with onnxruntime."""
+           outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
+           progress: Progress = _quiet) -> dict:
+    """Compile, build the test firmware, run it (QEMU or host) and compare with
+    onnxruntime on the decoded model (the original one when not compressed)."""
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     tgt = get_target(target)
     model = Path(model)
-    onnx_model, _ = load_model(model, input_shapes)
+    onnx_model, graph, reports = _prepare(model, input_shapes, None, compression, progress)
+    decoded_model = graph_to_onnx(graph) if graph.encodings else onnx_model
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"
-        manifest = compile_model(model, out_dir, target=target, input_shapes=input_shapes, progress=progress)
+        manifest = _generate(graph, reports, out_dir, tgt, progress)
         arrays = load_inputs(inputs, manifest["inputs"]) if inputs else random_inputs(manifest["inputs"], samples, seed)
         n = arrays[0].shape[0]
         progress(f"building the firmware for {tgt.name}")
@@ -124,24 +159,13 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         progress(f"running {n} sample(s) {where}")
         run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout)
         progress("running onnxruntime")
-        ref = _onnxruntime_outputs(onnx_model, arrays, manifest)
+        ref = _onnxruntime_outputs(decoded_model, arrays, manifest)
         got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)
         image = read_elf(elf)
         flash, ram = model_sizes(image)
-        layers = layer_sizes(image, manifest)
-    max_abs = 0.0
-    max_rel = 0.0
-    for g, r in zip(got, ref):
-        err = float(np.max(np.abs(g.astype(np.float64) - r))) if g.size else 0.0
-        if not np.all(np.isfinite(g)):
-            err = float("inf")
-        scale = float(np.max(np.abs(r))) if r.size else 0.0
-        max_abs = max(max_abs, err)
-        max_rel = max(max_rel, err / scale if scale > 0 else (0.0 if err == 0 else float("inf")))
-    if outputs:
-        np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
-    insns = run.instructions
-    return {
+        steps = layer_sizes(image, manifest)
+    max_abs, max_rel = _compare(got, ref)
+    result = {
         "model": str(model),
         "name": manifest["name"],
         "target": tgt.name,
@@ -151,6 +175,17 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         "max_abs_error": max_abs,
         "max_rel_error": max_rel,
         "samples": n,
+    }
+    if graph.encodings:
+        original = _onnxruntime_outputs(onnx_model, arrays, manifest)
+        dev_abs, dev_rel = _compare(ref, original)
+        result.update({"reference": "decoded model", "decoded_max_abs_deviation": dev_abs, "decoded_max_rel_deviation": dev_rel})
+    else:
+        result["reference"] = "original model"
+    if outputs:
+        np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
+    insns = run.instructions
+    result.update({
         "instructions": int(max(insns)) if insns else None,
         "instructions_per_sample": insns,
         "flash_bytes": flash,
@@ -160,8 +195,13 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         "stack_bytes": run.stack_bytes,
         "image_flash_bytes": image.flash,
         "image_ram_bytes": image.ram,
-        "layers": layers,
-    }
+        "compression_ratio": manifest["compression_ratio"],
+        "weights_float32_bytes": manifest["weights_float32_bytes"],
+        "weights_stored_bytes": manifest["weights_stored_bytes"],
+        "layers": manifest["layers"],
+        "steps": steps,
+    })
+    return result
 
 
 def _sample_shape(shape: list[int]) -> tuple[int, ...]:
@@ -195,7 +235,11 @@ def report(path: str | Path, *, target: str | None = None, progress: Progress = 
         "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
         "image_flash_bytes": image.flash,
         "image_ram_bytes": image.ram,
-        "layers": layer_sizes(image, manifest),
+        "compression_ratio": manifest["compression_ratio"],
+        "weights_float32_bytes": manifest["weights_float32_bytes"],
+        "weights_stored_bytes": manifest["weights_stored_bytes"],
+        "layers": manifest["layers"],
+        "steps": layer_sizes(image, manifest),
     }
 
 

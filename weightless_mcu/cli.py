@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .api import compile_model, log_progress, report, verify
+from .compress import make_settings
 from .errors import OptionError, WeightlessError
 from .frontend import parse_input_shapes
 from .targets import DEFAULT_TARGET, target_names
@@ -33,6 +34,17 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                         help="fix the shape of an input with symbolic dimensions (the batch dimension defaults to 1)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+        c = sp.add_argument_group("compression (Weightless); any of these turns it on")
+        c.add_argument("--density", type=float, help="kept fraction of each layer's weights, in (0, 1]")
+        c.add_argument("--clusters", type=int, help="K shared weight values per layer (default 16)")
+        c.add_argument("--bits", type=int, help="t, bits per Bloomier cell, 1..16, K <= 2^t - 1 (default 8)")
+        c.add_argument("--hashes", type=int, help="location hashes (cell reads) per weight, 2..4 (default 4)")
+        c.add_argument("--cells-per-key", type=float, help="Bloomier table size to start from (default 1.05)")
+        c.add_argument("--encoding", choices=["auto", "bloomier", "codebook", "dense"],
+                       help="force an encoding for every layer (default auto: the smallest)")
+        c.add_argument("--prune", choices=["layer", "global"], help="magnitude threshold per layer (default) or global")
+        c.add_argument("--min-positions", type=int, help="layers with fewer weights stay dense (default 256)")
+        c.add_argument("--config", type=Path, help="TOML file with [defaults] and [layers.NAME] settings")
 
     c = sub.add_parser("compile", help="compile an ONNX model into a C library")
     c.add_argument("model", type=Path)
@@ -63,6 +75,28 @@ def _kb(n: int | None) -> str:
     return "-" if n is None else f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
+def _compression(args) -> object:
+    opts = {k: getattr(args, k) for k in ("density", "clusters", "bits", "hashes", "cells_per_key", "encoding",
+                                             "prune", "min_positions")}
+    return make_settings(opts, args.config)
+
+
+def _print_layers(res: dict) -> None:
+    layers = [r for r in res.get("layers") or [] if r["encoding"] != "dense"]
+    if not layers:
+        return
+    width = min(40, max(len(r["name"]) for r in layers))
+    print(f"  {'weights':<{width}}  {'encoding':<9} {'positions':>10} {'kept':>9} {'K':>4} {'t':>3} {'cells/key':>9} "
+          f"{'false +':>8} {'bytes':>9} {'ratio':>7}")
+    for r in layers:
+        name = r["name"] if len(r["name"]) <= width else "..." + r["name"][-(width - 3):]
+        cpk = f"{r['cells_per_key']:.3f}" if r["cells_per_key"] else "-"
+        print(f"  {name:<{width}}  {r['encoding']:<9} {r['positions']:>10,} {r['kept']:>9,} {r['clusters'] or '-':>4} "
+              f"{r['bits'] or '-':>3} {cpk:>9} {r['false_positives']:>8,} {r['bytes']:>9,} {r['float32_bytes'] / r['bytes']:>6.1f}x")
+    print(f"  weights and biases: {res['weights_float32_bytes']:,} B as float32, {res['weights_stored_bytes']:,} B stored "
+          f"({res['compression_ratio']:.1f}x)")
+
+
 def _print_sizes(res: dict) -> None:
     print(f"  model flash     {_kb(res['flash_bytes'])}")
     print(f"  model RAM       {_kb(res['ram_bytes'])}" + (f"  (arena {res['arena_bytes']:,} B, lower bound {res['arena_lower_bound_bytes']:,} B)" if "arena_bytes" in res else ""))
@@ -70,7 +104,8 @@ def _print_sizes(res: dict) -> None:
         print(f"  stack           {_kb(res['stack_bytes'])}  (deepest use by one inference)")
     print(f"  image flash     {_kb(res['image_flash_bytes'])}  (with harness and C library)")
     print(f"  image RAM       {_kb(res['image_ram_bytes'])}")
-    layers = res.get("layers") or []
+    _print_layers(res)
+    layers = res.get("steps") or []
     if layers:
         width = min(48, max(len(layer["layer"]) for layer in layers))
         print(f"  {'layer':<{width}}  {'kernel':<17} {'flash':>10}")
@@ -95,20 +130,24 @@ def _main(argv: list[str] | None) -> int:
     progress = (lambda _: None) if args.quiet else log_progress
     if args.command == "compile":
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
-                          name=args.name, progress=progress)
+                          name=args.name, compression=_compression(args), progress=progress)
         if not args.quiet:
-            print(f"wrote {args.output}/: model.h, model.c, runtime/ ({len(m['layers'])} kernel calls, "
+            print(f"wrote {args.output}/: model.h, model.c, runtime/ ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
+            _print_layers(m)
         return 0
     if args.command == "verify":
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
-                     timeout=args.timeout, progress=progress)
+                     timeout=args.timeout, compression=_compression(args), progress=progress)
         _write_json(args.json, res)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
-        print(f"  match           {'yes' if res['match'] else 'NO'}  (max |error| {res['max_abs_error']:.3g}, "
-              f"relative {res['max_rel_error']:.3g}, tolerance {res['tolerance']:g})")
+        print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "
+              f"max |error| {res['max_abs_error']:.3g}, relative {res['max_rel_error']:.3g}, tolerance {res['tolerance']:g})")
+        if "decoded_max_rel_deviation" in res:
+            print(f"  decoded model   deviates from the original by max |d| {res['decoded_max_abs_deviation']:.3g}, "
+                  f"relative {res['decoded_max_rel_deviation']:.3g}")
         if res["instructions"] is not None:
             print(f"  instructions    {res['instructions']:,} per inference (exact, QEMU)")
         _print_sizes(res)

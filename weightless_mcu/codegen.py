@@ -36,7 +36,14 @@ KERNEL_SOURCES = {
     "reduce": "wl_reduce_f32.c",
     "transpose": "wl_transpose_f32.c",
     "copy": "wl_copy_f32.c",
+    "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),
+    "conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
+    "depthwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
+    "pointwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
 }
+# Sources every encoded kernel needs besides its own.
+ENCODED_SUPPORT = ("wl_weights_decode.c",)
+ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
 
@@ -47,6 +54,8 @@ class RenderedConst:
     role: str
     size: int
     lines: list[str]
+    ctype: str = "float"
+    align: int = 4
 
 
 @dataclass
@@ -59,6 +68,8 @@ class RenderedStep:
     ins: list[str]  # C expressions of the inputs (activations or constants)
     out: str
     consts: dict[str, RenderedConst]
+    weights: dict | None = None  # an encoding: its arrays and struct fields
+    scratch: str = "0"
 
 
 @dataclass
@@ -144,15 +155,26 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             life[r] = [min(lo, i), max(hi, i)]
     sizes = {r: int(np.prod(shapes[r])) for r in life}
     members = {t: find(t) for s in steps for t in [*s.inputs, s.output] if t and t not in consts and find(t) in life}
+    for i, s in enumerate(steps):  # a kernel's scratch lives during its call only
+        if s.scratch:
+            life[scratch_name(i)] = [i, i]
+            sizes[scratch_name(i)] = s.scratch
+            members[scratch_name(i)] = scratch_name(i)
     arena = plan_arena({r: tuple(v) for r, v in life.items()}, sizes, members)
     buffers: dict[str, str] = {}
-    for s in steps:
+    for i, s in enumerate(steps):
+        if s.scratch:
+            buffers[scratch_name(i)] = f"(wl_{{name}}_arena + {arena.offset[scratch_name(i)]})"
         for t in [*s.inputs, s.output]:
             if not t or t in consts:
                 continue
             r = find(t)
             buffers[t] = ext[r] if r in ext else f"(wl_{{name}}_arena + {arena.offset[t]})"
     return steps, arena, buffers
+
+
+def scratch_name(step: int) -> str:
+    return f"wl_scratch_{step}"
 
 
 def _io_names(graph: Graph) -> dict[str, str]:
@@ -170,10 +192,29 @@ def build_program(graph: Graph, name: str) -> Program:
     return Program(name, graph, steps, shapes, arena, buffers)
 
 
-def _float_lines(data: np.ndarray, per_line: int = 8) -> list[str]:
-    flat = np.asarray(data, np.float32).reshape(-1)
-    lits = [c_float(v) for v in flat.tolist()]
+def _array_lines(data: np.ndarray, ctype: str = "float") -> list[str]:
+    """C initializer lines: exact hex floats, or hex integers."""
+    flat = np.asarray(data).reshape(-1)
+    if ctype == "float":
+        lits, per_line = [c_float(v) for v in np.asarray(flat, np.float32).tolist()], 8
+    elif ctype == "uint8_t":
+        lits, per_line = [f"0x{v:02x}" for v in flat.astype(np.uint8).tolist()], 16
+    else:
+        lits, per_line = [f"0x{v:08x}u" for v in flat.astype(np.uint32).tolist()], 8
     return [", ".join(lits[i:i + per_line]) + "," for i in range(0, len(lits), per_line)]
+
+
+def encoded_weights_context(sym: str, encoding) -> dict:
+    """What templates/encoded_weights.c.j2 renders for an encoding, under symbols sym_*."""
+    arrays = {a.suffix: RenderedConst(f"{sym}_{a.suffix}", a.suffix, int(a.data.size), _array_lines(a.data, a.ctype), a.ctype)
+              for a in encoding.c_arrays()}
+    return {"symbol": f"{sym}_weights", "arrays": arrays, "fields": encoding.c_fields()}
+
+
+def render_encoded_weights(sym: str, encoding) -> str:
+    """C definitions of an encoding's arrays and struct (static const)."""
+    env = template_environment()
+    return env.get_template("encoded_weights.c.j2").module.weights(encoded_weights_context(sym, encoding))
 
 
 def _c_value(v) -> str:
@@ -195,7 +236,8 @@ def c_struct(params) -> str:
 
 
 def flash_bytes_of_consts(program: Program) -> int:
-    return sum(c.data.size * 4 for s in program.steps for c in s.consts)
+    return sum(c.data.size * 4 for s in program.steps for c in s.consts) + \
+        sum(s.encoding.nbytes() for s in program.steps if s.encoding is not None)
 
 
 def check_fits(program: Program, target: Target) -> None:
@@ -227,9 +269,11 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
         if s.view:
             continue
         sym = f"wl_{name}_l{i}"
-        consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _float_lines(c.data)) for c in s.consts}
+        consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _array_lines(c.data)) for c in s.consts}
         ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] for k, t in enumerate(s.inputs)]
-        rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts))
+        weights = None if s.encoding is None else encoded_weights_context(sym, s.encoding)
+        scratch = program.buffers.get(scratch_name(i), "0")
+        rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts, weights, scratch))
 
     io_names = _io_names(graph)
 
@@ -246,6 +290,7 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
         "arena_floats": max(program.arena.size, 1),
         "arena_bytes": program.arena.size * 4,
         "version": __version__,
+        "encoded": any(s.weights for s in rsteps),
     }
     files: dict[str, bytes] = {
         "model.h": env.get_template("model.h.j2").render(ctx).encode(),
@@ -253,15 +298,36 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
     }
     fw = firmware_dir()
     files["runtime/wl_kernels.h"] = (fw / "include" / "wl_kernels.h").read_bytes()
-    for kernel in sorted({s.kernel for s in rsteps}):
+    sources: set[str] = set()
+    for kernel in {s.kernel for s in rsteps}:
         src = KERNEL_SOURCES[kernel]
+        sources.update((src,) if isinstance(src, str) else src)
+        if kernel.endswith("_encoded"):
+            sources.update(ENCODED_SUPPORT)
+            for h in ENCODED_HEADERS:
+                files[f"runtime/{h}"] = (fw / "include" / h).read_bytes()
+    for src in sorted(sources):
         files[f"runtime/{src}"] = (fw / "src" / src).read_bytes()
     files["manifest.json"] = (json.dumps(manifest(program, target, rsteps), indent=2) + "\n").encode()
     return files
 
 
+def weight_bytes(program: Program) -> tuple[int, int]:
+    """(float32 bytes of all weights and biases, bytes the firmware stores for them)."""
+    original = stored = 0
+    for s in program.steps:
+        consts = sum(int(c.data.size) * 4 for c in s.consts)
+        original += consts
+        stored += consts
+        if s.encoding is not None:
+            original += 4 * s.encoding.positions
+            stored += s.encoding.nbytes()
+    return original, stored
+
+
 def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> dict:
     graph = program.graph
+    original, stored = weight_bytes(program)
     return {
         "name": program.name,
         "generator": f"weightless-mcu {__version__}",
@@ -271,13 +337,17 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
         "outputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.outputs],
         "arena_bytes": program.arena.size * 4,
         "arena_lower_bound_bytes": program.arena.lower_bound * 4,
-        "layers": [
+        "weights_float32_bytes": original,
+        "weights_stored_bytes": stored,
+        "compression_ratio": round(original / stored, 4) if stored else 1.0,
+        "steps": [
             {
                 "index": s.index,
                 "layer": s.layer,
                 "kernel": s.kernel,
                 "symbol_prefix": s.sym,
                 "consts": {role: {"symbol": c.symbol, "floats": c.size, "bytes": c.size * 4} for role, c in s.consts.items()},
+                "encoding": None if s.weights is None else {"symbol": s.weights["symbol"], "bytes": program.steps[s.index].encoding.nbytes()},
             }
             for s in rsteps
         ],

@@ -46,6 +46,9 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     opset: int
+    # Compressed weight tensors: name -> a WeightEncoding (compress/encodings.py).
+    # The tensor's data then holds the decoded weights, so the graph is the decoded model.
+    encodings: dict[str, Any] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

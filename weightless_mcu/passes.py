@@ -201,6 +201,30 @@ def fold_batchnorm(graph: Graph) -> None:
         producers = graph.producers()
 
 
+def canonicalize_gemm(graph: Graph) -> None:
+    """Gemm with constant B becomes transB=1, alpha=1 (and beta=1 with constant
+    C): the weights are then exactly the rows the kernel walks, which is the
+    form compression works on."""
+    for node in graph.nodes:
+        if node.op != "Gemm" or graph.const(node.inputs[1]) is None:
+            continue
+        w = graph.const(node.inputs[1])
+        alpha = float(node.attrs.get("alpha", 1.0))
+        if not node.attrs.get("transB", 0) or alpha != 1.0:
+            rows = (w if node.attrs.get("transB", 0) else w.T).astype(np.float64) * alpha
+            name = node.inputs[1] + "_wl_rows"
+            graph.tensors[name] = Tensor(name, rows.shape, np.ascontiguousarray(rows, np.float32))
+            node.inputs[1] = name
+            node.attrs["transB"], node.attrs["alpha"] = 1, 1.0
+        c = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+        beta = float(node.attrs.get("beta", 1.0))
+        if c is not None and beta != 1.0:
+            name = node.inputs[2] + "_wl_scaled"
+            graph.tensors[name] = Tensor(name, c.shape, (c.astype(np.float64) * beta).astype(np.float32))
+            node.inputs[2] = name
+            node.attrs["beta"] = 1.0
+
+
 def _clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
     if node.op == "Relu":
         return (0.0, float("inf"))
@@ -239,6 +263,7 @@ def run_passes(graph: Graph) -> Graph:
             break
     matmul_add_to_gemm(graph)
     fold_batchnorm(graph)
+    canonicalize_gemm(graph)
     fuse_activations(graph)
     graph.prune()
     return graph

@@ -3,8 +3,6 @@ natively for the host target. Inputs go in and outputs come out through files
 (semihosting); instruction counts come from the counting plugin in qemu/."""
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +13,7 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 
 from .errors import RunError, ToolchainError
+from .hostbuild import shared_library
 from .resources import qemu_dir
 from .targets import Target
 
@@ -31,26 +30,7 @@ class RunResult:
 
 def _plugin() -> Path:
     """The instruction-counting plugin, built once per source version."""
-    src = qemu_dir() / "wl_insn_count.c"
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "weightless-mcu"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError:  # no writable home: a per-user temporary directory will do
-        cache = Path(tempfile.gettempdir()) / f"weightless-mcu-{os.getuid()}"
-        cache.mkdir(parents=True, exist_ok=True)
-    lib = cache / f"wl_insn_count-{digest}.so"
-    if lib.exists():
-        return lib
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise ToolchainError("no host C compiler found to build the QEMU instruction-counting plugin")
-    tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-    proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(tmp), str(src)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ToolchainError(f"building the QEMU counting plugin failed: {proc.stderr.strip()[:500]}")
-    tmp.replace(lib)
-    return lib
+    return shared_library(qemu_dir() / "wl_insn_count.c", "the QEMU instruction-counting plugin")
 
 
 def _symbol_addresses(elf: Path, names: list[str]) -> dict[str, int]:

@@ -76,9 +76,9 @@ def model_sizes(image: ImageSizes) -> tuple[int, int]:
 def layer_sizes(image: ImageSizes, manifest: dict) -> list[dict]:
     """Flash of each layer's constants and params struct, from the symbol table."""
     rows = []
-    for layer in manifest["layers"]:
-        prefix = layer["symbol_prefix"] + "_"
+    for step in manifest["steps"]:
+        prefix = step["symbol_prefix"] + "_"
         flash = sum(size for name, (size, ram) in image.symbols.items() if name.startswith(prefix) and not ram)
-        weights = sum(c["bytes"] for c in layer["consts"].values())
-        rows.append({"layer": layer["layer"], "kernel": layer["kernel"], "flash_bytes": flash, "weight_bytes": weights})
+        weights = sum(c["bytes"] for c in step["consts"].values()) + (step["encoding"]["bytes"] if step.get("encoding") else 0)
+        rows.append({"layer": step["layer"], "kernel": step["kernel"], "flash_bytes": flash, "weight_bytes": weights})
     return rows

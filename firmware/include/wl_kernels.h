@@ -57,6 +57,18 @@ int wl_depthwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const flo
 /* 1x1, stride 1, no padding, group 1; weights in row blocks of [ci]. */
 int wl_pointwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
 
+/* The same layers with compressed weights (wl_weights.h), decoded on the fly;
+ * convolutions decode one block of output channels at a time into scratch. */
+struct wl_encoded_weights;
+int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const struct wl_encoded_weights *e,
+                      const float *bias, float *y);
+int wl_conv2d_encoded_f32(const wl_conv_params_t *p, const float *x, const struct wl_encoded_weights *e,
+                          const float *bias, float *y, float *scratch);
+int wl_depthwise_conv2d_encoded_f32(const wl_conv_params_t *p, const float *x, const struct wl_encoded_weights *e,
+                                    const float *bias, float *y, float *scratch);
+int wl_pointwise_conv2d_encoded_f32(const wl_conv_params_t *p, const float *x, const struct wl_encoded_weights *e,
+                                    const float *bias, float *y, float *scratch);
+
 #define WL_POOL_MAX 0
 #define WL_POOL_AVG 1
 typedef struct {

@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step
 
 _LOWERINGS: dict[str, Callable[[Node, Graph], Lowered]] = {}
+_WEIGHTS: dict[str, Callable[[Node, Graph], "tuple[str, WeightLayout] | None"]] = {}
 
 
 def register(*ops: str):
@@ -20,6 +22,23 @@ def register(*ops: str):
         return fn
 
     return wrap
+
+
+def register_weights(*ops: str):
+    """Register the function that names a node's compressible weight tensor and its walk order."""
+
+    def wrap(fn):
+        for op in ops:
+            _WEIGHTS[op] = fn
+        return fn
+
+    return wrap
+
+
+def weight_layout(node: Node, graph: Graph) -> "tuple[str, WeightLayout] | None":
+    """(weight tensor, layout) of a node whose kernel can decode compressed weights, else None."""
+    fn = _WEIGHTS.get(node.op)
+    return fn(node, graph) if fn else None
 
 
 def supported_ops() -> list[str]:
@@ -40,4 +59,5 @@ def lower_node(node: Node, graph: Graph) -> Lowered:
 
 from . import conv, elementwise, gemm, pool, reduce, shape_ops, softmax  # noqa: E402,F401  (registration)
 
-__all__ = ["ConstArray", "Lowered", "Step", "lower_node", "register", "supported_ops"]
+__all__ = ["ConstArray", "Lowered", "Step", "WeightLayout", "lower_node", "register", "register_weights",
+           "supported_ops", "weight_layout"]

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from . import register
-from .layout import pack_rows
+from . import register, register_weights
+from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step, activation
 
 
@@ -52,11 +52,9 @@ def spatial_pads(node: Node, in_hw, out_hw, k_hw, strides, dils) -> list[int]:
     return begins
 
 
-@register("Conv")
-def lower_conv(node: Node, graph: Graph) -> Lowered:
-    x, wname = node.inputs[0], node.inputs[1]
+def conv_params(node: Node, graph: Graph) -> ConvParams:
+    x, w = node.inputs[0], graph.const(node.inputs[1])
     bname = node.inputs[2] if len(node.inputs) > 2 else ""
-    w = graph.const(wname)
     if w is None or (bname and graph.const(bname) is None):
         raise UnsupportedOpError(f"{node.describe()}: only Conv with constant weights and bias is supported")
     xs, ys = graph.tensors[x].shape, graph.tensors[node.outputs[0]].shape
@@ -73,21 +71,45 @@ def lower_conv(node: Node, graph: Graph) -> Lowered:
     if one_d:  # a 1-D convolution is a 2-D one of height 1
         xs, ys = (*xs[:2], 1, xs[2]), (*ys[:2], 1, ys[2])
         k_hw, strides, dils, pads = [1] + k_hw, [1] + strides, [1] + dils, [0] + pads
-    group = int(node.attrs.get("group", 1))
-    out_c, in_c = ys[1], xs[1]
     lo, hi = activation(node)
-    params = ConvParams(in_c, xs[2], xs[3], out_c, ys[2], ys[3], k_hw[0], k_hw[1], strides[0], strides[1],
-                        pads[0], pads[1], dils[0], dils[1], group, lo, hi)
-    bias = graph.const(bname) if bname else np.zeros(out_c, np.float32)
+    return ConvParams(xs[1], xs[2], xs[3], ys[1], ys[2], ys[3], k_hw[0], k_hw[1], strides[0], strides[1],
+                      pads[0], pads[1], dils[0], dils[1], int(node.attrs.get("group", 1)), lo, hi)
+
+
+def conv_kernel(p: ConvParams) -> str:
+    if p.group == p.in_c == p.out_c:
+        return "depthwise_conv2d"
+    if (p.group, p.k_h, p.k_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left) == (1, 1, 1, 1, 1, 0, 0) \
+            and (p.out_h, p.out_w) == (p.in_h, p.in_w):
+        return "pointwise_conv2d"
+    return "conv2d"
+
+
+def _layout(w: np.ndarray, p: ConvParams) -> WeightLayout:
+    return WeightLayout(tuple(w.shape), p.group, False, conv_kernel(p) == "depthwise_conv2d")
+
+
+@register("Conv")
+def lower_conv(node: Node, graph: Graph) -> Lowered:
+    x, wname = node.inputs[0], node.inputs[1]
+    params = conv_params(node, graph)
+    bname = node.inputs[2] if len(node.inputs) > 2 else ""
+    w = np.asarray(graph.const(wname), np.float32)
+    bias = graph.const(bname) if bname else np.zeros(params.out_c, np.float32)
     consts_bias = ConstArray("bias", np.ascontiguousarray(bias, np.float32))
-    w = np.asarray(w, np.float32)
-    if group == in_c == out_c:
-        kernel, wdata = "depthwise_conv2d", w.reshape(-1)
-    elif group == 1 and k_hw == [1, 1] and strides == [1, 1] and pads == [0, 0]:
-        kernel, wdata = "pointwise_conv2d", pack_rows(w.reshape(out_c, in_c))
-    else:
-        per = out_c // group
-        kernel = "conv2d"
-        wdata = np.concatenate([pack_rows(w[g * per:(g + 1) * per].reshape(per, -1)) for g in range(group)])
+    kernel = conv_kernel(params)
+    enc = graph.encodings.get(wname)
+    if enc is not None:
+        taps = params.k_h * params.k_w
+        scratch = {"depthwise_conv2d": taps, "pointwise_conv2d": 4 * params.in_c}.get(
+            kernel, 4 * (params.in_c // params.group) * taps)
+        return Lowered([Step(kernel + "_encoded", node.name, (x,), node.outputs[0], params, (consts_bias,),
+                             encoding=enc, scratch=scratch)])
     return Lowered([Step(kernel, node.name, (x,), node.outputs[0], params,
-                         (ConstArray("weight", np.ascontiguousarray(wdata)), consts_bias))])
+                         (ConstArray("weight", _layout(w, params).walk(w)), consts_bias))])
+
+
+@register_weights("Conv")
+def conv_weights(node: Node, graph: Graph):
+    w = graph.const(node.inputs[1])
+    return None if w is None else (node.inputs[1], _layout(w, conv_params(node, graph)))

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from . import register
-from .layout import pack_rows
+from . import register, register_weights
+from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step, activation
 from .elementwise import binary_step
 from .shape_ops import transpose_step
@@ -36,13 +36,30 @@ class MatmulParams:
     act_max: float
 
 
-def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | None, rows: int) -> Step:
+def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | None, rows: int,
+            encoding=None) -> Step:
     n_out, k = w_rows.shape
     lo, hi = activation(node)
-    consts = [ConstArray("weight", pack_rows(w_rows))]
-    if bias is not None:
-        consts.append(ConstArray("bias", np.ascontiguousarray(bias, np.float32)))
-    return Step("fc", node.name, (x,), y, FcParams(rows, k, n_out, lo, hi), tuple(consts))
+    params = FcParams(rows, k, n_out, lo, hi)
+    bias_c = [] if bias is None else [ConstArray("bias", np.ascontiguousarray(bias, np.float32))]
+    if encoding is not None:
+        return Step("fc_encoded", node.name, (x,), y, params, tuple(bias_c), encoding=encoding)
+    weights = WeightLayout(w_rows.shape, 1, False, False).walk(w_rows)
+    return Step("fc", node.name, (x,), y, params, (ConstArray("weight", weights), *bias_c))
+
+
+@register_weights("Gemm", "MatMul")
+def fc_weights(node: Node, graph: Graph):
+    """Only the canonical forms the passes leave (Gemm: transB=1, alpha=1) are
+    compressed: then the walked rows are exactly the tensor (or its transpose)."""
+    w = graph.const(node.inputs[1])
+    if w is None or w.ndim != 2 or graph.tensors[node.inputs[0]].is_const:
+        return None
+    if node.op == "Gemm":
+        if node.attrs.get("transA", 0) or not node.attrs.get("transB", 0) or node.attrs.get("alpha", 1.0) != 1.0:
+            return None
+        return node.inputs[1], WeightLayout(tuple(w.shape), 1, False, False)
+    return node.inputs[1], WeightLayout(tuple(w.shape), 1, True, False)
 
 
 def _row_bias(c: np.ndarray, n_out: int, m: int) -> np.ndarray | None:
@@ -85,12 +102,12 @@ def lower_gemm(node: Node, graph: Graph) -> Lowered:
         tmp = y + "_wl_ab"
         lowered.new_tensors[tmp] = (m, n_out)
         plain = Node(node.op, node.name, node.inputs, [tmp], {})
-        lowered.steps.append(fc_step(plain, a, tmp, w_rows.astype(np.float32), None, m))
+        lowered.steps.append(fc_step(plain, a, tmp, w_rows.astype(np.float32), None, m, graph.encodings.get(node.inputs[1])))
         if beta != 1.0:
             raise UnsupportedOpError(f"{node.describe()}: beta != 1 with a non-constant or per-row C is not supported")
         lowered.steps.append(binary_step(node, "Add", tmp, c, y, graph, shapes={tmp: (m, n_out)}))
     else:
-        lowered.steps.append(fc_step(node, a, y, w_rows.astype(np.float32), bias, m))
+        lowered.steps.append(fc_step(node, a, y, w_rows.astype(np.float32), bias, m, graph.encodings.get(node.inputs[1])))
     return lowered
 
 
@@ -105,7 +122,7 @@ def lower_matmul(node: Node, graph: Graph) -> Lowered:
         raise UnsupportedOpError(f"{node.describe()}: 1-D MatMul operands are not supported")
     if tb.is_const and tb.data.ndim == 2:
         rows = int(np.prod(ta.shape[:-1]))
-        return Lowered([fc_step(node, a, y, tb.data.T, None, rows)])
+        return Lowered([fc_step(node, a, y, tb.data.T, None, rows, graph.encodings.get(b))])
     if tb.is_const:
         raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant operand of rank > 2 is not supported")
     m, k = ta.shape[-2:]

@@ -1,6 +1,8 @@
 """Weight layouts the kernels walk."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Output rows computed together by the fc, pointwise and conv kernels. Must
@@ -24,3 +26,40 @@ def unpack_rows(flat: np.ndarray, rows: int, k: int, block: int = ROW_BLOCK) -> 
     full = rows - rows % block
     head = flat[: full * k].reshape(full // block, k, block).transpose(0, 2, 1).reshape(full, k)
     return np.concatenate([head, flat[full * k :].reshape(rows - full, k)])
+
+
+@dataclass(frozen=True)
+class WeightLayout:
+    """Where each weight of an ONNX weight tensor sits in the order its kernel
+    walks the weights: the order of the dense kernel's packed array, and the
+    key order of a compressed encoding."""
+
+    shape: tuple[int, ...]  # the ONNX tensor's shape
+    groups: int  # independent row sets (Conv groups), packed one after another
+    transposed: bool  # rows are the tensor's columns (MatMul's [K, N] weights)
+    natural: bool  # walked in the tensor's own order (depthwise)
+
+    @property
+    def positions(self) -> int:
+        return int(np.prod(self.shape))
+
+    def _rows(self, w: np.ndarray) -> np.ndarray:
+        return w.T if self.transposed else w.reshape(self.shape[0], -1)
+
+    def walk(self, w: np.ndarray) -> np.ndarray:
+        w = np.asarray(w, np.float32).reshape(self.shape)
+        if self.natural:
+            return w.reshape(-1).copy()
+        rows = self._rows(w)
+        per = rows.shape[0] // self.groups
+        return np.concatenate([pack_rows(rows[g * per:(g + 1) * per]) for g in range(self.groups)])
+
+    def unwalk(self, flat: np.ndarray) -> np.ndarray:
+        flat = np.asarray(flat, np.float32)
+        if self.natural:
+            return flat.reshape(self.shape)
+        n_rows = self.shape[1] if self.transposed else self.shape[0]
+        k = self.positions // n_rows
+        per = n_rows // self.groups
+        rows = np.concatenate([unpack_rows(flat[g * per * k:(g + 1) * per * k], per, k) for g in range(self.groups)])
+        return rows.T.copy() if self.transposed else rows.reshape(self.shape)

@@ -33,6 +33,8 @@ class Step:
     consts: tuple[ConstArray, ...] = ()
     view: bool = False  # the output is the first input, reinterpreted (no code)
     inplace: bool = False  # the output may share the first input's buffer
+    encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
+    scratch: int = 0  # floats of arena the kernel needs during the call
 
 
 @dataclass

@@ -1,0 +1,51 @@
+/*
+ * weightless-mcu runtime: compressed weights, decoded on the fly.
+ *
+ * A layer's weights are stored in the order its kernel walks them (position
+ * 0, 1, ...) either as
+ *  - a codebook encoding: one b-bit cluster index per position, bit-packed
+ *    (b = bits, index 0 = zero weight, v = codebook[v-1]); or
+ *  - a Bloomier table (Weightless): t-bit cells holding {position -> index}
+ *    for the kept weights only; see wl_bloomier_group() for the query. Word
+ *    v in 1..clusters means codebook[v-1], anything else 0.
+ * The layout is defined once more in weightless_mcu/compress/bloomier.py;
+ * the two decodes agree bit for bit on every position (tests/test_bloomier_c.py).
+ */
+#ifndef WL_WEIGHTS_H
+#define WL_WEIGHTS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WL_ENC_CODEBOOK 1
+#define WL_ENC_BLOOMIER 2
+
+typedef struct wl_encoded_weights {
+    const uint8_t *cells;        /* packed indices or table cells (4-byte aligned) */
+    const uint32_t *block_word;  /* Bloomier: first word of each block, [blocks + 1] */
+    const float *codebook;       /* [clusters] */
+    uint32_t seed;
+    uint32_t positions;
+    uint32_t block_groups;       /* Bloomier: groups of 4 positions per block */
+    uint16_t clusters;
+    uint8_t kind;
+    uint8_t bits;                /* b (codebook) or t (Bloomier), 1..16 */
+    uint8_t hashes;              /* Bloomier: location hashes, 2..4 */
+} wl_encoded_weights_t;
+
+/* The t-bit word stored at a position (Bloomier), or its index (codebook). */
+uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position);
+
+/* Bloomier: the 4t-bit word of group g (positions 4g .. 4g+3, lane i at bits [i*t, i*t+t)). */
+uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g);
+
+/* Decode weights [first, first + count) into out[0 .. count-1]. */
+int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+"""The Python decode and the C decode of compressed weights agree bit for bit
+on every position, kept and pruned: Bloomier tables of many shapes, t from 1
+to 16, K up to 2^t - 1, n = 0, n = 1, density 1.0, and codebook encodings; on
+the host build for all and under QEMU for a few."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from weightless_mcu.codegen import render_encoded_weights
+from weightless_mcu.compress.bloomier import build_table
+from weightless_mcu.compress.encodings import BloomierEncoding, CodebookEncoding
+from weightless_mcu.qemu import run_firmware
+from weightless_mcu.resources import firmware_dir
+from weightless_mcu.targets import get_target
+from weightless_mcu.toolchain import build_image
+
+from .conftest import REPO
+
+
+def bloomier_case(positions, n_keys, bits, clusters, hashes=4, seed=7, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    keys = np.sort(rng.choice(positions, size=n_keys, replace=False)) if n_keys else np.zeros(0, np.int64)
+    values = rng.integers(1, clusters + 1, size=n_keys)
+    table = build_table(positions, keys, values, bits, hashes=hashes, seed=seed)
+    codebook = np.sort(rng.standard_normal(clusters)).astype(np.float32)
+    enc = BloomierEncoding(table, codebook, n_keys, 0)
+    assert np.array_equal(table.query()[keys], values), "construction: every kept key decodes to its value"
+    return enc
+
+
+def codebook_case(positions, clusters, density, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    idx = np.where(rng.random(positions) < density, rng.integers(1, clusters + 1, size=positions), 0).astype(np.uint32)
+    return CodebookEncoding(idx, np.sort(rng.standard_normal(clusters)).astype(np.float32))
+
+
+def all_cases():
+    cases = []
+    for bits in range(1, 17):
+        k_max = (1 << bits) - 1
+        for clusters in sorted({1, k_max, min(k_max, 16)}):
+            positions = 37 + 53 * bits
+            cases.append(bloomier_case(positions, positions // 10 + 1, bits, clusters, rng_seed=bits))
+    cases += [
+        bloomier_case(0, 0, 8, 16),            # n = 0 positions
+        bloomier_case(1, 1, 8, 3),             # one key
+        bloomier_case(9, 0, 5, 7),             # no key stored: every position is pruned
+        bloomier_case(640, 640, 8, 255),       # density 1.0
+        bloomier_case(4000, 400, 8, 16, hashes=3),
+        bloomier_case(4000, 400, 6, 8, hashes=2),
+        bloomier_case(3001, 1500, 16, 65535),  # t = 16, K = 2^16 - 1
+        bloomier_case(20000, 2000, 8, 16),     # several blocks
+        bloomier_case(5003, 700, 7, 100, hashes=2),
+        codebook_case(1000, 16, 0.1),
+        codebook_case(777, 1, 0.5),
+        codebook_case(513, 255, 1.0),
+        codebook_case(3, 2, 0.0),
+    ]
+    return cases
+
+
+def expected(enc) -> np.ndarray:
+    words = enc.table.query() if isinstance(enc, BloomierEncoding) else enc.indices
+    return np.concatenate([words.astype(np.float32), enc.decode()])
+
+
+def build_dump(tmp_path, target, cases):
+    tables = "\n".join(render_encoded_weights(f"wl_dump_t{i}", e) for i, e in enumerate(cases))
+    ptrs = ", ".join(f"&wl_dump_t{i}_weights" for i in range(len(cases)))
+    inc = tmp_path / "wl_decode_tables.inc"
+    inc.write_text(f"{tables}\n#define WL_DUMP_TABLES {len(cases)}u\n"
+                   f"static const wl_encoded_weights_t *const wl_dump_tables[] = {{{ptrs}}};\n")
+    total = int(sum(2 * e.positions for e in cases))
+    header = ("int wl_decode_dump_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
+              f"#define WL_HARNESS_OUTPUT_SIZE {max(total, 1)}\n#define WL_HARNESS_RUN(in, out) wl_decode_dump_run(in, out)\n")
+    fw = firmware_dir()
+    sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c"]
+    elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header)
+    return elf, total
+
+
+def run_cases(tmp_path, target, cases):
+    elf, total = build_dump(tmp_path, target, cases)
+    out = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), max(total, 1), model="decode-dump").outputs[0]
+    start = 0
+    for i, enc in enumerate(cases):
+        want = expected(enc)
+        got = out[start:start + want.size]
+        start += want.size
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), f"case {i} ({enc.kind}) differs at {np.flatnonzero(got != want)[:5]}"
+
+
+def test_c_decode_matches_python_on_host(tmp_path):
+    run_cases(tmp_path, "host", all_cases())
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_c_decode_matches_python_under_qemu(tmp_path, target):
+    cases = [bloomier_case(2000, 200, 8, 16), bloomier_case(999, 300, 5, 31), bloomier_case(1200, 100, 13, 1000),
+             bloomier_case(700, 700, 16, 65535), codebook_case(900, 7, 0.3)]
+    run_cases(tmp_path, target, cases)
+
+
+def test_nbytes_is_what_lands_in_flash(tmp_path):
+    """nbytes() equals the sizes of the symbols the firmware links for the encoding."""
+    from weightless_mcu.report import read_elf
+
+    cases = [bloomier_case(5000, 500, 8, 16), bloomier_case(333, 40, 6, 20), codebook_case(1000, 16, 0.1)]
+    elf, _ = build_dump(tmp_path, "cortex-m4", cases)
+    syms = read_elf(elf).symbols
+    for i, enc in enumerate(cases):
+        linked = sum(size for name, (size, _) in syms.items() if name.startswith(f"wl_dump_t{i}_"))
+        assert linked == enc.nbytes(), (i, linked, enc.nbytes())

@@ -1,0 +1,114 @@
+"""How a weight tensor is stored in flash: one small typed object per layer.
+
+Every encoding holds the weights in the order the kernel walks them (the
+lowering's packed layout) and provides
+- decode(): the float32 weights the firmware will compute with (numpy),
+- nbytes(): exactly the flash bytes it takes, metadata included,
+- the arrays and struct fields the templates render (c_arrays, c_fields).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bloomier import BloomierTable
+
+# sizeof(wl_encoded_weights_t) on the 32-bit targets (firmware/include/wl_weights.h):
+# three pointers, three uint32, one uint16, three uint8, padded to 4.
+STRUCT_BYTES = 32
+ENC_CODEBOOK, ENC_BLOOMIER = 1, 2
+
+
+@dataclass(frozen=True)
+class CArray:
+    suffix: str
+    ctype: str  # "uint8_t", "uint32_t" or "float"
+    data: np.ndarray
+
+
+@dataclass(frozen=True)
+class DenseEncoding:
+    weights: np.ndarray  # float32, walk order
+    kind: str = "dense"
+
+    @property
+    def positions(self) -> int:
+        return int(self.weights.size)
+
+    def decode(self) -> np.ndarray:
+        return self.weights
+
+    def nbytes(self) -> int:
+        return int(self.weights.size) * 4
+
+
+@dataclass(frozen=True)
+class CodebookEncoding:
+    """Dense cluster indices, b = ceil(log2(K+1)) bits each, bit-packed; 0 is a zero weight."""
+
+    indices: np.ndarray  # uint32 per position, 0..K
+    codebook: np.ndarray  # float32 [K]
+    kind: str = "codebook"
+
+    @property
+    def positions(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def bits(self) -> int:
+        return max(1, int(self.codebook.size).bit_length())
+
+    def decode(self) -> np.ndarray:
+        table = np.concatenate([[0.0], self.codebook]).astype(np.float32)
+        return table[self.indices]
+
+    def packed(self) -> np.ndarray:
+        b = self.bits
+        stream = ((self.indices.astype(np.uint32)[:, None] >> np.arange(b, dtype=np.uint32)) & 1).astype(np.uint8)
+        return np.packbits(stream.reshape(-1), bitorder="little")
+
+    def nbytes(self) -> int:
+        return (self.positions * self.bits + 7) // 8 + 4 * int(self.codebook.size) + STRUCT_BYTES
+
+    def c_arrays(self) -> list[CArray]:
+        return [CArray("cells", "uint8_t", self.packed()), CArray("codebook", "float", self.codebook)]
+
+    def c_fields(self) -> dict:
+        return {"kind": ENC_CODEBOOK, "bits": self.bits, "clusters": int(self.codebook.size), "hashes": 0, "seed": 0,
+                "positions": self.positions, "block_groups": 0}
+
+
+@dataclass(frozen=True)
+class BloomierEncoding:
+    table: BloomierTable
+    codebook: np.ndarray  # float32 [K]
+    kept: int  # keys stored
+    false_positives: int  # pruned positions whose query gives a non-zero weight
+    kind: str = "bloomier"
+
+    @property
+    def positions(self) -> int:
+        return self.table.positions
+
+    def words(self) -> np.ndarray:
+        return self.table.query()
+
+    def decode(self) -> np.ndarray:
+        w = self.words()
+        table = np.zeros(1 << self.table.bits, np.float32)
+        table[1:self.codebook.size + 1] = self.codebook
+        return table[w]
+
+    def nbytes(self) -> int:
+        return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + 4 * int(self.codebook.size) + STRUCT_BYTES
+
+    def c_arrays(self) -> list[CArray]:
+        cells = np.frombuffer(self.table.packed_cells(), np.uint8)
+        return [CArray("cells", "uint8_t", cells), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
+                CArray("codebook", "float", self.codebook)]
+
+    def c_fields(self) -> dict:
+        t = self.table
+        return {"kind": ENC_BLOOMIER, "bits": t.bits, "clusters": int(self.codebook.size), "hashes": t.hashes,
+                "seed": t.seed, "positions": t.positions, "block_groups": t.block_groups}

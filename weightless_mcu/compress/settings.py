@@ -1,0 +1,129 @@
+"""Compression settings: defaults for every layer, overrides per layer, read
+from command-line options or a TOML file:
+
+    [defaults]
+    density = 0.08        # kept fraction of each layer's weights, (0, 1]
+    clusters = 8          # K shared values per layer
+    bits = 6              # t, bits per Bloomier cell (K <= 2^t - 1)
+    hashes = 4            # location hashes (cell reads) per key, 2..4
+    cells_per_key = 1.05  # table size the solver starts from
+    encoding = "auto"     # auto | bloomier | codebook | dense
+    prune = "layer"       # layer | global (one magnitude threshold for all layers)
+    min_positions = 256   # smaller layers stay dense float32 (unless a layer's encoding says otherwise)
+    seed = 24301
+
+    [layers."conv1"]      # a node name or its weight tensor's name
+    density = 0.5
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import OptionError
+
+ENCODINGS = ("auto", "bloomier", "codebook", "dense")
+
+
+@dataclass(frozen=True)
+class LayerSettings:
+    density: float = 1.0
+    clusters: int = 16
+    bits: int = 8
+    hashes: int = 4
+    cells_per_key: float = 1.05
+    encoding: str = "auto"
+    min_positions: int = 256
+    seed: int = 24301
+
+    def validate(self, where: str) -> "LayerSettings":
+        if not 0.0 < self.density <= 1.0:
+            raise OptionError(f"{where}: density must be in (0, 1], not {self.density}")
+        if not 1 <= self.bits <= 16:
+            raise OptionError(f"{where}: bits must be 1 to 16, not {self.bits}")
+        if self.clusters < 1:
+            raise OptionError(f"{where}: clusters must be at least 1, not {self.clusters}")
+        if self.clusters > (1 << self.bits) - 1:
+            raise OptionError(f"{where}: {self.bits} bits hold at most {(1 << self.bits) - 1} clusters (2^t - 1), "
+                              f"not {self.clusters}; use more bits or fewer clusters")
+        if not 2 <= self.hashes <= 4:
+            raise OptionError(f"{where}: hashes must be 2 to 4, not {self.hashes}")
+        if not 1.0 <= self.cells_per_key <= 4.0:
+            raise OptionError(f"{where}: cells_per_key must be in [1, 4], not {self.cells_per_key}")
+        if self.encoding not in ENCODINGS:
+            raise OptionError(f"{where}: encoding must be one of {', '.join(ENCODINGS)}, not '{self.encoding}'")
+        if self.min_positions < 0:
+            raise OptionError(f"{where}: min_positions must be >= 0")
+        if not 0 <= self.seed < 2**32:
+            raise OptionError(f"{where}: seed must be a 32-bit unsigned integer")
+        return self
+
+
+@dataclass(frozen=True)
+class CompressionSettings:
+    defaults: LayerSettings
+    layers: dict[str, dict]  # node or tensor name -> overrides
+    prune: str = "layer"
+
+    def for_layer(self, node: str, tensor: str) -> LayerSettings:
+        over = {**self.layers.get(tensor, {}), **self.layers.get(node, {})}
+        return replace(self.defaults, **over).validate(f"layer '{node}'")
+
+
+_FIELDS = {f.name: f.type for f in fields(LayerSettings)}
+
+
+def _coerce(key: str, value, where: str):
+    if key not in _FIELDS:
+        raise OptionError(f"{where}: unknown setting '{key}' (known: {', '.join(sorted(_FIELDS))}, prune)")
+    kind = _FIELDS[key]
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{where}: setting '{key}' has a bad value {value!r}") from None
+
+
+def make_settings(options: dict | None = None, config: str | Path | None = None) -> CompressionSettings | None:
+    """Settings from command-line options (None values ignored) over a config
+    file's; None when neither asks for compression."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    if not options and config is None:
+        return None
+    defaults: dict = {}
+    layers: dict[str, dict] = {}
+    prune = "layer"
+    if config is not None:
+        path = Path(config)
+        try:
+            table = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise OptionError(f"--config {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise OptionError(f"--config {path} is not valid TOML: {exc}") from None
+        unknown = set(table) - {"defaults", "layers"}
+        if unknown:
+            raise OptionError(f"--config {path}: unknown section(s) {', '.join(sorted(unknown))}; use [defaults] and [layers.NAME]")
+        for k, v in table.get("defaults", {}).items():
+            if k == "prune":
+                prune = str(v)
+            else:
+                defaults[k] = _coerce(k, v, f"{path} [defaults]")
+        for name, over in table.get("layers", {}).items():
+            if not isinstance(over, dict):
+                raise OptionError(f"{path}: [layers] entries must be tables, like [layers.\"{name}\"]")
+            layers[name] = {k: _coerce(k, v, f"{path} [layers.{name}]") for k, v in over.items()}
+    if "prune" in options:
+        prune = options.pop("prune")
+    for k, v in options.items():
+        defaults[k] = _coerce(k, v, f"--{k.replace('_', '-')}")
+    if prune not in ("layer", "global"):
+        raise OptionError(f"prune must be 'layer' or 'global', not '{prune}'")
+    base = replace(LayerSettings(), **defaults).validate("compression settings")
+    return CompressionSettings(base, layers, prune)
