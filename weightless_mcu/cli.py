@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--clusters", type=int, help="K shared weight values per layer (default 16)")
         c.add_argument("--bits", type=int, help="t, bits per Bloomier cell, 1..16, K <= 2^t - 1 (default 8)")
         c.add_argument("--hashes", type=int, help="location hashes (cell reads) per weight, 2..4 (default 4)")
-        c.add_argument("--cells-per-key", type=float, help="Bloomier table size to start from (default 1.05)")
+        c.add_argument("--cells-per-key", type=float, help="Bloomier cells per stored weight to start from (default 1.03)")
         c.add_argument("--encoding", choices=["auto", "bloomier", "codebook", "dense"],
                        help="force an encoding for every layer (default auto: the smallest)")
         c.add_argument("--prune", choices=["layer", "global"], help="magnitude threshold per layer (default) or global")

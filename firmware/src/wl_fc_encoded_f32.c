@@ -3,35 +3,82 @@
  *
  * Positions follow the dense kernel's layout (row blocks of four outputs
  * interleaved, then the remaining rows). A group of four positions of a row
- * block is the four outputs' weights for one input, so an 8-bit Bloomier
- * table decodes a whole group with one hash and `hashes` word reads, and only
- * the non-zero weights are multiplied. Other encodings decode a chunk of
- * positions into a small buffer on the stack first. */
+ * block holds the four outputs' weights for one input, so a Bloomier table
+ * with t <= 8 decodes a whole group with one hash and `hashes` word reads,
+ * straight into the four accumulators, multiplying only non-zero weights.
+ * Other encodings decode a chunk of positions into a small stack buffer. */
 #include "wl_kernels.h"
 #include "wl_weights.h"
 #include "wl_bloomier_hash.h"
 
 #define WL_FC_CHUNK 64 /* positions decoded at a time: a multiple of WL_ROW_BLOCK */
 
-static inline void wl_fc_block_bloomier8(const wl_encoded_weights_t *e, uint32_t g0, const float *x, int32_t K,
-                                         float acc[4])
+/* acc[i] += w[i] * x for the lanes whose word v is in 1..K (cb = codebook - 1). */
+#define WL_LANE(acc, v)                  \
+    do {                                 \
+        const uint32_t v_ = (v);         \
+        if (__builtin_expect(v_ - 1u < K1, 0)) \
+            acc += cb[v_] * xv;          \
+    } while (0)
+
+/* Groups g0 .. g0+n-1 of one block: t = 8, `hashes` a constant after inlining. */
+static inline void wl_fc_groups8(const uint32_t *cells, uint32_t words, uint32_t salt, uint32_t g0, uint32_t n,
+                                 const float *x, const float *cb, uint32_t K1, uint32_t hashes, float acc[4])
 {
-    const uint32_t K1 = e->clusters;
-    const float *cb = e->codebook - 1; /* codebook[v - 1] for v in 1..K */
     float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int32_t k = 0; k < K; k++) {
-        const uint32_t w = wl_bloomier_group8(e, g0 + (uint32_t)k);
-        const float xv = x[k];
-        uint32_t v = w & 0xFFu;
-        if (v - 1u < K1) a0 += cb[v] * xv;
-        v = (w >> 8) & 0xFFu;
-        if (v - 1u < K1) a1 += cb[v] * xv;
-        v = (w >> 16) & 0xFFu;
-        if (v - 1u < K1) a2 += cb[v] * xv;
-        v = w >> 24;
-        if (v - 1u < K1) a3 += cb[v] * xv;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t w = wl_bl_group8(cells, words, salt, g0 + i, hashes);
+        const float xv = x[i];
+        WL_LANE(a0, w & 0xFFu);
+        WL_LANE(a1, (w >> 8) & 0xFFu);
+        WL_LANE(a2, (w >> 16) & 0xFFu);
+        WL_LANE(a3, w >> 24);
     }
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+/* The same for any t < 8. */
+static void wl_fc_groups32(const uint32_t *cells, uint32_t t, uint32_t base, uint32_t words, uint32_t salt, uint32_t g0,
+                           uint32_t n, const float *x, const float *cb, uint32_t K1, uint32_t hashes, float acc[4])
+{
+    const uint32_t m = (1u << t) - 1u;
+    float a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t w = wl_bl_group32(cells, t, base, words, salt, g0 + i, hashes);
+        const float xv = x[i];
+        WL_LANE(a0, w & m);
+        WL_LANE(a1, (w >> t) & m);
+        WL_LANE(a2, (w >> (2u * t)) & m);
+        WL_LANE(a3, (w >> (3u * t)) & m);
+    }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+/* One row block: groups g0 .. g0+K-1, split at block boundaries. */
+static void wl_fc_block_bloomier(const wl_encoded_weights_t *e, uint32_t g0, const float *x, uint32_t K, float acc[4])
+{
+    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
+    const float *cb = e->codebook - 1;
+    const uint32_t K1 = e->clusters, t = e->bits;
+    uint32_t k = 0;
+    while (k < K) {
+        const uint32_t g = g0 + k;
+        const uint32_t blk = g / e->block_groups;
+        const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
+        const uint32_t salt = wl_bl_salt(e->seed, words);
+        const uint32_t left = (blk + 1u) * e->block_groups - g;
+        const uint32_t n = K - k < left ? K - k : left;
+        if (t == 8u) {
+            switch (e->hashes) {
+            case 4: wl_fc_groups8(cells + base, words, salt, g, n, x + k, cb, K1, 4u, acc); break;
+            case 3: wl_fc_groups8(cells + base, words, salt, g, n, x + k, cb, K1, 3u, acc); break;
+            default: wl_fc_groups8(cells + base, words, salt, g, n, x + k, cb, K1, e->hashes, acc); break;
+            }
+        } else {
+            wl_fc_groups32(cells, t, base, words, salt, g, n, x + k, cb, K1, e->hashes, acc);
+        }
+        k += n;
+    }
 }
 
 int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_weights_t *e, const float *bias,
@@ -43,7 +90,7 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
     const int32_t K = p->in_features, N = p->out_features;
     const int32_t full = N - N % WL_ROW_BLOCK;
     const float lo = p->act_min, hi = p->act_max;
-    const int fast = e->kind == WL_ENC_BLOOMIER && e->bits == 8u;
+    const int stream = e->kind == WL_ENC_BLOOMIER && e->bits <= 8u;
     float buf[WL_FC_CHUNK];
     for (int32_t r = 0; r < p->rows; r++) {
         const float *xr = x + r * K;
@@ -51,8 +98,8 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
         for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t first = (uint32_t)(n * K);
-            if (fast) {
-                wl_fc_block_bloomier8(e, first >> 2, xr, K, acc);
+            if (stream) {
+                wl_fc_block_bloomier(e, first >> 2, xr, (uint32_t)K, acc);
             } else {
                 for (int32_t k0 = 0; k0 < K; k0 += WL_FC_CHUNK / WL_ROW_BLOCK) {
                     const int32_t kn = K - k0 < WL_FC_CHUNK / WL_ROW_BLOCK ? K - k0 : WL_FC_CHUNK / WL_ROW_BLOCK;

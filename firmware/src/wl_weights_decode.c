@@ -3,41 +3,34 @@
 #include "wl_kernels.h"
 #include "wl_bloomier_hash.h"
 
-/* nbits (1..64) little-endian bits at bit offset off of p. */
-static uint64_t wl_read_bits(const uint8_t *p, uint32_t off, uint32_t nbits)
-{
-    const uint8_t *b = p + (off >> 3);
-    const uint32_t shift = off & 7u;
-    const uint32_t nbytes = (shift + nbits + 7u) >> 3;
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < nbytes && i < 8u; i++)
-        v |= (uint64_t)b[i] << (8u * i);
-    v >>= shift;
-    if (nbytes == 9u)
-        v |= (uint64_t)b[8] << (64u - shift);
-    return nbits == 64u ? v : v & (((uint64_t)1 << nbits) - 1u);
-}
-
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
 {
     const uint32_t t = e->bits, n = 4u * t;
+    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
     const uint32_t blk = g / e->block_groups;
     const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
-    const uint32_t h = wl_bl_hash(g, e->seed, words);
-    uint64_t acc = wl_bl_mask(h, t);
+    const uint32_t salt = wl_bl_salt(e->seed, words);
+    if (n <= 32u)
+        return wl_bl_group32(cells, t, base, words, salt, g, e->hashes);
+    const uint32_t h = wl_bl_hash(g, salt);
+    const uint32_t m0 = wl_bl_mask32(h);
+    const uint64_t keep = n == 64u ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1u);
+    uint64_t acc = (m0 | ((uint64_t)wl_bl_mask_high(m0) << 32)) & keep;
     for (uint32_t j = 0; j < e->hashes; j++) {
-        const uint64_t w = wl_read_bits(e->cells, (base + wl_bl_index(h, j, words)) * n, n);
-        acc ^= j == 0 ? w : ((w >> (j * t)) | (w << (n - j * t)));
+        const uint32_t off = (base + wl_bl_index(h, j, words)) * n;
+        const uint64_t w = (wl_read32(cells, off) | ((uint64_t)wl_read32(cells, off + 32u) << 32)) & keep;
+        acc ^= j == 0 ? w : ((w >> (j * t)) | (w << (n - j * t))) & keep;
     }
-    return n == 64u ? acc : acc & (((uint64_t)1 << n) - 1u);
+    return acc;
 }
 
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position)
 {
     const uint32_t t = e->bits;
+    const uint32_t lane_mask = (1u << t) - 1u;
     if (e->kind == WL_ENC_CODEBOOK)
-        return (uint32_t)wl_read_bits(e->cells, position * t, t);
-    return (uint32_t)(wl_bloomier_group(e, position >> 2) >> ((position & 3u) * t)) & ((1u << t) - 1u);
+        return wl_read32((const uint32_t *)(const void *)e->cells, position * t) & lane_mask;
+    return (uint32_t)(wl_bloomier_group(e, position >> 2) >> ((position & 3u) * t)) & lane_mask;
 }
 
 static inline float wl_codebook_value(const wl_encoded_weights_t *e, uint32_t v)
@@ -49,27 +42,36 @@ int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_
 {
     if (e == 0 || out == 0 || first + count > e->positions || first + count < first)
         return WL_ERR_ARG;
-    const uint32_t end = first + count;
+    const uint32_t t = e->bits, end = first + count;
+    const uint32_t lane_mask = (1u << t) - 1u;
+    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
     if (e->kind == WL_ENC_CODEBOOK) {
         for (uint32_t p = first; p < end; p++)
-            out[p - first] = wl_codebook_value(e, (uint32_t)wl_read_bits(e->cells, p * e->bits, e->bits));
+            out[p - first] = wl_codebook_value(e, wl_read32(cells, p * t) & lane_mask);
         return WL_OK;
     }
     if (e->kind != WL_ENC_BLOOMIER)
         return WL_ERR_ARG;
-    const uint32_t t = e->bits;
-    const uint32_t lane_mask = (1u << t) - 1u;
     uint32_t p = first;
     while (p < end) {
-        const uint32_t g = p >> 2;
-        uint64_t word;
-        if (t == 8u)
-            word = wl_bloomier_group8(e, g);
-        else
-            word = wl_bloomier_group(e, g);
-        /* Lanes of this group inside [first, end). */
-        for (uint32_t lane = p & 3u; lane < 4u && p < end; lane++, p++)
-            out[p - first] = wl_codebook_value(e, (uint32_t)(word >> (lane * t)) & lane_mask);
+        /* The groups of one block at a time: its word range and salt are fixed. */
+        const uint32_t blk = (p >> 2) / e->block_groups;
+        const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
+        const uint32_t salt = wl_bl_salt(e->seed, words);
+        const uint64_t block_end = ((uint64_t)blk + 1u) * e->block_groups * 4u;
+        const uint32_t stop = block_end < end ? (uint32_t)block_end : end;
+        while (p < stop) {
+            const uint32_t g = p >> 2;
+            uint64_t word;
+            if (t == 8u)
+                word = wl_bl_group8(cells + base, words, salt, g, e->hashes);
+            else if (t < 8u)
+                word = wl_bl_group32(cells, t, base, words, salt, g, e->hashes);
+            else
+                word = wl_bloomier_group(e, g);
+            for (uint32_t lane = p & 3u; lane < 4u && p < stop; lane++, p++)
+                out[p - first] = wl_codebook_value(e, (uint32_t)(word >> (lane * t)) & lane_mask);
+        }
     }
     return WL_OK;
 }

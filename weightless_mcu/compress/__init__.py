@@ -109,7 +109,7 @@ def encode_layer(name: str, tensor: str, w: np.ndarray, mask: np.ndarray, layout
             table = build_table(n, keys, indices[keys], s.bits, hashes=s.hashes, cells_per_key=s.cells_per_key, seed=s.seed)
             words = table.query()
             fp = int(np.count_nonzero((words[~flat_keep] >= 1) & (words[~flat_keep] <= codebook.size)))
-            options.append(BloomierEncoding(table, codebook, kept, fp))
+            options.append(BloomierEncoding(table, codebook, kept, fp, words))
     if s.encoding == "bloomier":
         enc = options[-1]
     elif s.encoding == "codebook":

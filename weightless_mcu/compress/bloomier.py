@@ -9,7 +9,7 @@ decodes agree bit for bit on every position):
 - Cells are t bits. Four cells make a *word* (4t bits, lane L in bits
   [L*t, L*t + t)). Words are bit-packed in a byte array, word w at bit 4t*w.
 - Groups are split into blocks of G groups; block b owns words
-  block_word[b] .. block_word[b+1]-1 (W_b of them, 1 <= W_b <= 256).
+  block_word[b] .. block_word[b+1]-1 (W_b of them, 1 <= W_b <= 1024).
 - Query of group g in block b, with h = hash(g, W_b) (the block's size salts
   the hash, so a block that cannot be solved is laid out anew with one more word):
       acc = mask(h)                                   (4t bits)
@@ -38,7 +38,7 @@ from ..errors import OptionError, WeightlessError
 from ..hostbuild import shared_library
 
 M32 = np.uint64(0xFFFFFFFF)
-MAX_WORDS_PER_BLOCK = 256
+MAX_WORDS_PER_BLOCK = 1024
 LANES = 4
 # Hash constants (the same in firmware/src/wl_bloomier.c).
 H1, H2, MASK1, MASK2, SALT = 0x9E3779B1, 0x85EBCA6B, 0x27D4EB2F, 0x165667B1, 0x61C88647
@@ -47,7 +47,7 @@ H1, H2, MASK1, MASK2, SALT = 0x9E3779B1, 0x85EBCA6B, 0x27D4EB2F, 0x165667B1, 0x6
 def group_hash(g: np.ndarray, seed: int, words: np.ndarray) -> np.ndarray:
     """32-bit mix of group numbers salted by the seed and the block's word count
     (uint64 arrays holding uint32 values)."""
-    salt = (np.uint64(seed) + words.astype(np.uint64) * np.uint64(SALT)) & M32
+    salt = (np.uint64(seed) + (words.astype(np.uint64) * np.uint64(SALT) & M32)) & M32
     h = ((g + salt) & M32) * np.uint64(H1) & M32
     h ^= h >> np.uint64(16)
     h = h * np.uint64(H2) & M32
@@ -101,7 +101,7 @@ class BloomierTable:
         return int(self.block_word[-1]) * LANES
 
     def cell_bytes(self) -> int:
-        return (self.cells * self.bits + 7) // 8
+        return padded_stream_bytes(self.cells * self.bits)
 
     def query_groups(self, g: np.ndarray) -> np.ndarray:
         """The decoded 4t-bit word of each group (uint64)."""
@@ -133,13 +133,26 @@ class BloomierTable:
         lane = (p & np.uint64(3)) * np.uint64(self.bits)
         return ((acc >> lane) & np.uint64((1 << self.bits) - 1)).astype(np.uint32)
 
-    def packed_cells(self) -> bytes:
+    def packed_cells(self) -> np.ndarray:
         """The cells as the firmware stores them: words of 4t bits, bit-packed, little-endian."""
-        nbits = 4 * self.bits
-        w = self.words.astype(np.uint64)
-        bitpos = np.arange(nbits, dtype=np.uint64)
-        stream = ((w[:, None] >> bitpos[None, :]) & np.uint64(1)).astype(np.uint8).reshape(-1)
-        return np.packbits(stream, bitorder="little").tobytes()
+        return pack_stream(self.words, 4 * self.bits)
+
+
+def padded_stream_bytes(nbits: int) -> int:
+    """Bytes of a bit stream as the firmware stores it: whole 32-bit words, plus
+    one, so that any 32 bits can be read with two aligned loads."""
+    return 4 * ((nbits + 31) // 32 + 1)
+
+
+def pack_stream(values: np.ndarray, width: int) -> np.ndarray:
+    """Values of `width` bits each, little-endian bit stream, padded (uint8)."""
+    v = np.asarray(values, np.uint64)
+    bitpos = np.arange(width, dtype=np.uint64)
+    bits = ((v[:, None] >> bitpos[None, :]) & np.uint64(1)).astype(np.uint8).reshape(-1)
+    out = np.zeros(padded_stream_bytes(v.size * width), np.uint8)
+    packed = np.packbits(bits, bitorder="little")
+    out[:packed.size] = packed
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -155,13 +168,13 @@ def _solver():
 
 
 def _choose_block_groups(groups: int, key_groups: np.ndarray, cells_per_key: float) -> int:
-    """Groups per block: blocks of about 256 cells for large tables (fast to
-    solve), up to 1024 for small ones (closer to the bound), and never a
-    block with more keys than its at most 256 words can hold."""
+    """Groups per block: blocks of about 2,000 cells (large enough to be solvable
+    close to the bound, small enough to solve in about a millisecond), and
+    never a block with more keys than its at most 1,024 words can hold."""
     n = len(key_groups)
     if n == 0 or groups == 0:
         return max(1, groups)
-    target_cells = 256 if n > 200_000 else 960
+    target_cells = 2000
     per_group = n / groups
     g_size = max(1, int(target_cells / cells_per_key / per_group))
     limit = int(LANES * MAX_WORDS_PER_BLOCK / (cells_per_key * 1.08))
@@ -181,7 +194,7 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def build_table(positions: int, keys: np.ndarray, values: np.ndarray, bits: int, *, hashes: int = 4,
-                cells_per_key: float = 1.05, seed: int = 0x5EED) -> BloomierTable:
+                cells_per_key: float = 1.03, seed: int = 0x5EED) -> BloomierTable:
     """Store {keys[i] -> values[i]} (keys sorted, unique, < positions; values < 2^bits)."""
     if not 1 <= bits <= 16:
         raise OptionError(f"Bloomier cells must have 1 to 16 bits, not {bits}")
@@ -209,7 +222,7 @@ def build_table(positions: int, keys: np.ndarray, values: np.ndarray, bits: int,
         if len(pending) == 0:
             break
         if np.any(words[pending] > MAX_WORDS_PER_BLOCK):
-            raise WeightlessError("a Bloomier block could not be solved within 256 words; try more bits or another seed")
+            raise WeightlessError(f"a Bloomier block could not be solved within {MAX_WORDS_PER_BLOCK} words; try another seed")
         # Keys of the pending blocks, with block-local cells.
         sel = _ranges(key_start[pending], key_start[pending + 1])
         kw = np.repeat(words[pending], nkeys[pending]).astype(np.uint64)

@@ -8,11 +8,11 @@ lowering's packed layout) and provides
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bloomier import BloomierTable
+from .bloomier import BloomierTable, pack_stream, padded_stream_bytes
 
 # sizeof(wl_encoded_weights_t) on the 32-bit targets (firmware/include/wl_weights.h):
 # three pointers, three uint32, one uint16, three uint8, padded to 4.
@@ -64,12 +64,10 @@ class CodebookEncoding:
         return table[self.indices]
 
     def packed(self) -> np.ndarray:
-        b = self.bits
-        stream = ((self.indices.astype(np.uint32)[:, None] >> np.arange(b, dtype=np.uint32)) & 1).astype(np.uint8)
-        return np.packbits(stream.reshape(-1), bitorder="little")
+        return pack_stream(self.indices, self.bits)
 
     def nbytes(self) -> int:
-        return (self.positions * self.bits + 7) // 8 + 4 * int(self.codebook.size) + STRUCT_BYTES
+        return padded_stream_bytes(self.positions * self.bits) + 4 * int(self.codebook.size) + STRUCT_BYTES
 
     def c_arrays(self) -> list[CArray]:
         return [CArray("cells", "uint8_t", self.packed()), CArray("codebook", "float", self.codebook)]
@@ -85,6 +83,7 @@ class BloomierEncoding:
     codebook: np.ndarray  # float32 [K]
     kept: int  # keys stored
     false_positives: int  # pruned positions whose query gives a non-zero weight
+    queried: np.ndarray | None = field(default=None, repr=False, compare=False)  # table.query(), if already known
     kind: str = "bloomier"
 
     @property
@@ -92,7 +91,7 @@ class BloomierEncoding:
         return self.table.positions
 
     def words(self) -> np.ndarray:
-        return self.table.query()
+        return self.queried if self.queried is not None else self.table.query()
 
     def decode(self) -> np.ndarray:
         w = self.words()
@@ -104,8 +103,7 @@ class BloomierEncoding:
         return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + 4 * int(self.codebook.size) + STRUCT_BYTES
 
     def c_arrays(self) -> list[CArray]:
-        cells = np.frombuffer(self.table.packed_cells(), np.uint8)
-        return [CArray("cells", "uint8_t", cells), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
+        return [CArray("cells", "uint8_t", self.table.packed_cells()), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
                 CArray("codebook", "float", self.codebook)]
 
     def c_fields(self) -> dict:

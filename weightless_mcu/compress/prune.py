@@ -31,11 +31,16 @@ def magnitude_masks(layers: list[np.ndarray], density: float | list[float], scop
 
 
 def _top_mask(mag: np.ndarray, density: float) -> np.ndarray:
+    """The n_keep largest magnitudes; among equal ones at the threshold, the earliest positions."""
     n_keep = int(np.ceil(density * mag.size - 1e-9))
-    keep = np.zeros(mag.size, bool)
-    if n_keep > 0:
-        order = np.argsort(-mag, kind="stable")
-        keep[order[:n_keep]] = True
+    if n_keep <= 0:
+        return np.zeros(mag.size, bool)
+    if n_keep >= mag.size:
+        return np.ones(mag.size, bool)
+    threshold = np.partition(mag, mag.size - n_keep)[mag.size - n_keep]  # linear time
+    keep = mag > threshold
+    ties = np.flatnonzero(mag == threshold)
+    keep[ties[: n_keep - int(keep.sum())]] = True
     return keep
 
 
@@ -49,24 +54,27 @@ def kmeans_1d(values: np.ndarray, k: int, iterations: int = 100) -> tuple[np.nda
         raise OptionError(f"the number of clusters must be at least 1, not {k}")
     if values.size < k:
         raise OptionError(f"{k} clusters are more than the {values.size} kept weights")
-    distinct = np.unique(values)
+    srt = np.sort(values)
+    distinct = np.unique(srt)
     if distinct.size <= k:
         centers = distinct
     else:
-        centers = np.unique(np.quantile(values, (np.arange(k) + 0.5) / k))
+        centers = np.unique(np.quantile(srt, (np.arange(k) + 0.5) / k))
         if centers.size < k:  # heavy ties: spread the rest over the distinct values
             extra = np.setdiff1d(distinct, centers)
             centers = np.sort(np.concatenate([centers, extra[np.linspace(0, extra.size - 1, k - centers.size).astype(int)]]))
+        # Lloyd iterations on the sorted values: each cluster is a run, found by
+        # binary search of the midpoints, its sum a difference of prefix sums.
+        prefix = np.concatenate([[0.0], np.cumsum(srt)])
         for _ in range(iterations):
-            idx = np.searchsorted((centers[:-1] + centers[1:]) / 2, values)
-            counts = np.bincount(idx, minlength=centers.size)
-            sums = np.bincount(idx, weights=values, minlength=centers.size)
-            new = np.where(counts > 0, sums / np.maximum(counts, 1), centers)
-            new = np.sort(new)
+            cuts = np.concatenate([[0], np.searchsorted(srt, (centers[:-1] + centers[1:]) / 2), [srt.size]])
+            counts = np.diff(cuts)
+            sums = prefix[cuts[1:]] - prefix[cuts[:-1]]
+            new = np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), centers))
             if np.array_equal(new, centers):
                 break
             centers = new
     codebook = centers.astype(np.float32)
-    # Assign in float32, as the weights will be used.
+    # Assign in float32, as the weights will be used: the nearest centre.
     idx = np.searchsorted((codebook[:-1].astype(np.float64) + codebook[1:]) / 2, values)
     return codebook, idx.astype(np.int64)

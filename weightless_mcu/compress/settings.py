@@ -6,7 +6,7 @@ from command-line options or a TOML file:
     clusters = 8          # K shared values per layer
     bits = 6              # t, bits per Bloomier cell (K <= 2^t - 1)
     hashes = 4            # location hashes (cell reads) per key, 2..4
-    cells_per_key = 1.05  # table size the solver starts from
+    cells_per_key = 1.03  # table size the solver starts from
     encoding = "auto"     # auto | bloomier | codebook | dense
     prune = "layer"       # layer | global (one magnitude threshold for all layers)
     min_positions = 256   # smaller layers stay dense float32 (unless a layer's encoding says otherwise)
@@ -32,7 +32,7 @@ class LayerSettings:
     clusters: int = 16
     bits: int = 8
     hashes: int = 4
-    cells_per_key: float = 1.05
+    cells_per_key: float = 1.03
     encoding: str = "auto"
     min_positions: int = 256
     seed: int = 24301
