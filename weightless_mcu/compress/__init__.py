@@ -65,7 +65,7 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
                           f"compressible: {', '.join(n.name for n, _, _ in cands) or 'none'}")
     per_layer = [settings.for_layer(n.name, t) for n, t, _ in cands]
     active = [i for i, (s, (_, _, lay)) in enumerate(zip(per_layer, cands))
-              if s.encoding != "dense" and (lay.positions >= s.min_positions or s.encoding != "auto")]
+              if s.encoding != "dense" and lay.positions >= s.min_positions]
     weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in active]
     masks = magnitude_masks(weights, [per_layer[i].density for i in active] if settings.prune == "layer"
                             else per_layer[active[0]].density if active else 1.0, settings.prune)

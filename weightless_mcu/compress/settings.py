@@ -9,7 +9,7 @@ from command-line options or a TOML file:
     cells_per_key = 1.03  # table size the solver starts from
     encoding = "auto"     # auto | bloomier | codebook | dense
     prune = "layer"       # layer | global (one magnitude threshold for all layers)
-    min_positions = 256   # smaller layers stay dense float32 (unless a layer's encoding says otherwise)
+    min_positions = 256   # layers with fewer weights stay dense float32
     seed = 24301
 
     [layers."conv1"]      # a node name or its weight tensor's name

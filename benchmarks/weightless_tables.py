@@ -1,0 +1,163 @@
+"""Weightless encoding benchmarks (Bloomier tables and decode-as-you-go kernels).
+
+    python benchmarks/weightless_tables.py [--models DIR] [--json FILE]
+
+1. Cells per key of the table of every layer: the MLPerf Tiny models (density
+   0.1, K=16, t=8), LeNet-300-100 and VGG-16 fc6/fc7 shaped layers (random
+   weights at the paper's densities), with 4 and with 3 location hashes.
+2. Encoding a 4096 x 25088 layer (VGG-16 fc6, 103 M positions) at 4% density,
+   t=8, K=16: pruning, clustering, table construction and the full
+   false-positive scan, timed in a fresh process with its peak memory.
+3. Instructions per weight position of the fully connected kernel on cortex-m4
+   under QEMU (exact counts): dense, Bloomier t=8/6/4, codebook.
+4. Convolutions compressed against dense: single layers and whole models.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from weightless_mcu import verify
+from weightless_mcu.api import _prepare
+from weightless_mcu.compress import make_settings
+
+HERE = Path(__file__).resolve().parent
+MLPERF = ["anomaly_detection_ad01_fp32.onnx", "image_classification_resnet8_fp32.onnx",
+          "visual_wake_words_mobilenet_v1_025_fp32.onnx"]
+
+BIG_LAYER = r"""
+import json, resource, sys, time
+import numpy as np
+from weightless_mcu.compress import encode_layer
+from weightless_mcu.compress.prune import magnitude_masks
+from weightless_mcu.compress.settings import LayerSettings
+from weightless_mcu.lowering.layout import WeightLayout
+w = np.random.default_rng(0).standard_normal((4096, 25088), dtype=np.float32)
+t0 = time.perf_counter()
+(mask,) = magnitude_masks([w], 0.04)
+enc, rep = encode_layer("fc6", "fc6", w, mask, WeightLayout(w.shape, 1, False, False),
+                        LayerSettings(density=0.04, clusters=16, bits=8))
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "report": rep.as_dict()}))
+"""
+
+
+def _fc_model(path: Path, n_out: int, n_in: int, seed: int = 0) -> Path:
+    w = np.random.default_rng(seed).standard_normal((n_out, n_in)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], "fc",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, n_in])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, n_out])],
+                          [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
+def _conv_model(path: Path, cin: int, cout: int, k: int, hw: int, group: int = 1) -> Path:
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((cout, cin // group, k, k)).astype(np.float32)
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[k // 2] * 4, group=group)], "conv",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, hw, hw])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, hw, hw])],
+                          [numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
+def cells_per_key(models: Path, tmp: Path) -> list[dict]:
+    rows = []
+    layers = [(models / f, 0.1) for f in MLPERF]
+    layers += [(_fc_model(tmp / f"fc_{o}x{i}.onnx", o, i), d) for o, i, d in
+               [(300, 784, 0.08), (100, 300, 0.09), (10, 100, 0.26), (4096, 4096, 0.04)]]
+    for path, density in layers:
+        for hashes in (4, 3):
+            _, _, reports = _prepare(path, None, None, make_settings(dict(density=density, clusters=16, bits=8, hashes=hashes,
+                                                                          encoding="bloomier")), lambda _: None)
+            for r in (r for r in reports if r.encoding == "bloomier"):
+                rows.append({"model": path.stem, "layer": r.name[-48:], "hashes": hashes, "keys": r.kept,
+                             "cells": r.cells, "cells_per_key": r.cells / max(1, r.kept)})
+    return rows
+
+
+def big_layer() -> dict:
+    proc = subprocess.run([sys.executable, "-c", BIG_LAYER], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fc_kernel(tmp: Path) -> list[dict]:
+    path = _fc_model(tmp / "fc256x1024.onnx", 256, 1024)
+    positions = 256 * 1024
+    rows = []
+    runs = [("dense float32", None)] + [(f"bloomier t={t} K={k}", dict(density=0.1, clusters=k, bits=t, encoding="bloomier"))
+                                       for t, k in ((8, 16), (6, 8), (4, 4))]
+    runs.append(("codebook K=16 (5-bit indices)", dict(density=0.1, clusters=16, bits=8, encoding="codebook")))
+    for label, opts in runs:
+        res = verify(path, target="cortex-m4", samples=1, compression=make_settings(opts) if opts else None)
+        assert res["match"]
+        rows.append({"kernel": label, "instructions": res["instructions"], "per_position": res["instructions"] / positions})
+    return rows
+
+
+def convolutions(models: Path, tmp: Path) -> list[dict]:
+    cases = [("conv 3x3 32->32, 16x16", _conv_model(tmp / "c3.onnx", 32, 32, 3, 16)),
+             ("depthwise 3x3 64ch, 24x24", _conv_model(tmp / "dw.onnx", 64, 64, 3, 24, group=64)),
+             ("pointwise 64->128, 12x12", _conv_model(tmp / "pw.onnx", 64, 128, 1, 12)),
+             ("ResNet-8", models / MLPERF[1]), ("VWW MobileNetV1 0.25", models / MLPERF[2])]
+    rows = []
+    for label, path in cases:
+        dense = verify(path, target="cortex-m4", samples=1)
+        comp = verify(path, target="cortex-m4", samples=1, compression=make_settings(dict(density=0.3, clusters=16, bits=8)))
+        assert dense["match"] and comp["match"]
+        rows.append({"layer": label, "dense": dense["instructions"], "compressed": comp["instructions"],
+                     "ratio": comp["instructions"] / dense["instructions"]})
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=Path, default=HERE.parent.parent / "shared" / "models" / "mlperf-tiny")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
+    with tempfile.TemporaryDirectory(prefix="wl-bench-") as tmp:
+        tmp = Path(tmp)
+        out["cells_per_key"] = cpk = cells_per_key(args.models, tmp)
+        print("| model | layer | hashes | keys | cells | cells per key |\n|---|---|---|---|---|---|")
+        for r in cpk:
+            print(f"| {r['model']} | {r['layer']} | {r['hashes']} | {r['keys']:,} | {r['cells']:,} | {r['cells_per_key']:.4f} |")
+        for h in (4, 3):
+            big = [r["cells_per_key"] for r in cpk if r["hashes"] == h and r["keys"] >= 1000]
+            print(f"\nhashes={h}: layers with >= 1,000 keys: {len(big)}, cells per key max {max(big):.4f}, mean {np.mean(big):.4f}")
+        out["big_layer"] = big = big_layer()
+        print(f"\n4096x25088 at 4%: {big['seconds']:.1f} s, peak {big['peak_rss_bytes'] / 2**30:.2f} GiB, "
+              f"{big['report']['kept']:,} keys, {big['report']['cells_per_key']} cells/key, "
+              f"{big['report']['false_positives']:,} false positives")
+        out["fc_kernel"] = fc = fc_kernel(tmp)
+        print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position |\n|---|---|---|")
+        for r in fc:
+            print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} |")
+        out["convolutions"] = conv = convolutions(args.models, tmp)
+        print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense |\n|---|---|---|---|")
+        for r in conv:
+            print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x |")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
