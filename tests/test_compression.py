@@ -170,3 +170,21 @@ def test_config_file_sets_layers(tmp_path):
     assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out", "--config", cfg), "nope", "fc1")
     cfg.write_text('[defaults]\ndensty = 0.5\n')
     assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out", "--config", cfg), "densty")
+
+
+def test_compressed_compile_is_byte_identical_and_reported(tmp_path):
+    from weightless_mcu import report
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        proc = run_cli("compile", mlperf("resnet8"), "-o", out, "--density", "0.2", "--clusters", "8", "--bits", "7", "-q")
+        assert proc.returncode == 0, proc.stderr
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert "runtime/wl_weights_decode.c" in {f.as_posix() for f in files}
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    rep = report(a)
+    assert rep["compression_ratio"] > 5
+    assert {layer["encoding"] for layer in rep["layers"]} == {"bloomier"}  # every layer has >= 256 weights
+    # The model's flash holds the tables, not the float32 weights.
+    assert rep["flash_bytes"] < rep["weights_float32_bytes"] / 3
