@@ -19,7 +19,7 @@ from .ir import Graph
 from .outdir import write_tree
 from .passes import run_passes
 from .qemu import run_firmware
-from .report import layer_sizes, model_sizes, read_elf
+from .report import model_sizes, read_elf, size_report
 from .targets import DEFAULT_TARGET, get_target
 from .toolchain import build_firmware
 
@@ -161,9 +161,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         progress("running onnxruntime")
         ref = _onnxruntime_outputs(decoded_model, arrays, manifest)
         got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)
-        image = read_elf(elf)
-        flash, ram = model_sizes(image)
-        steps = layer_sizes(image, manifest)
+        sizes = size_report(read_elf(elf), manifest)
     max_abs, max_rel = _compare(got, ref)
     result = {
         "model": str(model),
@@ -185,22 +183,8 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     if outputs:
         np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
     insns = run.instructions
-    result.update({
-        "instructions": int(max(insns)) if insns else None,
-        "instructions_per_sample": insns,
-        "flash_bytes": flash,
-        "ram_bytes": ram,
-        "arena_bytes": manifest["arena_bytes"],
-        "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
-        "stack_bytes": run.stack_bytes,
-        "image_flash_bytes": image.flash,
-        "image_ram_bytes": image.ram,
-        "compression_ratio": manifest["compression_ratio"],
-        "weights_float32_bytes": manifest["weights_float32_bytes"],
-        "weights_stored_bytes": manifest["weights_stored_bytes"],
-        "layers": manifest["layers"],
-        "steps": steps,
-    })
+    result.update({"instructions": int(max(insns)) if insns else None, "instructions_per_sample": insns,
+                   "stack_bytes": run.stack_bytes, **sizes})
     return result
 
 
@@ -223,24 +207,8 @@ def report(path: str | Path, *, target: str | None = None, progress: Progress = 
     tgt = get_target(target or manifest["target"])
     with tempfile.TemporaryDirectory(prefix="wl-report-") as tmp:
         progress(f"building the firmware for {tgt.name}")
-        elf = build_firmware(path, tgt, Path(tmp))
-        image = read_elf(elf)
-    flash, ram = model_sizes(image)
-    return {
-        "name": manifest["name"],
-        "target": tgt.name,
-        "flash_bytes": flash,
-        "ram_bytes": ram,
-        "arena_bytes": manifest["arena_bytes"],
-        "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
-        "image_flash_bytes": image.flash,
-        "image_ram_bytes": image.ram,
-        "compression_ratio": manifest["compression_ratio"],
-        "weights_float32_bytes": manifest["weights_float32_bytes"],
-        "weights_stored_bytes": manifest["weights_stored_bytes"],
-        "layers": manifest["layers"],
-        "steps": layer_sizes(image, manifest),
-    }
+        image = read_elf(build_firmware(path, tgt, Path(tmp)))
+    return {"name": manifest["name"], "target": tgt.name, **size_report(image, manifest)}
 
 
 def log_progress(msg: str) -> None:

@@ -82,3 +82,22 @@ def layer_sizes(image: ImageSizes, manifest: dict) -> list[dict]:
         weights = sum(c["bytes"] for c in step["consts"].values()) + (step["encoding"]["bytes"] if step.get("encoding") else 0)
         rows.append({"layer": step["layer"], "kernel": step["kernel"], "flash_bytes": flash, "weight_bytes": weights})
     return rows
+
+
+def size_report(image: ImageSizes, manifest: dict) -> dict:
+    """Flash and RAM of an image built from a compiled output, with the
+    manifest's arena and compression figures and the per-layer rows."""
+    flash, ram = model_sizes(image)
+    return {
+        "flash_bytes": flash,
+        "ram_bytes": ram,
+        "arena_bytes": manifest["arena_bytes"],
+        "arena_lower_bound_bytes": manifest["arena_lower_bound_bytes"],
+        "image_flash_bytes": image.flash,
+        "image_ram_bytes": image.ram,
+        "compression_ratio": manifest["compression_ratio"],
+        "weights_float32_bytes": manifest["weights_float32_bytes"],
+        "weights_stored_bytes": manifest["weights_stored_bytes"],
+        "layers": manifest["layers"],
+        "steps": layer_sizes(image, manifest),
+    }
