@@ -5,6 +5,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from .qemu import run_firmware
 from .report import model_sizes, read_elf, size_report
 from .targets import DEFAULT_TARGET, get_target
 from .toolchain import build_firmware
+from .train.data import fit_to_input, load_labelled, load_training_data
+from .train.trainer import TrainConfig
+from .train.weightless import RetrainOptions, retrain_compress
 
 Progress = Callable[[str], None]
 
@@ -30,8 +34,18 @@ def _quiet(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Retraining:
+    """Compress with retraining on data (the Weightless pipeline) instead of in one shot."""
+
+    train_data: str | Path  # .npz (x, y[, x_val, y_val]; y optional) or a directory of IDX files
+    config: TrainConfig = TrainConfig()
+    seeds: int = 4
+    accuracy_budget: float | None = None  # --target-accuracy-drop, percentage points
+
+
 def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
-             progress: Progress):
+             progress: Progress, retraining: Retraining | None = None):
     """Load, run the passes and compress: (prepared ONNX model, graph, per-layer reports)."""
     progress(f"loading {model}")
     onnx_model, graph = load_model(model, input_shapes)
@@ -40,6 +54,14 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
             raise OptionError(f"--name '{name}' is not a C identifier")
         graph.name = name
     run_passes(graph)
+    if retraining is not None:
+        if compression is None:
+            if retraining.accuracy_budget is None:
+                raise OptionError("retraining needs compression settings (--density ...) or --target-accuracy-drop")
+            compression = CompressionSettings(LayerSettings(), {})
+        data = load_training_data(retraining.train_data, seed=retraining.config.seed)
+        opts = RetrainOptions(retraining.config.validate(), retraining.seeds, accuracy_budget=retraining.accuracy_budget)
+        return onnx_model, graph, retrain_compress(graph, compression, data, opts, progress)
     # Without compression every layer is reported as it stays: dense float32.
     settings = compression or CompressionSettings(LayerSettings(encoding="dense"), {})
     return onnx_model, graph, compress_graph(graph, settings, progress)
@@ -59,10 +81,11 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
 
 def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
                   input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
-                  compression: CompressionSettings | None = None, progress: Progress = _quiet) -> dict:
+                  compression: CompressionSettings | None = None, retraining: Retraining | None = None,
+                  progress: Progress = _quiet) -> dict:
     """Compile an ONNX model into a C library in out_dir. Returns the manifest."""
     tgt = get_target(target)
-    _, graph, reports = _prepare(Path(model), input_shapes, name, compression, progress)
+    _, graph, reports = _prepare(Path(model), input_shapes, name, compression, progress, retraining)
     return _generate(graph, reports, Path(out_dir), tgt, progress)
 
 
@@ -137,19 +160,33 @@ def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -
 def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Path | None = None, samples: int = 8,
            seed: int = 0, tolerance: float = 1e-4, input_shapes: dict[str, tuple[int, ...]] | None = None,
            outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
-           progress: Progress = _quiet) -> dict:
+           retraining: Retraining | None = None, data: str | Path | None = None, progress: Progress = _quiet) -> dict:
     """Compile, build the test firmware, run it (QEMU or host) and compare with
-    onnxruntime on the decoded model (the original one when not compressed)."""
+    onnxruntime on the decoded model (the original one when not compressed).
+    With labelled data, the samples are those and accuracies are reported."""
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
+    if data is not None and inputs is not None:
+        raise OptionError("give --inputs or --data, not both")
     tgt = get_target(target)
     model = Path(model)
-    onnx_model, graph, reports = _prepare(model, input_shapes, None, compression, progress)
+    labels = None
+    if data is not None:
+        x_data, labels = load_labelled(data)
+    onnx_model, graph, reports = _prepare(model, input_shapes, None, compression, progress, retraining)
     decoded_model = graph_to_onnx(graph) if graph.encodings else onnx_model
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"
         manifest = _generate(graph, reports, out_dir, tgt, progress)
-        arrays = load_inputs(inputs, manifest["inputs"]) if inputs else random_inputs(manifest["inputs"], samples, seed)
+        if labels is not None:
+            if len(manifest["inputs"]) != 1:
+                raise OptionError("--data works with single-input models; use --inputs")
+            shape = tuple(manifest["inputs"][0]["shape"])
+            arrays = [fit_to_input(x_data, shape, f"--data {data}").reshape(len(x_data), *_sample_shape(list(shape)))]
+        elif inputs:
+            arrays = load_inputs(inputs, manifest["inputs"])
+        else:
+            arrays = random_inputs(manifest["inputs"], samples, seed)
         n = arrays[0].shape[0]
         progress(f"building the firmware for {tgt.name}")
         elf = build_firmware(out_dir, tgt, Path(tmp) / "build")
@@ -174,12 +211,19 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         "max_rel_error": max_rel,
         "samples": n,
     }
+    original = ref
     if graph.encodings:
         original = _onnxruntime_outputs(onnx_model, arrays, manifest)
         dev_abs, dev_rel = _compare(ref, original)
         result.update({"reference": "decoded model", "decoded_max_abs_deviation": dev_abs, "decoded_max_rel_deviation": dev_rel})
     else:
         result["reference"] = "original model"
+    if labels is not None:
+        def acc(outs):
+            return float((outs[0].reshape(n, -1).argmax(axis=1) == labels).mean())
+
+        result.update({"accuracy": acc(got), "accuracy_onnxruntime_decoded": acc(ref), "accuracy_original": acc(original),
+                       "predictions_match": int((got[0].reshape(n, -1).argmax(1) == ref[0].reshape(n, -1).argmax(1)).sum())})
     if outputs:
         np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
     insns = run.instructions

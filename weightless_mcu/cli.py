@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .api import compile_model, log_progress, report, verify
+from .api import Retraining, compile_model, log_progress, report, verify
+from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import OptionError, WeightlessError
 from .frontend import parse_input_shapes
@@ -45,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--prune", choices=["layer", "global"], help="magnitude threshold per layer (default) or global")
         c.add_argument("--min-positions", type=int, help="layers with fewer weights stay dense (default 256)")
         c.add_argument("--config", type=Path, help="TOML file with [defaults] and [layers.NAME] settings")
+        r = sp.add_argument_group("retraining (the Weightless pipeline: prune, share, encode, freeze, retrain, layer by layer)")
+        r.add_argument("--train-data", type=Path,
+                       help=".npz with x, y (and optionally x_val, y_val; without y the model is distilled) or a directory of MNIST IDX files")
+        r.add_argument("--epochs", type=float, default=1.0, help="epochs of retraining per step (default 1; fractions allowed)")
+        r.add_argument("--batch-size", type=int, default=64)
+        r.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+        r.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+        r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
+        r.add_argument("--target-accuracy-drop", type=float,
+                       help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
 
     c = sub.add_parser("compile", help="compile an ONNX model into a C library")
     c.add_argument("model", type=Path)
@@ -61,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--outputs", type=Path, help="save the firmware's outputs to this .npz")
     v.add_argument("--json", type=Path, help="write the result as JSON to this file")
     v.add_argument("--timeout", type=float, default=600.0, help="seconds before a run counts as hung (default 600)")
+    v.add_argument("--data", type=Path, help="labelled samples (.npz with x and y, or a directory with the t10k IDX files): "
+                                              "reports the firmware's accuracy")
     common(v)
 
     r = sub.add_parser("report", help="flash and RAM of a compiled output directory or a firmware ELF")
@@ -79,6 +92,15 @@ def _compression(args) -> object:
     opts = {k: getattr(args, k) for k in ("density", "clusters", "bits", "hashes", "cells_per_key", "encoding",
                                              "prune", "min_positions")}
     return make_settings(opts, args.config)
+
+
+def _retraining(args):
+    if args.train_data is None:
+        if args.target_accuracy_drop is not None:
+            raise OptionError("--target-accuracy-drop needs --train-data")
+        return None
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
+    return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop)
 
 
 def _print_layers(res: dict) -> None:
@@ -130,7 +152,7 @@ def _main(argv: list[str] | None) -> int:
     progress = (lambda _: None) if args.quiet else log_progress
     if args.command == "compile":
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
-                          name=args.name, compression=_compression(args), progress=progress)
+                          name=args.name, compression=_compression(args), retraining=_retraining(args), progress=progress)
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/ ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
@@ -139,7 +161,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "verify":
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
-                     timeout=args.timeout, compression=_compression(args), progress=progress)
+                     timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
+                     progress=progress)
         _write_json(args.json, res)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
@@ -148,6 +171,10 @@ def _main(argv: list[str] | None) -> int:
         if "decoded_max_rel_deviation" in res:
             print(f"  decoded model   deviates from the original by max |d| {res['decoded_max_abs_deviation']:.3g}, "
                   f"relative {res['decoded_max_rel_deviation']:.3g}")
+        if "accuracy" in res:
+            print(f"  accuracy        {100 * res['accuracy']:.2f}% firmware, {100 * res['accuracy_onnxruntime_decoded']:.2f}% "
+                  f"onnxruntime (same model), {100 * res['accuracy_original']:.2f}% original; "
+                  f"{res['predictions_match']}/{res['samples']} predictions equal onnxruntime's")
         if res["instructions"] is not None:
             print(f"  instructions    {res['instructions']:,} per inference (exact, QEMU)")
         _print_sizes(res)

@@ -21,7 +21,8 @@ from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding
 from .prune import kmeans_1d, magnitude_masks
 from .settings import CompressionSettings, LayerSettings, make_settings
 
-__all__ = ["CompressionSettings", "LayerReport", "compress_graph", "make_settings"]
+__all__ = ["CompressionSettings", "LayerReport", "candidates", "dense_report", "plan_layers", "compress_graph", "encode_indices", "encode_layer",
+           "make_settings", "share_weights"]
 
 
 @dataclass
@@ -43,7 +44,7 @@ class LayerReport:
         return dict(self.__dict__)
 
 
-def _candidates(graph: Graph) -> list[tuple[Node, str, WeightLayout]]:
+def candidates(graph: Graph) -> list[tuple[Node, str, WeightLayout]]:
     uses: dict[str, int] = {}
     for n in graph.nodes:
         for i in n.inputs:
@@ -56,8 +57,9 @@ def _candidates(graph: Graph) -> list[tuple[Node, str, WeightLayout]]:
     return found
 
 
-def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callable[[str], None] = lambda _: None) -> list[LayerReport]:
-    cands = _candidates(graph)
+def plan_layers(graph: Graph, settings: CompressionSettings):
+    """The compressible layers, their settings, and which of them to compress."""
+    cands = candidates(graph)
     known = {n.name for n, _, _ in cands} | {t for _, t, _ in cands}
     unknown = sorted(set(settings.layers) - known)
     if unknown:
@@ -66,6 +68,16 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
     per_layer = [settings.for_layer(n.name, t) for n, t, _ in cands]
     active = [i for i, (s, (_, _, lay)) in enumerate(zip(per_layer, cands))
               if s.encoding != "dense" and lay.positions >= s.min_positions]
+    return cands, per_layer, active
+
+
+def dense_report(node: Node, tensor: str, layout: WeightLayout) -> LayerReport:
+    return LayerReport(node.name, tensor, "dense", layout.positions, layout.positions, None, None, None, None,
+                       0, 4 * layout.positions, 4 * layout.positions)
+
+
+def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callable[[str], None] = lambda _: None) -> list[LayerReport]:
+    cands, per_layer, active = plan_layers(graph, settings)
     weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in active]
     masks = magnitude_masks(weights, [per_layer[i].density for i in active] if settings.prune == "layer"
                             else per_layer[active[0]].density if active else 1.0, settings.prune)
@@ -75,8 +87,7 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
         s = per_layer[i]
         w = np.asarray(graph.const(tensor), np.float32)
         if i not in mask_of:
-            reports.append(LayerReport(node.name, tensor, "dense", layout.positions, layout.positions, None, None, None, None,
-                                       0, 4 * layout.positions, 4 * layout.positions))
+            reports.append(dense_report(node, tensor, layout))
             continue
         progress(f"compressing {node.name} ({layout.positions:,} weights)")
         enc, report = encode_layer(node.name, tensor, w, mask_of[i], layout, s)
@@ -89,26 +100,43 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
 
 def encode_layer(name: str, tensor: str, w: np.ndarray, mask: np.ndarray, layout: WeightLayout,
                  s: LayerSettings) -> tuple[object, LayerReport]:
+    """Prune (mask), share (k-means) and encode one layer's weights."""
     flat_w = layout.walk(w)
     flat_keep = layout.walk(mask.astype(np.float32)) > 0.5
+    indices, codebook = share_weights(name, flat_w, flat_keep, s.clusters)
+    return encode_indices(name, tensor, indices, codebook, s, s.seed, flat_w)
+
+
+def share_weights(name: str, flat_w: np.ndarray, flat_keep: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """K-means of the kept weights: (index per position, 0 = pruned, v = codebook[v-1]; codebook)."""
     kept = int(flat_keep.sum())
-    n = layout.positions
-    if kept < s.clusters:
-        raise OptionError(f"layer '{name}': {s.clusters} clusters are more than its {kept} kept weights; "
+    if kept < clusters:
+        raise OptionError(f"layer '{name}': {clusters} clusters are more than its {kept} kept weights; "
                           f"lower the clusters or raise the density")
-    codebook, idx = kmeans_1d(flat_w[flat_keep], s.clusters)
-    indices = np.zeros(n, np.uint32)
+    codebook, idx = kmeans_1d(flat_w[flat_keep], clusters)
+    indices = np.zeros(flat_w.size, np.uint32)
     indices[flat_keep] = idx.astype(np.uint32) + 1
+    return indices, codebook
+
+
+def encode_indices(name: str, tensor: str, indices: np.ndarray, codebook: np.ndarray, s: LayerSettings, seed: int,
+                   dense: np.ndarray | None = None) -> tuple[object, LayerReport]:
+    """Store shared weights (index per position in walk order) in the encoding
+    the settings ask for, or the smallest: a Bloomier table (with false
+    positives), dense indices, or (given the dense weights) float32."""
+    n = indices.size
+    keep = indices > 0
+    kept = int(keep.sum())
     dense_bytes = 4 * n
     book = CodebookEncoding(indices, codebook)
     options: list = [book]
     if s.encoding in ("auto", "bloomier"):
         estimate = s.cells_per_key * kept * s.bits / 8 + 4 * codebook.size
         if s.encoding == "bloomier" or estimate < book.nbytes():
-            keys = np.flatnonzero(flat_keep)
-            table = build_table(n, keys, indices[keys], s.bits, hashes=s.hashes, cells_per_key=s.cells_per_key, seed=s.seed)
+            keys = np.flatnonzero(keep)
+            table = build_table(n, keys, indices[keys], s.bits, hashes=s.hashes, cells_per_key=s.cells_per_key, seed=seed)
             words = table.query()
-            fp = int(np.count_nonzero((words[~flat_keep] >= 1) & (words[~flat_keep] <= codebook.size)))
+            fp = int(np.count_nonzero((words[~keep] >= 1) & (words[~keep] <= codebook.size)))
             options.append(BloomierEncoding(table, codebook, kept, fp, words))
     if s.encoding == "bloomier":
         enc = options[-1]
@@ -116,8 +144,8 @@ def encode_layer(name: str, tensor: str, w: np.ndarray, mask: np.ndarray, layout
         enc = book
     else:
         enc = min(options, key=lambda e: e.nbytes())
-        if enc.nbytes() >= dense_bytes:
-            enc = DenseEncoding(flat_w)
+        if dense is not None and enc.nbytes() >= dense_bytes:
+            enc = DenseEncoding(dense)
     if isinstance(enc, BloomierEncoding):
         t = enc.table
         report = LayerReport(name, tensor, "bloomier", n, kept, int(codebook.size), t.bits, t.cells,

@@ -22,6 +22,7 @@ class Constraint:
     mask: np.ndarray | None = None  # masked: bool, the tensor's shape
     index: np.ndarray | None = None  # shared: int, 0 = zero weight, v = codebook[v-1]
     codebook: np.ndarray | None = None  # shared: float32 [K]
+    encoding: object | None = None  # frozen after encoding: the encoding whose decode it holds
 
 
 class Network:

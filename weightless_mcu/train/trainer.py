@@ -1,0 +1,159 @@
+"""Training loops: mini-batch SGD with momentum or Adam, cross-entropy with
+labels or distillation from the original model, and the constraints of
+compression (masks, shared weights, frozen layers)."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OptionError
+from .network import Network
+from .ops import softmax
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 1.0  # passes over the training set per retraining step
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | sgd
+    momentum: float = 0.9
+    seed: int = 0
+
+    def validate(self) -> "TrainConfig":
+        if self.epochs < 0:
+            raise OptionError(f"--epochs must be >= 0, not {self.epochs}")
+        if self.batch_size < 1:
+            raise OptionError(f"--batch-size must be >= 1, not {self.batch_size}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise OptionError(f"optimizer must be adam or sgd, not {self.optimizer}")
+        return self
+
+
+class Objective:
+    """The loss and its gradient. With labels: cross-entropy (on the logits that
+    feed a final Softmax/LogSoftmax, or on softmax(outputs)). Without:
+    distillation from the teacher's outputs (soft cross-entropy for a softmax
+    output, mean squared error otherwise)."""
+
+    def __init__(self, net: Network, labelled: bool):
+        self.net = net
+        self.labelled = labelled
+        last = net._producer.get(net.output)
+        self.softmax_input = last.inputs[0] if last is not None and last.op in ("Softmax", "LogSoftmax") else None
+        self.axis = last.attrs.get("axis", -1) if self.softmax_input else -1
+
+    def loss_and_grads(self, env: dict, target: np.ndarray) -> tuple[float, dict]:
+        n = len(target)
+        if self.softmax_input is not None:
+            logits = env[self.softmax_input]
+            p = softmax(logits.astype(np.float64), self.axis)
+            q = self._target_probs(target, p.shape)
+            loss = float(-(q * np.log(np.maximum(p, 1e-30))).sum() / n)
+            return loss, {self.softmax_input: ((p - q) / n).astype(np.float32)}
+        out = env[self.net.output].astype(np.float64)
+        if self.labelled:
+            p = softmax(out, -1)
+            q = self._target_probs(target, p.shape)
+            loss = float(-(q * np.log(np.maximum(p, 1e-30))).sum() / n)
+            return loss, {self.net.output: ((p - q) / n).astype(np.float32)}
+        diff = out - target
+        return float((diff ** 2).mean()), {self.net.output: (2 * diff / diff.size).astype(np.float32)}
+
+    def _target_probs(self, target: np.ndarray, shape) -> np.ndarray:
+        if self.labelled:
+            q = np.zeros(shape)
+            q[np.arange(len(target)), target] = 1.0
+            return q
+        return target  # already probabilities: see teacher_targets
+
+    def teacher_targets(self, teacher: Network, x: np.ndarray, batch: int = 500) -> np.ndarray:
+        """What distillation matches: the original model's output, or its
+        softmax probabilities when the model ends in Softmax/LogSoftmax."""
+        outs = []
+        for i in range(0, len(x), batch):
+            env, _ = teacher.forward({teacher.graph.inputs[0]: x[i:i + batch]})
+            if self.softmax_input is not None:
+                outs.append(softmax(env[self.softmax_input].astype(np.float64), self.axis))
+            else:
+                outs.append(env[teacher.output].astype(np.float64))
+        return np.concatenate(outs)
+
+
+class Optimizer:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.state: dict[str, tuple] = {}
+        self.t = 0
+
+    def step(self, key: str, value: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        c = self.cfg
+        if c.optimizer == "sgd":
+            v = self.state.get(key, (np.zeros_like(value),))[0]
+            v = c.momentum * v - c.lr * grad
+            self.state[key] = (v,)
+            return value + v
+        m, v = self.state.get(key, (np.zeros_like(value), np.zeros_like(value)))
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad * grad
+        self.state[key] = (m, v)
+        t = self.t
+        return value - c.lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+
+
+def apply_gradients(net: Network, opt: Optimizer, grads: dict[str, np.ndarray]) -> None:
+    opt.t += 1
+    for name, g in grads.items():
+        c = net.constraints[name]
+        if c.kind == "frozen":
+            continue
+        if c.kind == "shared":
+            gc = np.bincount(c.index.reshape(-1), weights=g.reshape(-1), minlength=c.codebook.size + 1)[1:]
+            c.codebook = opt.step(name + "#codebook", c.codebook, gc.astype(np.float32)).astype(np.float32)
+            net.set_values(name, np.concatenate([[0.0], c.codebook]).astype(np.float32)[c.index])
+        else:
+            w = opt.step(name, net.values[name], g.astype(np.float32))
+            net.set_values(name, w * c.mask if c.kind == "masked" else w)
+
+
+def predict(net: Network, x: np.ndarray, batch: int = 500) -> np.ndarray:
+    outs = []
+    for i in range(0, len(x), batch):
+        env, _ = net.forward({net.graph.inputs[0]: x[i:i + batch]})
+        outs.append(env[net.output])
+    return np.concatenate(outs) if outs else np.zeros((0,))
+
+
+def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float:
+    return float((predict(net, x).reshape(len(x), -1).argmax(axis=1) == y).mean())
+
+
+def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective, cfg: TrainConfig,
+          progress: Callable[[str], None], label: str, evaluate: Callable[[], str] | None = None) -> None:
+    """cfg.epochs passes over (x, target); a fractional epoch trains on that part of a pass."""
+    rng = np.random.default_rng(cfg.seed)
+    opt = Optimizer(cfg)
+    name = net.graph.inputs[0]
+    total_steps = int(round(cfg.epochs * len(x) / cfg.batch_size))
+    steps_per_epoch = max(1, len(x) // cfg.batch_size)
+    step = 0
+    epoch = 0
+    while step < total_steps:
+        epoch += 1
+        t0 = time.perf_counter()
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            env, tape = net.forward({name: x[idx]}, keep=True)
+            loss, seed = objective.loss_and_grads(env, target[idx])
+            apply_gradients(net, opt, net.backward(tape, seed))
+            losses.append(loss)
+            step += 1
+        extra = f", {evaluate()}" if evaluate else ""
+        progress(f"{label}: epoch {epoch}, loss {np.mean(losses):.4f}{extra}, {time.perf_counter() - t0:.1f} s")

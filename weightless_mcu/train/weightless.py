@@ -1,0 +1,180 @@
+"""The Weightless pipeline with retraining, layer by layer from the input side:
+
+  1. prune the layer by magnitude, retrain (pruned weights stay zero);
+  2. share its weights (k-means), retrain the K shared values;
+  3. encode: build the Bloomier table with several hash seeds and keep the one
+     whose false positives hurt the loss least on a calibration batch;
+  4. freeze the layer with its decoded weights, false positives included;
+  5. retrain the layers after it; go on to the next layer.
+
+With labels the loss is cross-entropy; without, the network is distilled from
+the original model's outputs. With an accuracy budget, each layer takes the
+smallest setting (lowest density) whose accuracy stays within its share of the
+budget after retraining.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..compress import LayerReport, dense_report, encode_indices, plan_layers
+from ..compress.prune import kmeans_1d, magnitude_masks
+from ..compress.settings import CompressionSettings, LayerSettings
+from ..errors import OptionError
+from ..ir import Graph
+from .data import Dataset, fit_to_input
+from .network import Constraint, Network
+from .trainer import Objective, TrainConfig, predict, train
+
+DENSITY_LADDER = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.35, 0.6, 1.0)
+
+
+@dataclass
+class RetrainOptions:
+    config: TrainConfig
+    seeds: int = 4  # hash seeds tried per layer
+    calibration: int = 1024  # samples that score the seeds
+    accuracy_budget: float | None = None  # percentage points of validation accuracy
+
+
+class _Scorer:
+    def __init__(self, net: Network, objective: Objective, data: Dataset, x_val, targets_val, calib_x, calib_t):
+        self.net, self.objective = net, objective
+        self.labelled = data.y is not None
+        self.x_val, self.y_val, self.t_val = x_val, data.y_val, targets_val
+        self.calib_x, self.calib_t = calib_x, calib_t
+
+    def metric(self) -> float:
+        """Validation accuracy with labels (higher is better), else minus the distillation loss."""
+        if self.labelled:
+            out = predict(self.net, self.x_val)
+            return float((out.reshape(len(out), -1).argmax(axis=1) == self.y_val).mean())
+        total = 0.0
+        for i in range(0, len(self.x_val), 500):
+            env, _ = self.net.forward({self.net.graph.inputs[0]: self.x_val[i:i + 500]})
+            total += self.objective.loss_and_grads(env, self.t_val[i:i + 500])[0] * len(self.x_val[i:i + 500])
+        return -total / len(self.x_val)
+
+    def describe(self, value: float) -> str:
+        return f"validation accuracy {100 * value:.2f}%" if self.labelled else f"validation loss {-value:.5f}"
+
+    def calibration_loss(self) -> float:
+        env, _ = self.net.forward({self.net.graph.inputs[0]: self.calib_x})
+        return self.objective.loss_and_grads(env, self.calib_t)[0]
+
+
+def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset, opts: RetrainOptions,
+                     progress: Callable[[str], None]) -> list[LayerReport]:
+    cands, per_layer, active = plan_layers(graph, settings)
+    if settings.prune == "global":
+        raise OptionError("global pruning is not available with retraining; the layers are pruned one at a time")
+    name = graph.inputs[0]
+    shape = graph.tensors[name].shape
+    x = fit_to_input(data.x, shape, "--train-data")
+    x_val = fit_to_input(data.x_val, shape, "--train-data (validation)")
+    net = Network(graph)
+    objective = Objective(net, labelled=data.y is not None)
+    if data.y is None:
+        teacher = Network(copy.deepcopy(graph))
+        targets, targets_val = objective.teacher_targets(teacher, x), objective.teacher_targets(teacher, x_val)
+    else:
+        targets, targets_val = data.y, None
+    rng = np.random.default_rng(opts.config.seed)
+    calib = rng.choice(len(x), size=min(opts.calibration, len(x)), replace=False)
+    scorer = _Scorer(net, objective, data, x_val, targets_val, x[calib], targets[calib])
+    baseline = scorer.metric()
+    progress(f"original model: {scorer.describe(baseline)}")
+    reports: dict[int, LayerReport] = {}
+    for step, i in enumerate(active):
+        node, tensor, layout = cands[i]
+        s = per_layer[i]
+        t0 = time.perf_counter()
+        if opts.accuracy_budget is None:
+            report = _compress_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, progress)
+        else:
+            allowed = baseline - opts.accuracy_budget / 100 * (step + 1) / len(active)
+            report = _search_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, allowed, progress)
+        reports[i] = report
+        graph.encodings.pop(tensor, None)
+        if report.encoding != "dense":
+            graph.encodings[tensor] = net.constraints[tensor].encoding
+        progress(f"{node.name}: done in {time.perf_counter() - t0:.0f} s, {scorer.describe(scorer.metric())}")
+    net.export()
+    return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
+
+
+def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, progress) -> LayerReport:
+    cfg = opts.config
+    w = net.values[tensor]
+    # 1. prune and retrain
+    (mask,) = magnitude_masks([w], s.density)
+    net.constrain(tensor, Constraint("masked", mask=mask))
+    train(net, x, targets, objective, cfg, progress, f"{name}: pruned to {s.density:g}",
+          lambda: scorer.describe(scorer.metric()))
+    # 2. share weights and retrain the shared values
+    flat_w, flat_keep = layout.walk(net.values[tensor]), layout.walk(mask.astype(np.float32)) > 0.5
+    kept = int(flat_keep.sum())
+    if kept < s.clusters:
+        raise OptionError(f"layer '{name}': {s.clusters} clusters are more than its {kept} kept weights; "
+                          f"lower the clusters or raise the density")
+    codebook, idx = kmeans_1d(flat_w[flat_keep], s.clusters)
+    flat_index = np.zeros(flat_w.size, np.int64)
+    flat_index[flat_keep] = idx + 1
+    index = layout.unwalk(flat_index.astype(np.float32)).astype(np.int64)
+    net.constrain(tensor, Constraint("shared", index=index, codebook=codebook))
+    train(net, x, targets, objective, cfg, progress, f"{name}: {codebook.size} shared values",
+          lambda: scorer.describe(scorer.metric()))
+    codebook = net.constraints[tensor].codebook.astype(np.float32)
+    # 3. encode, choosing the hash seed whose false positives cost least
+    best = None
+    shared_values = net.values[tensor].copy()
+    for k in range(max(1, opts.seeds)):
+        seed = (s.seed + 0x9E3779B9 * k) % 2**32
+        enc, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, s, seed, layout.walk(shared_values))
+        net.set_values(tensor, layout.unwalk(enc.decode()))
+        loss = scorer.calibration_loss()
+        if best is None or loss < best[0]:
+            best = (loss, enc, report, seed)
+        if report.encoding != "bloomier":
+            break  # no false positives: the seed does not matter
+    loss, enc, report, seed = best
+    progress(f"{name}: {report.encoding}, {report.false_positives} false positives, seed {seed:#x} "
+             f"(calibration loss {loss:.4f}, {report.bytes} bytes)")
+    # 4. freeze with the decoded weights; 5. retrain what follows
+    net.set_values(tensor, layout.unwalk(enc.decode()))
+    c = Constraint("frozen")
+    c.encoding = enc
+    net.constraints[tensor] = c
+    train(net, x, targets, objective, cfg, progress, f"{name}: frozen, retraining the rest",
+          lambda: scorer.describe(scorer.metric()))
+    return report
+
+
+def _search_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, allowed, progress):
+    """The lowest density on the ladder whose accuracy stays above `allowed`."""
+    saved_values = {k: v.copy() for k, v in net.values.items()}
+    saved_constraints = copy.deepcopy(net.constraints)
+    ladder = [d for d in DENSITY_LADDER if d < s.density] + [s.density] if s.density < 1.0 else list(DENSITY_LADDER)
+    for n_try, d in enumerate(ladder):
+        trial = replace(s, density=d, bits=_bits_for(d, s.clusters))
+        try:
+            report = _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, trial, opts, progress)
+        except OptionError:
+            continue  # too few kept weights for K clusters at this density
+        metric = scorer.metric()
+        progress(f"{name}: density {d:g}, {trial.bits} bits: {scorer.describe(metric)} (needed {scorer.describe(allowed)})")
+        if metric >= allowed or n_try == len(ladder) - 1:
+            return report  # within budget, or the least aggressive setting there is
+        net.values = {k: v.copy() for k, v in saved_values.items()}
+        net.constraints = copy.deepcopy(saved_constraints)
+    raise OptionError(f"layer '{name}' could not be compressed at any density")
+
+
+def _bits_for(density: float, clusters: int) -> int:
+    """Bits for which the false positives are about a quarter of the kept weights."""
+    need = int(np.ceil(np.log2(4 * clusters * (1 - density) / max(density, 1e-6) + 1)))
+    return int(min(16, max(need, int(np.ceil(np.log2(clusters + 1))))))
