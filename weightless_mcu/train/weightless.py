@@ -4,8 +4,10 @@
   2. share its weights (k-means), retrain the K shared values;
   3. encode: build the Bloomier table with several hash seeds and keep the one
      whose false positives hurt the loss least on a calibration batch;
-  4. freeze the layer with its decoded weights, false positives included;
-  5. retrain the layers after it; go on to the next layer.
+  4. freeze the layer's table: which position reads which shared value, false
+     positives included, is fixed; the K shared values keep learning through
+     all the positions that read them (the 2018 method froze the values too);
+  5. retrain it with the layers after it; go on to the next layer.
 
 With labels the loss is cross-entropy; without, the network is distilled from
 the original model's outputs. With an accuracy budget, each layer takes the
@@ -22,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..compress import LayerReport, dense_report, encode_indices, plan_layers
+from ..compress.encodings import BloomierEncoding
 from ..compress.prune import kmeans_1d, magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError
@@ -37,6 +40,8 @@ DENSITY_LADDER = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.35, 0.6, 1.0)
 class RetrainOptions:
     config: TrainConfig
     seeds: int = 4  # hash seeds tried per layer
+    prune_stages: int = 3  # the density is reached in this many cuts, each followed by retraining
+    tune_through_table: bool = True  # after encoding, the shared values keep learning (False: frozen, as in 2018)
     calibration: int = 1024  # samples that score the seeds
     accuracy_budget: float | None = None  # percentage points of validation accuracy
 
@@ -99,22 +104,27 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
             allowed = baseline - opts.accuracy_budget / 100 * (step + 1) / len(active)
             report = _search_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, allowed, progress)
         reports[i] = report
-        graph.encodings.pop(tensor, None)
-        if report.encoding != "dense":
-            graph.encodings[tensor] = net.constraints[tensor].encoding
         progress(f"{node.name}: done in {time.perf_counter() - t0:.0f} s, {scorer.describe(scorer.metric())}")
+    # The encodings take the shared values as they ended up; their tables do not change.
+    for i in active:
+        tensor = cands[i][1]
+        c = net.constraints[tensor]
+        if reports[i].encoding != "dense":
+            graph.encodings[tensor] = c.encoding if c.codebook is None else replace(c.encoding, codebook=c.codebook.astype(np.float32))
+            net.set_values(tensor, cands[i][2].unwalk(graph.encodings[tensor].decode()))
     net.export()
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
 
 
 def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, progress) -> LayerReport:
     cfg = opts.config
-    w = net.values[tensor]
-    # 1. prune and retrain
-    (mask,) = magnitude_masks([w], s.density)
-    net.constrain(tensor, Constraint("masked", mask=mask))
-    train(net, x, targets, objective, cfg, progress, f"{name}: pruned to {s.density:g}",
-          lambda: scorer.describe(scorer.metric()))
+    # 1. prune gradually (density d^(1/3), d^(2/3), d), retraining after each cut
+    for k in range(1, opts.prune_stages + 1):
+        d = s.density ** (k / opts.prune_stages)
+        (mask,) = magnitude_masks([net.values[tensor]], d)
+        net.constrain(tensor, Constraint("masked", mask=mask))
+        train(net, x, targets, objective, cfg, progress, f"{name}: pruned to {d:.3g}",
+              lambda: scorer.describe(scorer.metric()))
     # 2. share weights and retrain the shared values
     flat_w, flat_keep = layout.walk(net.values[tensor]), layout.walk(mask.astype(np.float32)) > 0.5
     kept = int(flat_keep.sum())
@@ -144,12 +154,19 @@ def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s:
     loss, enc, report, seed = best
     progress(f"{name}: {report.encoding}, {report.false_positives} false positives, seed {seed:#x} "
              f"(calibration loss {loss:.4f}, {report.bytes} bytes)")
-    # 4. freeze with the decoded weights; 5. retrain what follows
-    net.set_values(tensor, layout.unwalk(enc.decode()))
-    c = Constraint("frozen")
+    # 4. freeze the table: which positions hold which shared value, false
+    # positives included, no longer changes; the K shared values still learn,
+    # through every position that reads them. 5. Retrain it and what follows.
+    words = enc.words() if isinstance(enc, BloomierEncoding) else getattr(enc, "indices", None)
+    if words is None or not opts.tune_through_table:
+        c = Constraint("frozen")
+    else:
+        valid = (words >= 1) & (words <= codebook.size)
+        index = layout.unwalk(np.where(valid, words, 0).astype(np.float32)).astype(np.int64)
+        c = Constraint("shared", index=index, codebook=codebook.copy())
     c.encoding = enc
-    net.constraints[tensor] = c
-    train(net, x, targets, objective, cfg, progress, f"{name}: frozen, retraining the rest",
+    net.constrain(tensor, c)
+    train(net, x, targets, objective, cfg, progress, f"{name}: table fixed, retraining",
           lambda: scorer.describe(scorer.metric()))
     return report
 
