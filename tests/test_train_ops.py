@@ -39,6 +39,7 @@ CASES = {
     "binary_broadcast": ([H("Add", ["x", "c"], ["a"]), H("Mul", ["a", "x"], ["m"]), H("Sub", ["m", "c"], ["s"]),
                           H("Div", ["s", "d"], ["y"])], {"x": [1, 3, 4]}, {"c": rand(4), "d": np.abs(rand(3, 1)) + 1}),
     "maxpool": ([H("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])], {"x": [1, 2, 7, 7]}, {}),
+    "maxpool_tiles": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], {"x": [1, 3, 6, 8]}, {}),
     "avgpool": ([H("AveragePool", ["x"], ["y"], kernel_shape=[2, 3], pads=[1, 1, 0, 1])], {"x": [1, 2, 6, 6]}, {}),
     "avgpool_include_pad": ([H("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)],
                             {"x": [1, 2, 5, 5]}, {}),
@@ -65,6 +66,7 @@ def test_backward_matches_finite_differences(tmp_path, case):
     _, graph = load_model(path)
     run_passes(graph)
     net = Network(graph)
+    net.input_grads = True
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, *inputs["x"][1:])).astype(np.float32)
     _, env, _ = _loss(net, x, 0)

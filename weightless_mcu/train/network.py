@@ -40,6 +40,7 @@ class Network:
         self.constraints: dict[str, Constraint] = {p: Constraint() for p in self.params}
         self.output = graph.outputs[0]
         self._producer = graph.producers()
+        self.input_grads = False  # gradients of the model's inputs (only tests want them)
 
     # -- parameters ---------------------------------------------------------------
     def set_values(self, name: str, value: np.ndarray) -> None:
@@ -151,7 +152,7 @@ class Network:
     def _backward_node(self, node: Node, cache, ins: list, dy: np.ndarray) -> list:
         op = node.op
         if op == "Conv":
-            dx, dw, db = ops.conv_backward(cache, dy)
+            dx, dw, db = ops.conv_backward(cache, dy, need_dx=self.input_grads or node.inputs[0] not in self.graph.inputs)
             return [dx, dw, db if len(ins) > 2 and ins[2] is not None else None]
         if op == "Gemm":
             at, bt = cache

@@ -119,7 +119,7 @@ def conv_forward(node: Node, graph: Graph, x: np.ndarray, w: np.ndarray, b: np.n
     return y, (cols_g, w_g, x4.shape, win, group, one_d, w.shape)
 
 
-def conv_backward(cache, dy: np.ndarray):
+def conv_backward(cache, dy: np.ndarray, need_dx: bool = True):
     cols_g, w_g, xshape, win, group, one_d, wshape = cache
     dy4 = dy[:, :, None, :] if one_d else dy
     n, m = dy4.shape[:2]
@@ -127,6 +127,8 @@ def conv_backward(cache, dy: np.ndarray):
     dy_g = dy4.transpose(1, 0, 2, 3).reshape(group, m // group, n * p)
     dw = np.matmul(dy_g, cols_g.transpose(0, 2, 1)).reshape(wshape)
     db = dy4.sum(axis=(0, 2, 3))
+    if not need_dx:  # e.g. the model's input
+        return None, dw.astype(np.float32), db.astype(np.float32)
     dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g)  # G, cg*kh*kw, N*P
     cg = xshape[1] // group
     dwin = dcols.reshape(group, cg, win.k_h, win.k_w, n, win.out_h, win.out_w).transpose(4, 0, 1, 2, 3, 5, 6)
@@ -146,6 +148,21 @@ def pool_forward(node: Node, graph: Graph, x: np.ndarray):
     else:
         win = _window(node, graph, tuple(node.attrs["kernel_shape"]))
     is_max = "Max" in node.op
+    n, c, h, w = x4.shape
+    if (is_max and win.k_h == win.stride_h and win.k_w == win.stride_w and win.dil_h == win.dil_w == 1
+            and not any(win.pad) and h == win.k_h * win.out_h and w == win.k_w * win.out_w):
+        # Non-overlapping tiles: a reshape instead of a window view.
+        taps = [x4[:, :, ky::win.k_h, kx::win.k_w] for ky in range(win.k_h) for kx in range(win.k_w)]
+        y = taps[0]
+        for t in taps[1:]:
+            y = np.maximum(y, t)
+        taken = np.zeros(y.shape, bool)
+        first = []  # the first maximum of each tile takes the gradient
+        for t in taps:
+            sel = (t == y) & ~taken
+            taken |= sel
+            first.append(sel)
+        return (y[:, :, 0, :] if one_d else y), ("tiles", first, x4.shape, win, one_d)
     cols = _windows(_pad(x4, win, -np.inf if is_max else 0.0), win)
     if is_max:
         flat = cols.reshape(*cols.shape[:2], win.k_h * win.k_w, win.out_h, win.out_w)
@@ -167,6 +184,12 @@ def pool_backward(cache, dy: np.ndarray):
     kind, aux, xshape, win, one_d = cache
     dy4 = dy[:, :, None, :] if one_d else dy
     taps = win.k_h * win.k_w
+    if kind == "tiles":
+        dx = np.empty(xshape, np.float32)
+        for i, sel in enumerate(aux):
+            ky, kx = divmod(i, win.k_w)
+            dx[:, :, ky::win.k_h, kx::win.k_w] = sel * dy4
+        return dx[:, :, 0, :] if one_d else dx
     if kind == "max":
         sel = aux[:, :, None] == np.arange(taps).reshape(1, 1, taps, 1, 1)
         dwin = (sel * dy4[:, :, None]).reshape(*dy4.shape[:2], win.k_h, win.k_w, win.out_h, win.out_w)
