@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..compress import LayerReport, dense_report, encode_indices, plan_layers
+from ..compress import LayerReport, dense_report, encode_indices, plan_layers, share_weights
 from ..compress.encodings import BloomierEncoding
-from ..compress.prune import kmeans_1d, magnitude_masks
+from ..compress.prune import magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError
 from ..ir import Graph
@@ -126,14 +126,8 @@ def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s:
         train(net, x, targets, objective, cfg, progress, f"{name}: pruned to {d:.3g}",
               lambda: scorer.describe(scorer.metric()))
     # 2. share weights and retrain the shared values
-    flat_w, flat_keep = layout.walk(net.values[tensor]), layout.walk(mask.astype(np.float32)) > 0.5
-    kept = int(flat_keep.sum())
-    if kept < s.clusters:
-        raise OptionError(f"layer '{name}': {s.clusters} clusters are more than its {kept} kept weights; "
-                          f"lower the clusters or raise the density")
-    codebook, idx = kmeans_1d(flat_w[flat_keep], s.clusters)
-    flat_index = np.zeros(flat_w.size, np.int64)
-    flat_index[flat_keep] = idx + 1
+    flat_keep = layout.walk(mask.astype(np.float32)) > 0.5
+    flat_index, codebook = share_weights(name, layout.walk(net.values[tensor]), flat_keep, s.clusters)
     index = layout.unwalk(flat_index.astype(np.float32)).astype(np.int64)
     net.constrain(tensor, Constraint("shared", index=index, codebook=codebook))
     train(net, x, targets, objective, cfg, progress, f"{name}: {codebook.size} shared values",
