@@ -137,8 +137,8 @@ def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective,
     rng = np.random.default_rng(cfg.seed)
     opt = Optimizer(cfg)
     name = net.graph.inputs[0]
-    total_steps = int(round(cfg.epochs * len(x) / cfg.batch_size))
     steps_per_epoch = max(1, len(x) // cfg.batch_size)
+    total_steps = int(round(cfg.epochs * steps_per_epoch))
     step = 0
     epoch = 0
     while step < total_steps:
