@@ -155,6 +155,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("mnist-work"), help="where the trained models are kept")
     ap.add_argument("--epochs", type=float, help="epochs per retraining step (default: 3 for LeNet-300-100, 1 for LeNet-5)")
     ap.add_argument("--lr", type=float, default=1e-3, help="learning rate of retraining (Adam)")
+    ap.add_argument("--weight-decay", type=float, default=0.5, help="decoupled weight decay of retraining (all methods)")
     ap.add_argument("--train-epochs", type=float, default=12, help="epochs to train each model from scratch")
     ap.add_argument("--firmware-images", type=int, default=1000)
     ap.add_argument("--models", default="lenet300,lenet5")
@@ -179,7 +180,7 @@ def main() -> int:
         xt, xte = fit_to_input(x_tr, shape, "MNIST"), fit_to_input(x_te, shape, "MNIST")
         order = np.random.default_rng(0).permutation(len(xt))
         dataset = Dataset(xt[order[5000:]], y_tr[order[5000:]], xt[order[:5000]], y_tr[order[:5000]])
-        cfg = TrainConfig(epochs=args.epochs or EPOCHS[name], batch_size=64, lr=args.lr)
+        cfg = TrainConfig(epochs=args.epochs or EPOCHS[name], batch_size=64, lr=args.lr, weight_decay=args.weight_decay)
         params = sum(4 * base.tensors[t].size for _, t, _ in candidates(base)) + _bias_bytes(base)
         row = {"float32": {"bytes": params, "ratio": 1.0, "test_error": _evaluate(base, xte, y_te)}}
         log(f"{name}: float32 {params:,} bytes, test error {100 * row['float32']['test_error']:.2f}%")

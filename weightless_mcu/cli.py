@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--batch-size", type=int, default=64)
         r.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
         r.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+        r.add_argument("--weight-decay", type=float, default=0.0,
+                       help="decoupled weight decay while retraining (e.g. 0.5 with --lr 1e-3); helps the model generalise")
         r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
         r.add_argument("--target-accuracy-drop", type=float,
                        help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
@@ -99,7 +101,8 @@ def _retraining(args):
         if args.target_accuracy_drop is not None:
             raise OptionError("--target-accuracy-drop needs --train-data")
         return None
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer)
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                      weight_decay=args.weight_decay)
     return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop)
 
 

@@ -21,6 +21,7 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | sgd
     momentum: float = 0.9
+    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the free and masked weights
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
@@ -30,6 +31,8 @@ class TrainConfig:
             raise OptionError(f"--batch-size must be >= 1, not {self.batch_size}")
         if self.optimizer not in ("adam", "sgd"):
             raise OptionError(f"optimizer must be adam or sgd, not {self.optimizer}")
+        if self.weight_decay < 0:
+            raise OptionError(f"--weight-decay must be >= 0, not {self.weight_decay}")
         return self
 
 
@@ -116,6 +119,8 @@ def apply_gradients(net: Network, opt: Optimizer, grads: dict[str, np.ndarray]) 
             net.set_values(name, np.concatenate([[0.0], c.codebook]).astype(np.float32)[c.index])
         else:
             w = opt.step(name, net.values[name], g.astype(np.float32))
+            if opt.cfg.weight_decay:
+                w = w - opt.cfg.lr * opt.cfg.weight_decay * net.values[name]
             net.set_values(name, w * c.mask if c.kind == "masked" else w)
 
 
