@@ -78,6 +78,12 @@ def test_trainer_learns_and_shared_gradients_reach_the_codebook(tmp_path):
     grad = np.ones_like(net.values[t])
     apply_gradients(net, Optimizer(TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0)), {t: grad})
     counts = np.bincount(index.reshape(-1), minlength=4)[1:]
+    # Decoupled weight decay shrinks free weights by lr * decay even without a gradient.
+    free = net.params[2]
+    w0 = net.values[free].copy()
+    apply_gradients(net, Optimizer(TrainConfig(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.5)),
+                    {free: np.zeros_like(w0)})
+    np.testing.assert_allclose(net.values[free], w0 * (1 - 0.1 * 0.5), rtol=1e-6)
     np.testing.assert_allclose(net.constraints[t].codebook, np.array([0.5, -0.5, 1.0]) - 0.1 * counts, rtol=1e-5)
     assert set(np.unique(net.values[t])) <= set(np.concatenate([[0.0], net.constraints[t].codebook]).tolist())
 
