@@ -13,9 +13,9 @@ import numpy as np
 from .codegen import build_program, check_fits, render
 from .compress import CompressionSettings, LayerReport, compress_graph
 from .compress.settings import LayerSettings
-from .errors import OptionError, RunError
+from .errors import OptionError
 from .export import graph_to_onnx
-from .frontend import load_model, model_name
+from .frontend import load_model
 from .ir import Graph
 from .outdir import write_tree
 from .passes import run_passes
@@ -259,4 +259,4 @@ def log_progress(msg: str) -> None:
     print(f"weightless-mcu: {msg}", file=sys.stderr, flush=True)
 
 
-__all__ = ["compile_model", "verify", "report", "load_inputs", "random_inputs", "RunError", "model_name"]
+__all__ = ["Retraining", "compile_model", "verify", "report", "load_inputs", "random_inputs"]

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..passes import ACT
 from . import ops
 
 
@@ -231,6 +230,3 @@ def _unary_forward(node: Node, ins: list):
     r = np.clip(x / 6 + 0.5, 0, 1)  # HardSwish
     return x * r, r + x * ((x > -3) & (x < 3)) / 6
 
-
-def is_act_fused(node: Node) -> bool:
-    return ACT in node.attrs
