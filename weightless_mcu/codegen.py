@@ -314,7 +314,7 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
 
 def weight_bytes(program: Program) -> tuple[int, int]:
     """(float32 bytes of all weights and biases, bytes the firmware stores for them)."""
-    original = stored = 0
+    original, stored = 4 * program.graph.removed_parameters, 0
     for s in program.steps:
         consts = sum(int(c.data.size) * 4 for c in s.consts)
         original += consts

@@ -17,6 +17,7 @@ from ..errors import OptionError
 from ..ir import Graph, Node
 from ..lowering import WeightLayout, weight_layout
 from .bloomier import build_table
+from .channels import channel_chain, cut_channels, strongest_channels
 from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding
 from .prune import kmeans_1d, magnitude_masks
 from .settings import CompressionSettings, LayerSettings, make_settings
@@ -78,6 +79,18 @@ def dense_report(node: Node, tensor: str, layout: WeightLayout) -> LayerReport:
 
 def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callable[[str], None] = lambda _: None) -> list[LayerReport]:
     cands, per_layer, active = plan_layers(graph, settings)
+    for i in active:  # structured pruning first: it changes the shapes of the layers after
+        node = cands[i][0]
+        if per_layer[i].channels < 1.0:
+            chain = channel_chain(graph, node)
+            if chain is None:
+                progress(f"{node.name}: channels kept (its output does not lead into one layer that can absorb them)")
+                continue
+            keep = strongest_channels(graph, chain, per_layer[i].channels)
+            cut_channels(graph, chain, keep)
+            progress(f"{node.name}: {int(keep.sum())} of {keep.size} output channels kept")
+    if any(per_layer[i].channels < 1.0 for i in active):
+        cands, per_layer, active = plan_layers(graph, settings)
     weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in active]
     masks = magnitude_masks(weights, [per_layer[i].density for i in active] if settings.prune == "layer"
                             else per_layer[active[0]].density if active else 1.0, settings.prune)

@@ -3,6 +3,7 @@ from command-line options or a TOML file:
 
     [defaults]
     density = 0.08        # kept fraction of each layer's weights, (0, 1]
+    channels = 1.0        # kept fraction of its output channels (filters, neurons), (0, 1]
     clusters = 8          # K shared values per layer
     bits = 6              # t, bits per Bloomier cell (K <= 2^t - 1)
     hashes = 4            # location hashes (cell reads) per key, 2..4
@@ -29,6 +30,7 @@ ENCODINGS = ("auto", "bloomier", "codebook", "dense")
 @dataclass(frozen=True)
 class LayerSettings:
     density: float = 1.0
+    channels: float = 1.0
     clusters: int = 16
     bits: int = 8
     hashes: int = 4
@@ -40,6 +42,8 @@ class LayerSettings:
     def validate(self, where: str) -> "LayerSettings":
         if not 0.0 < self.density <= 1.0:
             raise OptionError(f"{where}: density must be in (0, 1], not {self.density}")
+        if not 0.0 < self.channels <= 1.0:
+            raise OptionError(f"{where}: channels must be in (0, 1], not {self.channels}")
         if not 1 <= self.bits <= 16:
             raise OptionError(f"{where}: bits must be 1 to 16, not {self.bits}")
         if self.clusters < 1:

@@ -1,0 +1,87 @@
+"""Structured pruning: cutting zero-weight channels out of a graph keeps the
+model's function (checked with onnxruntime on the exported graphs)."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+from weightless_mcu.compress.channels import channel_chain, channel_importance, remove_channels
+from weightless_mcu.errors import OptionError
+from weightless_mcu.export import graph_to_onnx
+from weightless_mcu.frontend import load_model
+from weightless_mcu.passes import run_passes
+
+from .conftest import make_model, rand
+
+
+def lenet(path, act1="Relu"):
+    """conv(pad) -> act -> maxpool -> conv -> avgpool -> flatten -> gemm+relu -> gemm."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node(act1, ["c1"], ["a1"], name="act1"),
+             helper.make_node("MaxPool", ["a1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2], name="pool1"),
+             helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2"),
+             helper.make_node("AveragePool", ["c2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2], name="pool2"),
+             helper.make_node("Flatten", ["p2"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "w3", "b3"], ["h"], transB=1, name="fc1"),
+             helper.make_node("Relu", ["h"], ["hr"], name="relu"),
+             helper.make_node("Gemm", ["hr", "w4", "b4"], ["y"], transB=1, name="fc2")]
+    inits = {"w1": rand(6, 1, 3, 3, seed=1), "b1": rand(6, seed=2), "w2": rand(8, 6, 3, 3, seed=3, scale=0.3),
+             "b2": rand(8, seed=4), "w3": rand(12, 8 * 2 * 2, seed=5, scale=0.3), "b3": rand(12, seed=6),
+             "w4": rand(5, 12, seed=7, scale=0.3), "b4": rand(5, seed=8)}
+    return make_model(path, nodes, {"x": [1, 1, 12, 12]}, {"y": [1, 5]}, inits)
+
+
+def run(graph, x):
+    sess = ort.InferenceSession(graph_to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {graph.inputs[0]: x})[0]
+
+
+@pytest.mark.parametrize("act1", ["Relu", "Sigmoid"])
+def test_removing_zero_channels_keeps_the_function(model_path, act1):
+    lenet(model_path, act1)
+    _, g = load_model(model_path)
+    run_passes(g)
+    nodes = {n.name: n for n in g.nodes}
+    x = rand(1, 1, 12, 12, seed=9)
+    total = sum(t.size for t in g.tensors.values() if t.is_const and t.data.dtype == np.float32)
+    removed_all = 0
+    for name, drop in (("conv1", [1, 4]), ("conv2", [0, 3, 7]), ("fc1", [2, 5, 6, 11])):
+        node = nodes[name]
+        chain = channel_chain(g, node)
+        assert chain is not None, name
+        w = g.tensors[node.inputs[1]].data.copy()
+        w[drop] = 0  # the channels' weights are zero; their biases still reach the next layer
+        g.tensors[node.inputs[1]].data = w
+        before = run(g, x)
+        keep = np.ones(w.shape[0], bool)
+        keep[drop] = False
+        removed_all += remove_channels(g, chain, keep)
+        assert g.tensors[node.inputs[1]].shape[0] == w.shape[0] - len(drop)
+        np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    left = sum(t.size for t in g.tensors.values() if t.is_const and t.data.dtype == np.float32)
+    assert removed_all == total - left > 0
+
+
+def test_chains_that_cannot_fold_are_refused(model_path):
+    lenet(model_path)
+    _, g = load_model(model_path)
+    run_passes(g)
+    nodes = {n.name: n for n in g.nodes}
+    assert channel_chain(g, nodes["fc2"]) is None  # its output is the model's
+    chain = channel_chain(g, nodes["conv2"])
+    scores = channel_importance(g, chain)
+    assert scores.shape == (8,) and np.all(scores > 0)
+    with pytest.raises(OptionError, match="all zero"):
+        remove_channels(g, chain, np.arange(8) > 0)  # channel 0 still has weights
+    # a consumer that pads its input cannot absorb a constant channel
+    lenet(model_path)
+    _, g = load_model(model_path)
+    run_passes(g)
+    nodes = {n.name: n for n in g.nodes}
+    nodes["conv2"].attrs["pads"] = [1, 1, 1, 1]
+    chain = channel_chain(g, nodes["conv1"])
+    g.tensors["w1"].data[0] = 0
+    with pytest.raises(OptionError, match="pads its input"):
+        remove_channels(g, chain, np.arange(6) > 0)
