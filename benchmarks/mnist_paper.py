@@ -53,7 +53,10 @@ WEIGHTLESS_2018 = {"lenet300": {"ip1": (0.08, 16, 8), "ip2": (0.09, 16, 8), "ip3
                    "lenet5": {"conv1": (0.66, 16, 8), "conv2": (0.12, 16, 8), "ip1": (0.08, 16, 8), "ip2": (0.19, 16, 8)}}
 # The output layer gets more bits: its false positives land directly in the logits.
 OURS = {"lenet300": {"ip1": (0.05, 8, 9), "ip2": (0.06, 8, 9), "ip3": (0.25, 8, 12)},
-        "lenet5": {"conv1": (0.5, 8, 8), "conv2": (0.08, 8, 9), "ip1": (0.03, 8, 9), "ip2": (0.15, 8, 12)}}
+        "lenet5": {"conv1": dict(channels=0.4, density=0.7, clusters=8, bits=8, encoding="auto"),
+                   "conv2": dict(channels=0.4, density=0.25, clusters=8, bits=9),
+                   "ip1": dict(channels=0.12, density=0.08, clusters=8, bits=9),
+                   "ip2": dict(density=0.5, clusters=8, bits=11)}}
 # Epochs per retraining step: LeNet-300-100 is cheap enough for more within its time budget.
 EPOCHS = {"lenet300": 3.0, "lenet5": 1.0}
 
@@ -138,11 +141,13 @@ def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict,
 
 
 def weightless(graph, dataset: Dataset, cfg: TrainConfig, settings: dict, hashes: int, cells_per_key: float, seeds: int,
-               log, tmp: Path, published: bool) -> int:
-    layers = {name: {"density": d, "clusters": k, "bits": t} for name, (d, k, t) in settings.items()}
+               log, tmp: Path, published: bool, final_epochs: float = 0) -> int:
+    layers = {name: v if isinstance(v, dict) else {"density": v[0], "clusters": v[1], "bits": v[2]}
+              for name, v in settings.items()}
     cs = CompressionSettings(LayerSettings(hashes=hashes, cells_per_key=cells_per_key, encoding="bloomier", min_positions=0),
                              layers)
-    opts = RetrainOptions(cfg, seeds=seeds, prune_stages=1 if published else 3, tune_through_table=not published)
+    opts = RetrainOptions(cfg, seeds=seeds, prune_stages=1 if published else 3, tune_through_table=not published,
+                          final_epochs=0 if published else final_epochs)
     reports = retrain_compress(graph, cs, dataset, opts, log)
     manifest = _generate(graph, reports, tmp / f"out-{hashes}", get_target("cortex-m4"), log)
     return manifest["weights_stored_bytes"]
@@ -157,8 +162,13 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3, help="learning rate of retraining (Adam)")
     ap.add_argument("--weight-decay", type=float, default=0.5, help="decoupled weight decay of retraining (all methods)")
     ap.add_argument("--train-epochs", type=float, default=12, help="epochs to train each model from scratch")
+    ap.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
+                    help="learning rate over each retraining step (all methods)")
+    ap.add_argument("--final-epochs", type=float, default=1.0,
+                    help="ours: epochs of a last retraining at a tenth of the learning rate, all tables fixed")
     ap.add_argument("--firmware-images", type=int, default=1000)
     ap.add_argument("--models", default="lenet300,lenet5")
+    ap.add_argument("--methods", default="deep_compression,weightless_2018,ours")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -180,14 +190,15 @@ def main() -> int:
         xt, xte = fit_to_input(x_tr, shape, "MNIST"), fit_to_input(x_te, shape, "MNIST")
         order = np.random.default_rng(0).permutation(len(xt))
         dataset = Dataset(xt[order[5000:]], y_tr[order[5000:]], xt[order[:5000]], y_tr[order[:5000]])
-        cfg = TrainConfig(epochs=args.epochs or EPOCHS[name], batch_size=64, lr=args.lr, weight_decay=args.weight_decay)
+        cfg = TrainConfig(epochs=args.epochs or EPOCHS[name], batch_size=64, lr=args.lr, weight_decay=args.weight_decay,
+                          schedule=args.schedule)
         params = sum(4 * base.tensors[t].size for _, t, _ in candidates(base)) + _bias_bytes(base)
         row = {"float32": {"bytes": params, "ratio": 1.0, "test_error": _evaluate(base, xte, y_te)}}
         log(f"{name}: float32 {params:,} bytes, test error {100 * row['float32']['test_error']:.2f}%")
 
         with tempfile.TemporaryDirectory(prefix="wl-mnist-") as tmp:
             tmp = Path(tmp)
-            for method in ("deep_compression", "weightless_2018", "ours"):
+            for method in args.methods.split(","):
                 graph = copy.deepcopy(base)
                 t0 = time.perf_counter()
                 if method == "deep_compression":
@@ -195,7 +206,7 @@ def main() -> int:
                 elif method == "weightless_2018":
                     size = weightless(graph, dataset, cfg, WEIGHTLESS_2018[name], 3, 1.23, 1, log, tmp, True)
                 else:
-                    size = weightless(graph, dataset, cfg, OURS[name], 4, 1.03, 4, log, tmp, False)
+                    size = weightless(graph, dataset, cfg, OURS[name], 4, 1.03, 4, log, tmp, False, args.final_epochs)
                 seconds = time.perf_counter() - t0
                 err = _evaluate(graph, xte, y_te)
                 row[method] = {"bytes": int(size), "ratio": params / size, "test_error": err}

@@ -17,7 +17,7 @@ from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.train.data import load_idx_pair, load_training_data
 from weightless_mcu.train.network import Constraint, Network
-from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, apply_gradients, Optimizer, train
+from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, apply_gradients, learning_rate, Optimizer, train
 
 from .conftest import make_model, rand
 from .test_errors import assert_clean_error, run_cli
@@ -61,6 +61,16 @@ def test_idx_files_load(tmp_path):
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"junk")
     with pytest.raises(OptionError):
         load_idx_pair(tmp_path, "train")
+
+
+def test_cosine_schedule_runs_from_lr_to_a_twentieth():
+    cfg = TrainConfig(lr=2e-3, schedule="cosine")
+    rates = [learning_rate(cfg, s, 101) for s in range(101)]
+    assert rates[0] == pytest.approx(2e-3) and rates[-1] == pytest.approx(1e-4) and rates[50] == pytest.approx(1.05e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert learning_rate(TrainConfig(lr=2e-3), 100, 101) == 2e-3
+    with pytest.raises(OptionError, match="schedule"):
+        TrainConfig(schedule="linear").validate()
 
 
 def test_trainer_learns_and_shared_gradients_reach_the_codebook(tmp_path):
@@ -117,6 +127,28 @@ def test_pipeline_compresses_and_keeps_accuracy(tmp_path, labelled):
     assert fc1["encoding"] in ("bloomier", "codebook") and fc1["kept"] == int(np.ceil(0.2 * 48 * 16))
     assert fc2["encoding"] == "dense"
     assert any("seed" in line for line in log) and any("epoch" in line for line in log)
+
+
+def test_pipeline_cuts_channels_out_of_the_model(tmp_path):
+    """Structured pruning: half of fc1's neurons leave the model (fc2 absorbs their
+    constant outputs); the firmware runs the smaller model, and the ratio is
+    against the original model's float32 size."""
+    path = mlp(tmp_path / "m.onnx")
+    x, y = blobs(1500)
+    np.savez(tmp_path / "train.npz", x=x[:1200], y=y[:1200])
+    np.savez(tmp_path / "test.npz", x=x[1200:], y=y[1200:])
+    log = []
+    res = verify(path, target="cortex-m4", data=tmp_path / "test.npz", progress=log.append,
+                 compression=make_settings(dict(density=0.5, channels=0.5, clusters=4, bits=6)),
+                 retraining=Retraining(tmp_path / "train.npz", TrainConfig(epochs=2, lr=3e-3), seeds=1))
+    assert res["match"] and res["predictions_match"] == res["samples"] == 300
+    assert res["accuracy"] == res["accuracy_onnxruntime_decoded"] > 0.9
+    fc1 = next(layer for layer in res["layers"] if layer["name"] == "fc1")
+    assert fc1["positions"] == 24 * 16 and fc1["kept"] == 24 * 8
+    assert any("24 of 48 output channels kept" in line for line in log)
+    original = 4 * (48 * 16 + 48 + 4 * 48 + 4)
+    assert res["weights_float32_bytes"] == original
+    assert res["compression_ratio"] == pytest.approx(original / res["weights_stored_bytes"], rel=1e-3)
 
 
 def test_accuracy_budget_picks_a_density(tmp_path):

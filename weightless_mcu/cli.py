@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
         c = sp.add_argument_group("compression (Weightless); any of these turns it on")
         c.add_argument("--density", type=float, help="kept fraction of each layer's weights, in (0, 1]")
+        c.add_argument("--channels", type=float,
+                       help="kept fraction of each layer's output channels (filters, neurons), in (0, 1]; the rest are "
+                            "cut out of the model (structured pruning; default 1)")
         c.add_argument("--clusters", type=int, help="K shared weight values per layer (default 16)")
         c.add_argument("--bits", type=int, help="t, bits per Bloomier cell, 1..16, K <= 2^t - 1 (default 8)")
         c.add_argument("--hashes", type=int, help="location hashes (cell reads) per weight, 2..4 (default 4)")
@@ -55,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
         r.add_argument("--weight-decay", type=float, default=0.0,
                        help="decoupled weight decay while retraining (e.g. 0.5 with --lr 1e-3); helps the model generalise")
+        r.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                       help="learning rate over each retraining step: cosine from --lr down to lr/20 (default) or constant")
         r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
         r.add_argument("--target-accuracy-drop", type=float,
                        help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
@@ -91,7 +96,7 @@ def _kb(n: int | None) -> str:
 
 
 def _compression(args) -> object:
-    opts = {k: getattr(args, k) for k in ("density", "clusters", "bits", "hashes", "cells_per_key", "encoding",
+    opts = {k: getattr(args, k) for k in ("density", "channels", "clusters", "bits", "hashes", "cells_per_key", "encoding",
                                              "prune", "min_positions")}
     return make_settings(opts, args.config)
 
@@ -102,7 +107,7 @@ def _retraining(args):
             raise OptionError("--target-accuracy-drop needs --train-data")
         return None
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                      weight_decay=args.weight_decay)
+                      weight_decay=args.weight_decay, schedule=args.schedule)
     return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop)
 
 

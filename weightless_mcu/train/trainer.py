@@ -22,6 +22,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | sgd
     momentum: float = 0.9
     weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the free and masked weights
+    schedule: str = "constant"  # constant | cosine (from lr down to lr / 20 over each training run)
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
@@ -29,6 +30,8 @@ class TrainConfig:
             raise OptionError(f"--epochs must be >= 0, not {self.epochs}")
         if self.batch_size < 1:
             raise OptionError(f"--batch-size must be >= 1, not {self.batch_size}")
+        if self.schedule not in ("constant", "cosine"):
+            raise OptionError(f"schedule must be constant or cosine, not {self.schedule}")
         if self.optimizer not in ("adam", "sgd"):
             raise OptionError(f"optimizer must be adam or sgd, not {self.optimizer}")
         if self.weight_decay < 0:
@@ -89,6 +92,7 @@ class Objective:
 class Optimizer:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        self.lr = cfg.lr  # the current learning rate (a schedule moves it)
         self.state: dict[str, tuple] = {}
         self.t = 0
 
@@ -96,7 +100,7 @@ class Optimizer:
         c = self.cfg
         if c.optimizer == "sgd":
             v = self.state.get(key, (np.zeros_like(value),))[0]
-            v = c.momentum * v - c.lr * grad
+            v = c.momentum * v - self.lr * grad
             self.state[key] = (v,)
             return value + v
         m, v = self.state.get(key, (np.zeros_like(value), np.zeros_like(value)))
@@ -104,7 +108,7 @@ class Optimizer:
         v = 0.999 * v + 0.001 * grad * grad
         self.state[key] = (m, v)
         t = self.t
-        return value - c.lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        return value - self.lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
 
 
 def apply_gradients(net: Network, opt: Optimizer, grads: dict[str, np.ndarray]) -> None:
@@ -120,7 +124,7 @@ def apply_gradients(net: Network, opt: Optimizer, grads: dict[str, np.ndarray]) 
         else:
             w = opt.step(name, net.values[name], g.astype(np.float32))
             if opt.cfg.weight_decay:
-                w = w - opt.cfg.lr * opt.cfg.weight_decay * net.values[name]
+                w = w - opt.lr * opt.cfg.weight_decay * net.values[name]
             net.set_values(name, w * c.mask if c.kind == "masked" else w)
 
 
@@ -134,6 +138,14 @@ def predict(net: Network, x: np.ndarray, batch: int = 500) -> np.ndarray:
 
 def accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> float:
     return float((predict(net, x).reshape(len(x), -1).argmax(axis=1) == y).mean())
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at a step: constant, or cosine from lr down to lr / 20
+    (a short retraining then ends calm instead of wherever the last batch left it)."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    return cfg.lr * (0.05 + 0.475 * (1 + np.cos(np.pi * step / max(1, total_steps - 1))))
 
 
 def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective, cfg: TrainConfig,
@@ -155,6 +167,7 @@ def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective,
             if step >= total_steps:
                 break
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            opt.lr = learning_rate(cfg, step, total_steps)
             env, tape = net.forward({name: x[idx]}, keep=True)
             loss, seed = objective.loss_and_grads(env, target[idx])
             apply_gradients(net, opt, net.backward(tape, seed))

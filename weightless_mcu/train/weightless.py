@@ -1,5 +1,8 @@
 """The Weightless pipeline with retraining, layer by layer from the input side:
 
+  0. with a channel fraction below 1, keep the layer's most important output
+     channels (two cuts, retraining after each) and cut the others out of the
+     graph, folding their constant outputs into the next layer's bias;
   1. prune the layer by magnitude, retrain (pruned weights stay zero);
   2. share its weights (k-means), retrain the K shared values;
   3. encode: build the Bloomier table with several hash seeds and keep the one
@@ -23,7 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..compress import LayerReport, dense_report, encode_indices, plan_layers, share_weights
+from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers, share_weights
+from ..compress.channels import channel_chain, remove_channels, strongest_channels
 from ..compress.encodings import BloomierEncoding
 from ..compress.prune import magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
@@ -44,6 +48,7 @@ class RetrainOptions:
     tune_through_table: bool = True  # after encoding, the shared values keep learning (False: frozen, as in 2018)
     calibration: int = 1024  # samples that score the seeds
     accuracy_budget: float | None = None  # percentage points of validation accuracy
+    final_epochs: float = 0.0  # at the end, every table fixed: retrain at a tenth of the learning rate
 
 
 class _Scorer:
@@ -95,9 +100,11 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
     progress(f"original model: {scorer.describe(baseline)}")
     reports: dict[int, LayerReport] = {}
     for step, i in enumerate(active):
-        node, tensor, layout = cands[i]
         s = per_layer[i]
         t0 = time.perf_counter()
+        if s.channels < 1.0 and _prune_channels(net, scorer, objective, x, targets, cands[i][0], s, opts, progress):
+            cands = candidates(graph)  # this layer and the next one changed shape
+        node, tensor, layout = cands[i]
         if opts.accuracy_budget is None:
             report = _compress_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, progress)
         else:
@@ -105,6 +112,9 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
             report = _search_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, allowed, progress)
         reports[i] = report
         progress(f"{node.name}: done in {time.perf_counter() - t0:.0f} s, {scorer.describe(scorer.metric())}")
+    if opts.final_epochs > 0:
+        train(net, x, targets, objective, replace(opts.config, epochs=opts.final_epochs, lr=opts.config.lr / 10),
+              progress, "all tables fixed, final retraining", lambda: scorer.describe(scorer.metric()))
     # The encodings take the shared values as they ended up; their tables do not change.
     for i in active:
         tensor = cands[i][1]
@@ -114,6 +124,35 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
             net.set_values(tensor, cands[i][2].unwalk(graph.encodings[tensor].decode()))
     net.export()
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
+
+
+def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerSettings, opts, progress) -> bool:
+    """Structured pruning: keep the layer's most important output channels
+    (in two cuts, retraining after each), then cut the others out of the graph."""
+    graph = net.graph
+    chain = channel_chain(graph, node)
+    if chain is None:
+        progress(f"{node.name}: channels kept (its output does not lead into one layer that can absorb them)")
+        return False
+    tensor = node.inputs[1]
+    total = net.values[tensor].shape[0]
+    for k in (1, 2):
+        keep = strongest_channels(graph, chain, s.channels ** (k / 2), net.values)
+        mask = np.broadcast_to(keep.reshape((-1,) + (1,) * (net.values[tensor].ndim - 1)), net.values[tensor].shape)
+        net.constrain(tensor, Constraint("masked", mask=mask.copy()))
+        train(net, x, targets, objective, opts.config, progress, f"{node.name}: {int(keep.sum())} of {total} channels",
+              lambda: scorer.describe(scorer.metric()))
+    net.export()
+    graph.removed_parameters += remove_channels(graph, chain, keep)
+    # The graph's constants are the truth again; the two layers' weights are free until pruned.
+    net.values = {k: t.data for k, t in graph.tensors.items() if t.is_const}
+    for p in (*node.inputs[1:3], *chain.consumer.inputs[1:3]):
+        if p:
+            net.constraints[p] = Constraint()
+            if p not in net.params:
+                net.params.append(p)
+    progress(f"{node.name}: {int(keep.sum())} of {total} output channels kept, {scorer.describe(scorer.metric())}")
+    return True
 
 
 def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, progress) -> LayerReport:
