@@ -73,6 +73,32 @@ def test_cosine_schedule_runs_from_lr_to_a_twentieth():
         TrainConfig(schedule="linear").validate()
 
 
+def test_labels_with_teacher_loss_gradient(tmp_path):
+    """The mixed loss (cross-entropy + T^2 KL to the teacher at temperature T)
+    against central finite differences in the logits."""
+    _, graph = load_model(mlp(tmp_path / "m.onnx"))
+    run_passes(graph)
+    net = Network(graph)
+    obj = Objective(net, True, teacher_weight=0.7, temperature=3.0)
+    rng = np.random.default_rng(0)
+    target = np.concatenate([rng.integers(0, 4, (5, 1)), rng.standard_normal((5, 4)) * 3], axis=1)
+    logits = rng.standard_normal((5, 4))
+    loss, grads = obj.loss_and_grads({"logits": logits.astype(np.float32)}, target)
+    (name, g), = grads.items()
+    assert name == "logits"
+    eps, numeric = 1e-4, np.zeros_like(logits)
+    for i in np.ndindex(logits.shape):
+        d = np.zeros_like(logits)
+        d[i] = eps
+        numeric[i] = (obj._with_teacher({"logits": logits + d}, target)[0]
+                      - obj._with_teacher({"logits": logits - d}, target)[0]) / (2 * eps)
+    np.testing.assert_allclose(g, numeric, atol=1e-5)
+    # a student equal to the teacher pays only the label term
+    same = obj.loss_and_grads({"logits": target[:, 1:].astype(np.float32)}, target)[0]
+    p = np.exp(target[:, 1:]) / np.exp(target[:, 1:]).sum(1, keepdims=True)
+    assert same == pytest.approx(0.3 * -np.log(p[np.arange(5), target[:, 0].astype(int)]).mean(), rel=1e-5)
+
+
 def test_trainer_learns_and_shared_gradients_reach_the_codebook(tmp_path):
     _, graph = load_model(mlp(tmp_path / "m.onnx"))
     run_passes(graph)
@@ -168,14 +194,20 @@ def test_cli_retraining_options_and_errors(tmp_path):
     js = tmp_path / "r.json"
     proc = run_cli("verify", path, "--train-data", tmp_path / "train.npz", "--density", "0.3", "--clusters", "4", "--bits", "7",
                    "--min-positions", "0", "--epochs", "0.5", "--data", tmp_path / "test.npz", "--target", "host",
+                   "--channels", "0.5", "--teacher-weight", "0.5", "--final-epochs", "0.5", "--schedule", "constant",
                    "--json", js, "-q")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(js.read_text())
     for key in ("accuracy", "accuracy_onnxruntime_decoded", "accuracy_original"):
         assert 0.0 <= res[key] <= 1.0
     assert "accuracy" in proc.stdout
+    assert res["layers"][0]["name"] == "fc1" and res["layers"][0]["positions"] == 24 * 16  # --channels 0.5 of 48
     assert_clean_error(run_cli("compile", path, "-o", tmp_path / "o", "--target-accuracy-drop", "1"), "--train-data")
     np.savez(tmp_path / "bad.npz", x=np.zeros((10, 7), np.float32), y=np.zeros(10))
     assert_clean_error(run_cli("compile", path, "-o", tmp_path / "o", "--train-data", tmp_path / "bad.npz", "--density", "0.5"),
                        "do not fit the model input")
     assert_clean_error(run_cli("compile", path, "-o", tmp_path / "o", "--train-data", tmp_path / "train.npz"), "--density")
+    for opt, value, message in (("--teacher-weight", "2", "teacher-weight"), ("--final-epochs", "-1", "final-epochs"),
+                                ("--channels", "0", "channels must be in")):
+        assert_clean_error(run_cli("compile", path, "-o", tmp_path / "o", "--train-data", tmp_path / "train.npz",
+                                   "--density", "0.5", opt, value), message)

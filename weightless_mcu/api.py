@@ -42,6 +42,8 @@ class Retraining:
     config: TrainConfig = TrainConfig()
     seeds: int = 4
     accuracy_budget: float | None = None  # --target-accuracy-drop, percentage points
+    teacher_weight: float = 0.0  # with labels: weight of distillation from the original model
+    final_epochs: float = 0.0  # a last retraining at lr / 10 with every table fixed
 
 
 def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
@@ -60,7 +62,12 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
                 raise OptionError("retraining needs compression settings (--density ...) or --target-accuracy-drop")
             compression = CompressionSettings(LayerSettings(), {})
         data = load_training_data(retraining.train_data, seed=retraining.config.seed)
-        opts = RetrainOptions(retraining.config.validate(), retraining.seeds, accuracy_budget=retraining.accuracy_budget)
+        if not 0.0 <= retraining.teacher_weight <= 1.0:
+            raise OptionError(f"--teacher-weight must be in [0, 1], not {retraining.teacher_weight}")
+        if retraining.final_epochs < 0:
+            raise OptionError(f"--final-epochs must be >= 0, not {retraining.final_epochs}")
+        opts = RetrainOptions(retraining.config.validate(), retraining.seeds, accuracy_budget=retraining.accuracy_budget,
+                              teacher_weight=retraining.teacher_weight, final_epochs=retraining.final_epochs)
         return onnx_model, graph, retrain_compress(graph, compression, data, opts, progress)
     # Without compression every layer is reported as it stays: dense float32.
     settings = compression or CompressionSettings(LayerSettings(encoding="dense"), {})

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="decoupled weight decay while retraining (e.g. 0.5 with --lr 1e-3); helps the model generalise")
         r.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
                        help="learning rate over each retraining step: cosine from --lr down to lr/20 (default) or constant")
+        r.add_argument("--teacher-weight", type=float, default=0.0,
+                       help="with labels, also learn from the original model's outputs (distillation at temperature 4) "
+                            "with this weight in [0, 1] (default 0: labels only)")
+        r.add_argument("--final-epochs", type=float, default=0.0,
+                       help="epochs of a last retraining at a tenth of --lr once every table is fixed (default 0)")
         r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
         r.add_argument("--target-accuracy-drop", type=float,
                        help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
@@ -108,7 +113,7 @@ def _retraining(args):
         return None
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, schedule=args.schedule)
-    return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop)
+    return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs)
 
 
 def _print_layers(res: dict) -> None:

@@ -45,15 +45,21 @@ class Objective:
     distillation from the teacher's outputs (soft cross-entropy for a softmax
     output, mean squared error otherwise)."""
 
-    def __init__(self, net: Network, labelled: bool):
+    def __init__(self, net: Network, labelled: bool, teacher_weight: float = 0.0, temperature: float = 4.0):
         self.net = net
         self.labelled = labelled
+        # With labels and a teacher weight a > 0, targets are rows [label, teacher logits...] and the
+        # loss is (1 - a) * cross-entropy + a * T^2 * KL(teacher || student) at temperature T.
+        self.teacher_weight = teacher_weight if labelled else 0.0
+        self.temperature = temperature
         last = net._producer.get(net.output)
         self.softmax_input = last.inputs[0] if last is not None and last.op in ("Softmax", "LogSoftmax") else None
         self.axis = last.attrs.get("axis", -1) if self.softmax_input else -1
 
     def loss_and_grads(self, env: dict, target: np.ndarray) -> tuple[float, dict]:
         n = len(target)
+        if self.teacher_weight > 0:
+            return self._with_teacher(env, target)
         if self.softmax_input is not None:
             logits = env[self.softmax_input]
             p = softmax(logits.astype(np.float64), self.axis)
@@ -68,6 +74,29 @@ class Objective:
             return loss, {self.net.output: ((p - q) / n).astype(np.float32)}
         diff = out - target
         return float((diff ** 2).mean()), {self.net.output: (2 * diff / diff.size).astype(np.float32)}
+
+    def _with_teacher(self, env: dict, target: np.ndarray) -> tuple[float, dict]:
+        n, a, t = len(target), self.teacher_weight, self.temperature
+        name = self.softmax_input if self.softmax_input is not None else self.net.output
+        logits = env[name].astype(np.float64).reshape(n, -1)
+        labels = target[:, 0].astype(np.int64)
+        p = softmax(logits, -1)
+        ps, qs = softmax(logits / t, -1), softmax(target[:, 1:] / t, -1)
+        ce = -np.log(np.maximum(p[np.arange(n), labels], 1e-30)).mean()
+        kl = (qs * (np.log(np.maximum(qs, 1e-30)) - np.log(np.maximum(ps, 1e-30)))).sum() / n
+        grad = (1 - a) * p
+        grad[np.arange(n), labels] -= 1 - a
+        grad += a * t * (ps - qs)
+        return float((1 - a) * ce + a * t * t * kl), {name: (grad / n).reshape(env[name].shape).astype(np.float32)}
+
+    def teacher_rows(self, teacher: Network, x: np.ndarray, y: np.ndarray, batch: int = 500) -> np.ndarray:
+        """Targets for learning from labels and a teacher: [label, teacher logits...] per sample."""
+        name = self.softmax_input if self.softmax_input is not None else teacher.output
+        outs = []
+        for i in range(0, len(x), batch):
+            env, _ = teacher.forward({teacher.graph.inputs[0]: x[i:i + batch]}, upto=name)
+            outs.append(env[name].astype(np.float64).reshape(len(x[i:i + batch]), -1))
+        return np.concatenate([np.asarray(y, np.float64)[:, None], np.concatenate(outs)], axis=1)
 
     def _target_probs(self, target: np.ndarray, shape) -> np.ndarray:
         if self.labelled:

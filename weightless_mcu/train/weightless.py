@@ -48,6 +48,7 @@ class RetrainOptions:
     tune_through_table: bool = True  # after encoding, the shared values keep learning (False: frozen, as in 2018)
     calibration: int = 1024  # samples that score the seeds
     accuracy_budget: float | None = None  # percentage points of validation accuracy
+    teacher_weight: float = 0.0  # with labels: weight of distillation from the original model (0: labels only)
     final_epochs: float = 0.0  # at the end, every table fixed: retrain at a tenth of the learning rate
 
 
@@ -87,10 +88,12 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
     x = fit_to_input(data.x, shape, "--train-data")
     x_val = fit_to_input(data.x_val, shape, "--train-data (validation)")
     net = Network(graph)
-    objective = Objective(net, labelled=data.y is not None)
+    objective = Objective(net, labelled=data.y is not None, teacher_weight=opts.teacher_weight)
     if data.y is None:
         teacher = Network(copy.deepcopy(graph))
         targets, targets_val = objective.teacher_targets(teacher, x), objective.teacher_targets(teacher, x_val)
+    elif objective.teacher_weight > 0:
+        targets, targets_val = objective.teacher_rows(Network(copy.deepcopy(graph)), x, data.y), None
     else:
         targets, targets_val = data.y, None
     rng = np.random.default_rng(opts.config.seed)
