@@ -85,3 +85,22 @@ def test_chains_that_cannot_fold_are_refused(model_path):
     g.tensors["w1"].data[0] = 0
     with pytest.raises(OptionError, match="pads its input"):
         remove_channels(g, chain, np.arange(6) > 0)
+
+
+def test_one_shot_compression_cuts_channels_and_the_firmware_agrees(model_path):
+    """Without retraining, --channels keeps the strongest channels; the firmware
+    (host build) computes exactly the smaller decoded model."""
+    from weightless_mcu import verify
+    from weightless_mcu.compress import make_settings
+
+    lenet(model_path)
+    log = []
+    res = verify(model_path, target="host", progress=log.append,
+                 compression=make_settings(dict(channels=0.5, density=0.6, clusters=4, bits=8, min_positions=0)))
+    assert res["match"]
+    layers = {r["name"]: r for r in res["layers"]}
+    # conv1 keeps 3 of 6 filters, conv2 4 of 8 (reading 3 channels), fc1 6 of 12 (reading 4 * 2 * 2), fc2 reads 6
+    assert [layers[n]["positions"] for n in ("conv1", "conv2", "fc1", "fc2")] == [3 * 9, 4 * 3 * 9, 6 * 16, 5 * 6]
+    assert any("3 of 6 output channels kept" in line for line in log)
+    original = 4 * (6 * 9 + 6 + 8 * 6 * 9 + 8 + 12 * 32 + 12 + 5 * 12 + 5)
+    assert res["weights_float32_bytes"] == original
