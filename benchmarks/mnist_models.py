@@ -75,12 +75,22 @@ def _model(nodes, inits, shape) -> onnx.ModelProto:
     return m
 
 
+VALIDATION = 5000  # training images held out from all training, for validation during compression
+
+
+def split(x: np.ndarray, y: np.ndarray):
+    """The training images minus a fixed held-out set: (x_train, y_train, x_val, y_val)."""
+    order = np.random.default_rng(0).permutation(len(x))
+    return x[order[VALIDATION:]], y[order[VALIDATION:]], x[order[:VALIDATION]], y[order[:VALIDATION]]
+
+
 def train_model(model: onnx.ModelProto, path: Path, mnist: Path, epochs: float, lr: float, log) -> float:
+    """Train on the MNIST training images minus the held-out set; the test error."""
     onnx.save(model, path)
     _, graph = load_model(path)
     run_passes(graph)
     net = Network(graph)
-    x, y = load_idx_pair(mnist, "train")
+    x, y, _, _ = split(*load_idx_pair(mnist, "train"))
     xt, yt = load_idx_pair(mnist, "test")
     shape = graph.tensors[graph.inputs[0]].shape
     x, xt = fit_to_input(x, shape, "MNIST"), fit_to_input(xt, shape, "MNIST")

@@ -161,7 +161,8 @@ def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerS
 def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, progress) -> LayerReport:
     cfg = opts.config
     # 1. prune gradually (density d^(1/3), d^(2/3), d), retraining after each cut
-    for k in range(1, opts.prune_stages + 1):
+    mask = np.ones(net.values[tensor].shape, bool)
+    for k in range(1, opts.prune_stages + 1 if s.density < 1.0 else 1):  # nothing to cut at density 1
         d = s.density ** (k / opts.prune_stages)
         (mask,) = magnitude_masks([net.values[tensor]], d)
         net.constrain(tensor, Constraint("masked", mask=mask))
