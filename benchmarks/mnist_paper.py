@@ -64,6 +64,9 @@ OURS = {"lenet300": {"ip1": dict(channels=0.3, density=0.08, clusters=4, bits=10
                    "conv2": dict(channels=0.4, density=0.2, clusters=4, bits=9),
                    "ip1": dict(channels=0.12, density=0.08, clusters=4, bits=10),
                    "ip2": dict(density=1.0, clusters=15, bits=8, encoding="auto")}}
+# Ours: weight of distillation from the original model next to the labels (LeNet-300-100:
+# 0.5 / 0.8 / 0.9 gave 97.30% / 97.50% / 97.50% validation accuracy).
+TEACHER = {"lenet300": 0.8, "lenet5": 0.5}
 # Epochs per retraining step: LeNet-300-100 is cheap enough for more within its time budget.
 EPOCHS = {"lenet300": 5.0, "lenet5": 2.0}
 
@@ -171,8 +174,9 @@ def main() -> int:
     ap.add_argument("--train-epochs", type=float, default=12, help="epochs to train each model from scratch")
     ap.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
                     help="learning rate over each retraining step (all methods)")
-    ap.add_argument("--teacher-weight", type=float, default=0.5,
-                    help="ours: weight of distillation from the original model next to the labels")
+    ap.add_argument("--teacher-weight", type=float,
+                    help="ours: weight of distillation from the original model next to the labels "
+                         "(default: 0.8 for LeNet-300-100, 0.5 for LeNet-5)")
     ap.add_argument("--final-epochs", type=float, default=1.0,
                     help="ours: epochs of a last retraining at a tenth of the learning rate, all tables fixed")
     ap.add_argument("--firmware-images", type=int, default=1000)
@@ -215,7 +219,7 @@ def main() -> int:
                     size = weightless(graph, dataset, cfg, WEIGHTLESS_2018[name], 3, 1.23, 1, log, tmp, True)
                 else:
                     size = weightless(graph, dataset, cfg, OURS[name], 4, 1.03, 4, log, tmp, False, args.final_epochs,
-                                      args.teacher_weight)
+                                      TEACHER[name] if args.teacher_weight is None else args.teacher_weight)
                 seconds = time.perf_counter() - t0
                 err = _evaluate(graph, xte, y_te)
                 row[method] = {"bytes": int(size), "ratio": params / size, "test_error": err}
