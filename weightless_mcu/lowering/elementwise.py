@@ -132,6 +132,9 @@ def lower_batchnorm(node: Node, graph: Graph) -> Lowered:
     s = scale / np.sqrt(var + node.attrs.get("epsilon", 1e-5))
     shape = graph.tensors[x].shape
     lo, hi = activation(node)
-    params = ChannelAffineParams(shape[1], int(np.prod(shape[2:])), lo, hi)
-    consts = (ConstArray("scale", s.astype(np.float32)), ConstArray("shift", (bias - mean * s).astype(np.float32)))
+    # [N, C, S] walks like N*C channels: the per-channel constants repeat per batch item.
+    batch = shape[0] if len(shape) > 1 else 1
+    params = ChannelAffineParams(batch * shape[1], int(np.prod(shape[2:])), lo, hi)
+    consts = (ConstArray("scale", np.tile(s, batch).astype(np.float32)),
+              ConstArray("shift", np.tile(bias - mean * s, batch).astype(np.float32)))
     return Lowered([Step("channel_affine", node.name, (x,), y, params, consts, inplace=True)])
