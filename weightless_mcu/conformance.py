@@ -1,0 +1,162 @@
+"""The ONNX backend node tests as conformance cases, run through the generated C.
+
+    python -m weightless_mcu.conformance [--ops Conv,Relu] [--target host] [--json FILE]
+
+Each case of `onnx.backend.test.case.node.collect_testcases()` whose ops are
+all supported is compiled, built for the target (the host by default, or a
+board under QEMU) and run on the case's inputs; its outputs are compared with
+the expected outputs stored in the case (rtol 1e-3, atol 1e-5). Graph inputs
+after the first float one become initializers holding the case's data, since
+weights and shape operands are compile-time constants here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .errors import WeightlessError
+from .lowering import supported_ops
+
+RTOL, ATOL = 1e-3, 1e-5
+# The float32 ops the firmware is meant to cover (the default selection, with every supported op).
+SCOPE = ("Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+         "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "LogSoftmax",
+         "Add", "Sub", "Mul", "Div", "BatchNormalization", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
+         "Unsqueeze", "Pad", "ReduceMean", "Gather", "Identity", "Dropout")
+
+
+@dataclass
+class Outcome:
+    case: str
+    op: str
+    status: str  # passed | failed | skipped
+    reason: str = ""
+
+
+def node_cases(ops: set[str] | None = None) -> list:
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # the generators' own overflow warnings
+        warnings.simplefilter("ignore")
+        from onnx.backend.test.case.node import collect_testcases
+
+        collected = collect_testcases()
+    cases = []
+    for tc in collected:
+        if tc.kind != "node" or tc.model is None or not tc.model.graph.node:
+            continue
+        if ops is None or tc.model.graph.node[0].op_type in ops:
+            cases.append(tc)
+    return sorted(cases, key=lambda tc: tc.name)
+
+
+def _constant_inputs(model: onnx.ModelProto, inputs: list[np.ndarray]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
+    """Keep the first float input as the model's input; the others become initializers."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    keep, kept_arrays = [], []
+    for vi, arr in zip(list(g.input), inputs):
+        if not keep and arr.dtype == np.float32:
+            keep.append(vi)
+            kept_arrays.append(arr)
+        else:
+            g.initializer.append(numpy_helper.from_array(arr, vi.name))
+    del g.input[:]
+    g.input.extend(keep)
+    return m, kept_arrays
+
+
+def run_case(tc, target: str, work: Path) -> Outcome:
+    from .api import verify
+
+    op = tc.model.graph.node[0].op_type
+    name = tc.name
+    if name.endswith("_expanded") or "_expanded_" in name:
+        return Outcome(name, op, "skipped", "function expansion")
+    unsupported = sorted({n.op_type for n in tc.model.graph.node} - set(supported_ops()))
+    if unsupported:
+        return Outcome(name, op, "skipped", f"unsupported op {', '.join(unsupported)}")
+    if not tc.data_sets:
+        return Outcome(name, op, "skipped", "no data")
+    inputs, expected = tc.data_sets[0]
+    inputs = [np.asarray(a) for a in inputs]
+    expected = [np.asarray(a) for a in expected]
+    if any(a.dtype != np.float32 for a in expected):
+        return Outcome(name, op, "skipped", "non-float output")
+    model, feed = _constant_inputs(tc.model, inputs)
+    if not feed:
+        return Outcome(name, op, "skipped", "no float input")
+    path = work / f"{name}.onnx"
+    onnx.save(model, path)
+    np.savez(work / f"{name}_in.npz", **{model.graph.input[0].name: feed[0][None]})
+    out = work / f"{name}_out.npz"
+    try:
+        verify(path, target=target, inputs=work / f"{name}_in.npz", outputs=out, tolerance=1.0)
+    except WeightlessError as exc:
+        status = "skipped" if exc.exit_status in (2, 3) else "failed"
+        return Outcome(name, op, status, str(exc).splitlines()[0][:160])
+    except Exception as exc:  # onnxruntime itself refusing the case
+        return Outcome(name, op, "skipped", f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    got = np.load(out)
+    for o, want in zip(model.graph.output, expected):
+        have = got[o.name].reshape(want.shape)
+        if not np.allclose(have, want, rtol=RTOL, atol=ATOL, equal_nan=True):
+            err = float(np.nanmax(np.abs(have - want)))
+            return Outcome(name, op, "failed", f"output '{o.name}' differs by up to {err:.3g}")
+    return Outcome(name, op, "passed")
+
+
+def summarize(outcomes: list[Outcome]) -> dict:
+    ops: dict[str, dict] = {}
+    for o in outcomes:
+        row = ops.setdefault(o.op, {"cases": 0, "passed": 0, "failed": 0, "skipped": 0})
+        row["cases"] += 1
+        row[o.status] += 1
+    return {"ops": dict(sorted(ops.items()))}
+
+
+def run(ops: set[str] | None, target: str, progress: Callable[[str], None]) -> list[Outcome]:
+    outcomes = []
+    cases = node_cases(ops)
+    with tempfile.TemporaryDirectory(prefix="wl-conformance-") as tmp:
+        for i, tc in enumerate(cases):
+            o = run_case(tc, target, Path(tmp))
+            outcomes.append(o)
+            progress(f"[{i + 1}/{len(cases)}] {o.case}: {o.status}{' (' + o.reason + ')' if o.reason else ''}")
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ops", help="comma-separated op types (default: the supported ops and the planned float32 set)")
+    ap.add_argument("--all", action="store_true", help="every node test case, whatever its op")
+    ap.add_argument("--target", default="host")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    ops = None if args.all else set(args.ops.split(",")) if args.ops else set(SCOPE) | set(supported_ops())
+    outcomes = run(ops, args.target, (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    summary = summarize(outcomes)
+    print(f"| op | cases | passed | failed | skipped |\n|---|---|---|---|---|")
+    for op, r in summary["ops"].items():
+        print(f"| {op} | {r['cases']} | {r['passed']} | {r['failed']} | {r['skipped']} |")
+    for o in outcomes:
+        if o.status != "passed":
+            print(f"{o.status}: {o.case}: {o.reason}")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
