@@ -25,6 +25,7 @@ from onnx import numpy_helper
 
 from .errors import WeightlessError
 from .lowering import supported_ops
+from .passes import REMOVED_OPS
 
 RTOL, ATOL = 1e-3, 1e-5
 # The float32 ops the firmware is meant to cover (the default selection, with every supported op).
@@ -83,7 +84,7 @@ def run_case(tc, target: str, work: Path) -> Outcome:
     name = tc.name
     if name.endswith("_expanded") or "_expanded_" in name:
         return Outcome(name, op, "skipped", "function expansion")
-    unsupported = sorted({n.op_type for n in tc.model.graph.node} - set(supported_ops()))
+    unsupported = sorted({n.op_type for n in tc.model.graph.node} - set(supported_ops()) - set(REMOVED_OPS))
     if unsupported:
         return Outcome(name, op, "skipped", f"unsupported op {', '.join(unsupported)}")
     if not tc.data_sets:

@@ -41,12 +41,21 @@ def _bypass(graph: Graph, node: Node) -> None:
         _rename_uses(graph, dst, src)
 
 
+REMOVED_OPS = ("Identity", "Dropout")  # no kernel: the passes bypass them
+
+
 def remove_identities(graph: Graph) -> None:
-    for node in [n for n in graph.nodes if n.op in ("Identity", "Dropout")]:
+    for node in [n for n in graph.nodes if n.op in REMOVED_OPS]:
         if node.op == "Dropout" and len(node.outputs) > 1 and node.outputs[1]:
             used = any(node.outputs[1] in n.inputs for n in graph.nodes) or node.outputs[1] in graph.outputs
             if used:
                 raise UnsupportedOpError(f"{node.describe()}: its mask output is used; only inference-mode Dropout is supported")
+        if node.op == "Dropout" and len(node.inputs) > 2 and node.inputs[2]:
+            training = graph.const(node.inputs[2])
+            ratio = graph.const(node.inputs[1]) if node.inputs[1] else np.float32(0.5)
+            if training is None or (bool(np.asarray(training).reshape(-1)[0]) and (ratio is None or float(np.asarray(ratio).reshape(-1)[0]) != 0.0)):
+                raise UnsupportedOpError(f"{node.describe()}: training-mode Dropout (random) is not supported; "
+                                         f"export the model in inference mode")
         _bypass(graph, node)
 
 
