@@ -9,7 +9,7 @@ import pytest
 from weightless_mcu import conformance
 
 HOST_OPS = {"Conv", "Gemm", "BatchNormalization", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "Transpose",
-            "Flatten", "Reshape", "LeakyRelu", "ReduceMean", "Dropout"}
+            "Flatten", "Reshape", "LeakyRelu", "ReduceMean", "Dropout", "PRelu"}
 
 
 def test_node_cases_pass_on_the_host():
@@ -27,7 +27,7 @@ def test_node_cases_pass_on_the_host():
 
 
 @pytest.mark.parametrize("case", ["test_conv_with_strides_padding", "test_maxpool_2d_pads", "test_gemm_all_attributes",
-                                  "test_batchnorm_example"])
+                                  "test_batchnorm_example", "test_prelu_broadcast"])
 def test_node_cases_pass_under_qemu(case, tmp_path):
     (tc,) = [tc for tc in conformance.node_cases() if tc.name == case]
     outcome = conformance.run_case(tc, "cortex-m4", tmp_path)

@@ -85,6 +85,7 @@ int wl_pool2d_f32(const wl_pool2d_params_t *p, const float *x, float *y);
 #define WL_BINARY_SUB 1
 #define WL_BINARY_MUL 2
 #define WL_BINARY_DIV 3
+#define WL_BINARY_PRELU 4
 typedef struct {
     int32_t op;
     int32_t size;

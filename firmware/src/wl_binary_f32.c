@@ -1,4 +1,4 @@
-/* Elementwise Add, Sub, Mul, Div with numpy broadcasting, float32. */
+/* Elementwise Add, Sub, Mul, Div and PRelu with numpy broadcasting, float32. */
 #include "wl_kernels.h"
 
 static inline float wl_binary_apply(int32_t op, float a, float b)
@@ -7,13 +7,14 @@ static inline float wl_binary_apply(int32_t op, float a, float b)
     case WL_BINARY_ADD: return a + b;
     case WL_BINARY_SUB: return a - b;
     case WL_BINARY_MUL: return a * b;
-    default: return a / b;
+    case WL_BINARY_DIV: return a / b;
+    default: return a < 0.0f ? a * b : a; /* WL_BINARY_PRELU: b is the slope */
     }
 }
 
 int wl_binary_f32(const wl_binary_params_t *p, const float *a, const float *b, float *y)
 {
-    if (p == 0 || a == 0 || b == 0 || y == 0 || p->ndim < 1 || p->ndim > WL_MAX_DIMS || p->op < 0 || p->op > 3)
+    if (p == 0 || a == 0 || b == 0 || y == 0 || p->ndim < 1 || p->ndim > WL_MAX_DIMS || p->op < 0 || p->op > WL_BINARY_PRELU)
         return WL_ERR_ARG;
     const float lo = p->act_min, hi = p->act_max;
     if (p->same_shape) {

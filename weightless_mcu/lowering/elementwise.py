@@ -1,4 +1,4 @@
-"""Binary ops with broadcasting (Add, Sub, Mul, Div), unary activations (Relu,
+"""Binary ops with broadcasting (Add, Sub, Mul, Div, PRelu), unary activations (Relu,
 Clip, Sigmoid, Tanh) and a stand-alone BatchNormalization."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from . import register
 from .shape_ops import MAX_DIMS
 from .step import ConstArray, Lowered, Step, activation
 
-BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
+BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
 UNARY_OPS = {"Sigmoid": 1, "Tanh": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5}
 UNARY_CLAMP = 0
 
@@ -87,7 +87,7 @@ def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shape
     return Step("binary", node.name, (a, b), y, params, tuple(consts), inplace=a_is_activation and tuple(sa) == out)
 
 
-@register("Add", "Sub", "Mul", "Div")
+@register("Add", "Sub", "Mul", "Div", "PRelu")
 def lower_binary(node: Node, graph: Graph) -> Lowered:
     return Lowered([binary_step(node, node.op, node.inputs[0], node.inputs[1], node.outputs[0], graph)])
 
