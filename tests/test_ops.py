@@ -88,6 +88,15 @@ CASES = {
     "reduce_mean_last_nokeep": ([H("ReduceMean", ["x"], ["y"], axes=[-1], keepdims=0)], {"x": [1, 4, 6]}, {"y": None}, {}),
     "reduce_max_channels": ([H("ReduceMax", ["x"], ["y"], axes=[1])], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
     "reduce_sum_all": ([H("ReduceSum", ["x", "ax"], ["y"], keepdims=0)], {"x": [1, 4, 3]}, {"y": None}, {"ax": np.array([0, 1, 2], np.int64)}),
+    "pad_constant": ([H("Pad", ["x", "p", "v"], ["y"])], {"x": [1, 2, 3, 4]}, {"y": None},
+                     {"p": np.array([0, 0, 1, 2, 0, 1, 2, 0], np.int64), "v": np.array(1.5, np.float32)}),
+    "pad_edge": ([H("Pad", ["x", "p"], ["y"], mode="edge")], {"x": [1, 2, 3, 4]}, {"y": None},
+                 {"p": np.array([0, 0, 2, 1, 0, 0, 1, 3], np.int64)}),
+    "pad_reflect": ([H("Pad", ["x", "p"], ["y"], mode="reflect")], {"x": [1, 2, 4, 5]}, {"y": None},
+                    {"p": np.array([0, 0, 3, 1, 0, 0, 2, 4], np.int64)}),
+    "pad_axes_reflect_1d": ([H("Pad", ["x", "p", "", "ax"], ["y"], mode="reflect")], {"x": [1, 3, 6]}, {"y": None},
+                            {"p": np.array([2, 3], np.int64), "ax": np.array([-1], np.int64)}, 18),
+    "prelu_channels": ([H("PRelu", ["x", "s"], ["y"])], {"x": [1, 3, 4, 4]}, {"y": None}, {"s": rand(3, 1, 1, seed=3)}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
@@ -99,7 +108,7 @@ CASES = {
 
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
-              "two_outputs"]
+              "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels"]
 
 
 def _check(tmp_path, case, target):

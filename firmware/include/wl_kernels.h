@@ -145,6 +145,20 @@ typedef struct {
 } wl_transpose_params_t;
 int wl_transpose_f32(const wl_transpose_params_t *p, const float *x, float *y);
 
+#define WL_PAD_CONSTANT 0
+#define WL_PAD_EDGE 1
+#define WL_PAD_REFLECT 2
+typedef struct {
+    int32_t mode;
+    int32_t ndim;
+    float value;                     /* WL_PAD_CONSTANT */
+    int32_t in_shape[WL_MAX_DIMS];
+    int32_t out_shape[WL_MAX_DIMS];
+    int32_t begin[WL_MAX_DIMS];      /* elements added before each axis (>= 0) */
+} wl_pad_params_t;
+/* Pad x (row-major, in_shape) into y (out_shape). */
+int wl_pad_f32(const wl_pad_params_t *p, const float *x, float *y);
+
 typedef struct {
     int32_t size;
 } wl_copy_params_t;

@@ -1,5 +1,5 @@
-"""Reshape, Flatten, Squeeze, Unsqueeze (views: no code) and Transpose (a view
-when it does not move data, a kernel otherwise)."""
+"""Reshape, Flatten, Squeeze, Unsqueeze (views: no code), Transpose (a view
+when it does not move data, a kernel otherwise) and Pad."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,3 +68,68 @@ def lower_transpose(node: Node, graph: Graph) -> Lowered:
 def lower_identity(node: Node, graph: Graph) -> Lowered:
     # Only left by the passes where an output must not alias an input or constant.
     return Lowered([Step("copy", node.name, (node.inputs[0],), node.outputs[0], CopyParams(graph.tensors[node.outputs[0]].size))])
+
+
+@dataclass(frozen=True)
+class PadParams:
+    mode: int
+    ndim: int
+    value: float
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    begin: tuple[int, ...]
+
+
+PAD_MODES = {"constant": 0, "edge": 1, "reflect": 2}
+
+
+@register("Pad")
+def lower_pad(node: Node, graph: Graph) -> Lowered:
+    x, y = node.inputs[0], node.outputs[0]
+    shape = graph.tensors[x].shape
+    ndim = len(shape)
+    mode = node.attrs.get("mode", "constant")
+    if isinstance(mode, bytes):
+        mode = mode.decode()
+    if mode not in PAD_MODES:
+        raise UnsupportedOpError(f"{node.describe()}: mode '{mode}' is not supported (constant, edge, reflect are)")
+
+    def operand(k):
+        name = node.inputs[k] if len(node.inputs) > k else ""
+        if not name:
+            return None
+        v = graph.const(name)
+        if v is None:
+            raise UnsupportedOpError(f"{node.describe()}: input {k} must be a constant")
+        return np.asarray(v)
+
+    pads = operand(1)
+    pads = np.asarray(node.attrs.get("pads", []), np.int64) if pads is None else pads.astype(np.int64).reshape(-1)
+    value = operand(2)
+    value = float(node.attrs.get("value", 0.0)) if value is None else float(value.reshape(-1)[0]) if value.size else 0.0
+    axes = operand(3)
+    axes = list(range(ndim)) if axes is None else [int(a) % ndim for a in axes.reshape(-1)]
+    if pads.size != 2 * len(axes):
+        raise UnsupportedOpError(f"{node.describe()}: {pads.size} pads for {len(axes)} axes")
+    begin, end = [0] * ndim, [0] * ndim
+    for i, a in enumerate(axes):
+        begin[a], end[a] = int(pads[i]), int(pads[i + len(axes)])
+    if min(begin + end) < 0:
+        raise UnsupportedOpError(f"{node.describe()}: negative pads (cropping) are not supported")
+    if mode == "reflect" and any(b >= n or e >= n for b, e, n in zip(begin, end, shape)):
+        raise UnsupportedOpError(f"{node.describe()}: reflect pads must be smaller than the padded axis")
+    if mode == "edge" and any((b or e) and n == 0 for b, e, n in zip(begin, end, shape)):
+        raise UnsupportedOpError(f"{node.describe()}: edge padding of an empty axis")
+    out = tuple(n + b + e for n, b, e in zip(shape, begin, end))
+    if out != tuple(graph.tensors[y].shape):
+        raise UnsupportedOpError(f"{node.describe()}: output shape {graph.tensors[y].shape} is not the padded {out}")
+    if not any(begin + end):
+        return Lowered([Step("view", node.name, (x,), y, None, view=True)])
+    # Drop axes of size 1 that are not padded, so the rank fits MAX_DIMS.
+    keep = [d for d in range(ndim) if shape[d] != 1 or begin[d] or end[d]] or [0]
+    if len(keep) > MAX_DIMS:
+        raise UnsupportedOpError(f"{node.describe()}: more than {MAX_DIMS} non-unit dimensions are not supported")
+    pad = MAX_DIMS - len(keep)
+    params = PadParams(PAD_MODES[mode], len(keep), value, tuple(shape[d] for d in keep) + (1,) * pad,
+                       tuple(out[d] for d in keep) + (1,) * pad, tuple(begin[d] for d in keep) + (0,) * pad)
+    return Lowered([Step("pad", node.name, (x,), y, params)])
