@@ -97,6 +97,10 @@ CASES = {
     "pad_axes_reflect_1d": ([H("Pad", ["x", "p", "", "ax"], ["y"], mode="reflect")], {"x": [1, 3, 6]}, {"y": None},
                             {"p": np.array([2, 3], np.int64), "ax": np.array([-1], np.int64)}, 18),
     "prelu_channels": ([H("PRelu", ["x", "s"], ["y"])], {"x": [1, 3, 4, 4]}, {"y": None}, {"s": rand(3, 1, 1, seed=3)}),
+    "concat_channels_three": ([H("Relu", ["x"], ["r"]), H("Concat", ["x", "r", "z"], ["y"], axis=1)],
+                              {"x": [1, 2, 3, 3], "z": [1, 4, 3, 3]}, {"y": None}, {}),
+    "concat_last_axis_const": ([H("Concat", ["c", "x"], ["y"], axis=-1)], {"x": [1, 3, 4]}, {"y": None},
+                               {"c": rand(1, 3, 2, seed=5)}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
@@ -108,7 +112,8 @@ CASES = {
 
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
-              "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels"]
+              "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
+              "concat_channels_three"]
 
 
 def _check(tmp_path, case, target):

@@ -159,6 +159,15 @@ typedef struct {
 /* Pad x (row-major, in_shape) into y (out_shape). */
 int wl_pad_f32(const wl_pad_params_t *p, const float *x, float *y);
 
+#define WL_CONCAT_MAX_INPUTS 16
+typedef struct {
+    int32_t inputs;
+    int32_t outer;                          /* product of the axes before the concatenated one */
+    int32_t inner[WL_CONCAT_MAX_INPUTS];    /* per input: its extent from the axis on, flattened */
+} wl_concat_params_t;
+/* Concatenate xs[0 .. inputs-1] along one axis into y. */
+int wl_concat_f32(const wl_concat_params_t *p, const float *const *xs, float *y);
+
 typedef struct {
     int32_t size;
 } wl_copy_params_t;

@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from . import register
-from .step import Lowered, Step
+from .step import ConstArray, Lowered, Step
 
 MAX_DIMS = 6  # WL_MAX_DIMS in firmware/include/wl_kernels.h
 
@@ -133,3 +133,35 @@ def lower_pad(node: Node, graph: Graph) -> Lowered:
     params = PadParams(PAD_MODES[mode], len(keep), value, tuple(shape[d] for d in keep) + (1,) * pad,
                        tuple(out[d] for d in keep) + (1,) * pad, tuple(begin[d] for d in keep) + (0,) * pad)
     return Lowered([Step("pad", node.name, (x,), y, params)])
+
+
+CONCAT_MAX_INPUTS = 16  # WL_CONCAT_MAX_INPUTS in firmware/include/wl_kernels.h
+
+
+@dataclass(frozen=True)
+class ConcatParams:
+    inputs: int
+    outer: int
+    inner: tuple[int, ...]
+
+
+@register("Concat")
+def lower_concat(node: Node, graph: Graph) -> Lowered:
+    names = [i for i in node.inputs if i and graph.tensors[i].size > 0]  # empty inputs add nothing
+    y = node.outputs[0]
+    out = graph.tensors[y].shape
+    axis = int(node.attrs.get("axis", 0)) % max(1, len(out))
+    if not names:
+        raise UnsupportedOpError(f"{node.describe()}: every input is empty")
+    if len(names) > CONCAT_MAX_INPUTS:
+        raise UnsupportedOpError(f"{node.describe()}: more than {CONCAT_MAX_INPUTS} inputs are not supported")
+    if all(graph.const(n) is not None for n in names):
+        raise UnsupportedOpError(f"{node.describe()}: all inputs are constant")
+    if len(names) == 1:
+        return Lowered([Step("view", node.name, (names[0],), y, None, view=True)])
+    outer = int(np.prod(out[:axis], dtype=np.int64))
+    inner = tuple(int(np.prod(graph.tensors[n].shape[axis:], dtype=np.int64)) for n in names)
+    consts = tuple(ConstArray(f"input{k}", np.ascontiguousarray(graph.const(n), np.float32).reshape(-1))
+                   for k, n in enumerate(names) if graph.const(n) is not None)
+    params = ConcatParams(len(names), outer, inner + (0,) * (CONCAT_MAX_INPUTS - len(names)))
+    return Lowered([Step("concat", node.name, tuple(names), y, params, consts)])
