@@ -101,6 +101,10 @@ CASES = {
                               {"x": [1, 2, 3, 3], "z": [1, 4, 3, 3]}, {"y": None}, {}),
     "concat_last_axis_const": ([H("Concat", ["c", "x"], ["y"], axis=-1)], {"x": [1, 3, 4]}, {"y": None},
                                {"c": rand(1, 3, 2, seed=5)}),
+    "gather_axis1_negative": ([H("Gather", ["x", "i"], ["y"], axis=1)], {"x": [1, 5, 3]}, {"y": None},
+                              {"i": np.array([4, -1, 0, 2], np.int64)}),
+    "gather_2d_indices_last": ([H("Gather", ["x", "i"], ["y"], axis=-1)], {"x": [1, 2, 6]}, {"y": None},
+                               {"i": np.array([[5, 0], [1, 1]], np.int64)}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
@@ -113,7 +117,7 @@ CASES = {
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
               "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
-              "concat_channels_three"]
+              "concat_channels_three", "gather_axis1_negative"]
 
 
 def _check(tmp_path, case, target):

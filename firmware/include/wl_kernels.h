@@ -169,6 +169,14 @@ typedef struct {
 int wl_concat_f32(const wl_concat_params_t *p, const float *const *xs, float *y);
 
 typedef struct {
+    int32_t outer, axis_size, inner;  /* x viewed as [outer][axis_size][inner] */
+    int32_t count;                    /* indices taken */
+} wl_gather_params_t;
+/* y[o][j][i] = x[o][indices[j]][i]. The indices are constants, already in [0, axis_size);
+   they are stored as floats (exact below 2^24) so every constant array has one type. */
+int wl_gather_f32(const wl_gather_params_t *p, const float *x, const float *indices, float *y);
+
+typedef struct {
     int32_t size;
 } wl_copy_params_t;
 int wl_copy_f32(const wl_copy_params_t *p, const float *x, float *y);

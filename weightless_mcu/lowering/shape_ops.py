@@ -165,3 +165,35 @@ def lower_concat(node: Node, graph: Graph) -> Lowered:
                    for k, n in enumerate(names) if graph.const(n) is not None)
     params = ConcatParams(len(names), outer, inner + (0,) * (CONCAT_MAX_INPUTS - len(names)))
     return Lowered([Step("concat", node.name, tuple(names), y, params, consts)])
+
+
+@dataclass(frozen=True)
+class GatherParams:
+    outer: int
+    axis_size: int
+    inner: int
+    count: int
+
+
+@register("Gather")
+def lower_gather(node: Node, graph: Graph) -> Lowered:
+    x, y = node.inputs[0], node.outputs[0]
+    shape = graph.tensors[x].shape
+    if graph.const(x) is not None:
+        raise UnsupportedOpError(f"{node.describe()}: gathering from a constant is folded; this one was not")
+    idx = graph.const(node.inputs[1])
+    if idx is None:
+        raise UnsupportedOpError(f"{node.describe()}: only constant indices are supported")
+    if not shape:
+        raise UnsupportedOpError(f"{node.describe()}: the data must have at least one axis")
+    axis = int(node.attrs.get("axis", 0)) % len(shape)
+    n = shape[axis]
+    flat = np.asarray(idx, np.int64).reshape(-1)
+    if flat.size and (flat.min() < -n or flat.max() >= n):
+        raise UnsupportedOpError(f"{node.describe()}: an index is outside [-{n}, {n})")
+    flat = np.where(flat < 0, flat + n, flat)
+    params = GatherParams(int(np.prod(shape[:axis], dtype=np.int64)), n, int(np.prod(shape[axis + 1:], dtype=np.int64)),
+                          int(flat.size))
+    if flat.size == 0 or graph.tensors[y].size == 0:
+        raise UnsupportedOpError(f"{node.describe()}: an empty result is not supported")
+    return Lowered([Step("gather", node.name, (x,), y, params, (ConstArray("indices", flat.astype(np.float32)),))])
