@@ -105,6 +105,9 @@ CASES = {
                               {"i": np.array([4, -1, 0, 2], np.int64)}),
     "gather_2d_indices_last": ([H("Gather", ["x", "i"], ["y"], axis=-1)], {"x": [1, 2, 6]}, {"y": None},
                                {"i": np.array([[5, 0], [1, 1]], np.int64)}),
+    "matmul_vector_b": ([H("MatMul", ["x", "v"], ["y"])], {"x": [1, 4, 6]}, {"y": None}, {"v": rand(6, seed=2)}),
+    "matmul_batched_const": ([H("MatMul", ["x", "c"], ["y"])], {"x": [2, 3, 4]}, {"y": None}, {"c": rand(2, 4, 5, seed=3)}),
+    "matmul_vector_a_batched": ([H("MatMul", ["x", "z"], ["y"])], {"x": [4], "z": [3, 4, 2]}, {"y": None}, {}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
@@ -117,7 +120,8 @@ CASES = {
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
               "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
-              "concat_channels_three", "gather_axis1_negative"]
+              "concat_channels_three", "gather_axis1_negative",
+              "matmul_batched_const"]
 
 
 def _check(tmp_path, case, target):

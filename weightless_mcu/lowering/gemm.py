@@ -118,19 +118,23 @@ def lower_matmul(node: Node, graph: Graph) -> Lowered:
     y = node.outputs[0]
     if ta.is_const:
         raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant first operand is not supported")
-    if len(ta.shape) < 2 or len(tb.shape) < 2:
-        raise UnsupportedOpError(f"{node.describe()}: 1-D MatMul operands are not supported")
-    if tb.is_const and tb.data.ndim == 2:
-        rows = int(np.prod(ta.shape[:-1]))
-        return Lowered([fc_step(node, a, y, tb.data.T, None, rows, graph.encodings.get(b))])
-    if tb.is_const:
-        raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant operand of rank > 2 is not supported")
-    m, k = ta.shape[-2:]
-    n = tb.shape[-1]
-    batch_a, batch_b = int(np.prod(ta.shape[:-2])), int(np.prod(tb.shape[:-2]))
+    if not ta.shape or not tb.shape:
+        raise UnsupportedOpError(f"{node.describe()}: scalar MatMul operands are not supported")
+    # numpy semantics: a 1-D A is a row [1, k], a 1-D B a column [k, 1]; the
+    # output just lacks that axis, with the same layout in memory.
+    sa = (1, *ta.shape) if len(ta.shape) == 1 else tuple(ta.shape)
+    sb = (*tb.shape, 1) if len(tb.shape) == 1 else tuple(tb.shape)
+    if tb.is_const and len(sb) == 2:
+        rows = int(np.prod(sa[:-1]))
+        w = tb.data.reshape(sb)
+        return Lowered([fc_step(node, a, y, w.T, None, rows, graph.encodings.get(b))])
+    m, k = sa[-2:]
+    n = sb[-1]
+    batch_a, batch_b = int(np.prod(sa[:-2])), int(np.prod(sb[:-2]))
     batch = max(batch_a, batch_b)
-    if batch_a not in (1, batch) or batch_b not in (1, batch) or ta.shape[:-2] != tb.shape[:-2] and min(batch_a, batch_b) != 1:
-        raise UnsupportedOpError(f"{node.describe()}: MatMul batch dimensions {ta.shape[:-2]} and {tb.shape[:-2]} are not supported")
+    if batch_a not in (1, batch) or batch_b not in (1, batch) or sa[:-2] != sb[:-2] and min(batch_a, batch_b) != 1:
+        raise UnsupportedOpError(f"{node.describe()}: MatMul batch dimensions {sa[:-2]} and {sb[:-2]} are not supported")
     lo, hi = activation(node)
     params = MatmulParams(batch, m, k, n, m * k if batch_a > 1 else 0, k * n if batch_b > 1 else 0, lo, hi)
-    return Lowered([Step("matmul", node.name, (a, b), y, params)])
+    consts = (ConstArray("input1", np.ascontiguousarray(tb.data, np.float32).reshape(-1)),) if tb.is_const else ()
+    return Lowered([Step("matmul", node.name, (a, b), y, params, consts)])
