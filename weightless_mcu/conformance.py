@@ -1,4 +1,5 @@
-"""The ONNX backend node tests as conformance cases, run through the generated C.
+"""The ONNX backend node tests (and the Conv/ConvTranspose/pooling cases of its
+pytorch-converted data) as conformance cases, run through the generated C.
 
     python -m weightless_mcu.conformance [--ops Conv,Relu] [--target host] [--json FILE]
 
@@ -60,13 +61,49 @@ def node_cases(ops: set[str] | None = None) -> list:
     return sorted(cases, key=lambda tc: tc.name)
 
 
+@dataclass
+class DirCase:
+    """A case stored as a directory: model.onnx and test_data_set_0/{input,output}_*.pb."""
+
+    name: str
+    model: onnx.ModelProto
+    data_sets: list
+    kind: str = "pytorch-converted"
+
+
+def _read_pbs(folder: Path, prefix: str) -> list[np.ndarray]:
+    arrays = []
+    for f in sorted(folder.glob(f"{prefix}_*.pb"), key=lambda f: int(f.stem.split("_")[-1])):
+        t = onnx.TensorProto()
+        t.ParseFromString(f.read_bytes())
+        arrays.append(numpy_helper.to_array(t))
+    return arrays
+
+
+def pytorch_cases(ops: set[str] | None = None) -> list[DirCase]:
+    """The Conv, ConvTranspose and pooling cases of onnx's pytorch-converted data (old
+    opsets: the front end upgrades them)."""
+    root = Path(onnx.__file__).parent / "backend" / "test" / "data" / "pytorch-converted"
+    cases = []
+    for d in sorted(root.glob("test_*")) if root.is_dir() else []:
+        if not any(k in d.name for k in ("Conv", "Pool")) or not (d / "model.onnx").exists():
+            continue
+        model = onnx.load(str(d / "model.onnx"))
+        if not model.graph.node or (ops is not None and model.graph.node[0].op_type not in ops):
+            continue
+        data = d / "test_data_set_0"
+        cases.append(DirCase(f"pytorch_{d.name[5:]}", model, [(_read_pbs(data, "input"), _read_pbs(data, "output"))]))
+    return cases
+
+
 def _constant_inputs(model: onnx.ModelProto, inputs: list[np.ndarray]) -> tuple[onnx.ModelProto, list[np.ndarray]]:
     """Keep the first float input as the model's input; the others become initializers."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
     keep, kept_arrays = [], []
-    for vi, arr in zip(list(g.input), inputs):
+    stored = {t.name for t in g.initializer}
+    for vi, arr in zip([vi for vi in g.input if vi.name not in stored], inputs):
         if not keep and arr.dtype == np.float32:
             keep.append(vi)
             kept_arrays.append(arr)
@@ -74,6 +111,7 @@ def _constant_inputs(model: onnx.ModelProto, inputs: list[np.ndarray]) -> tuple[
             g.initializer.append(numpy_helper.from_array(arr, vi.name))
     del g.input[:]
     g.input.extend(keep)
+    m.ir_version = max(m.ir_version, 4)  # from IR 4 on, initializers need not be graph inputs
     return m, kept_arrays
 
 
@@ -97,9 +135,17 @@ def run_case(tc, target: str, work: Path) -> Outcome:
     model, feed = _constant_inputs(tc.model, inputs)
     if not feed:
         return Outcome(name, op, "skipped", "no float input")
+    x = feed[0][None]
+    if getattr(tc, "kind", "") == "pytorch-converted" and feed[0].ndim >= 3 and feed[0].shape[0] > 1:
+        # Conv and pooling treat batch items independently: the firmware (batch 1)
+        # runs them as separate samples.
+        for vi in [*model.graph.input[:1], *model.graph.output]:
+            vi.type.tensor_type.shape.dim[0].dim_value = 1
+        del model.graph.value_info[:]
+        x = feed[0][:, None]
     path = work / f"{name}.onnx"
     onnx.save(model, path)
-    np.savez(work / f"{name}_in.npz", **{model.graph.input[0].name: feed[0][None]})
+    np.savez(work / f"{name}_in.npz", **{model.graph.input[0].name: x})
     out = work / f"{name}_out.npz"
     try:
         verify(path, target=target, inputs=work / f"{name}_in.npz", outputs=out, tolerance=1.0)
@@ -131,7 +177,7 @@ def summarize(outcomes: list[Outcome]) -> dict:
 
 def run(ops: set[str] | None, target: str, progress: Callable[[str], None]) -> list[Outcome]:
     outcomes = []
-    cases = node_cases(ops)
+    cases = node_cases(ops) + pytorch_cases(ops)
     with tempfile.TemporaryDirectory(prefix="wl-conformance-") as tmp:
         for i, tc in enumerate(cases):
             o = run_case(tc, target, Path(tmp))
