@@ -9,7 +9,7 @@ import pytest
 from weightless_mcu import conformance
 
 HOST_OPS = {"Conv", "Gemm", "BatchNormalization", "Softmax", "LogSoftmax", "MaxPool", "AveragePool", "Transpose",
-            "Flatten", "Reshape", "LeakyRelu", "ReduceMean", "Dropout", "PRelu", "Concat", "Pad", "Gather", "MatMul"}
+            "Flatten", "Reshape", "LeakyRelu", "ReduceMean", "Dropout", "PRelu", "Concat", "Pad", "Gather", "MatMul", "ConvTranspose"}
 
 
 def test_node_cases_pass_on_the_host():

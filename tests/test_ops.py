@@ -108,6 +108,13 @@ CASES = {
     "matmul_vector_b": ([H("MatMul", ["x", "v"], ["y"])], {"x": [1, 4, 6]}, {"y": None}, {"v": rand(6, seed=2)}),
     "matmul_batched_const": ([H("MatMul", ["x", "c"], ["y"])], {"x": [2, 3, 4]}, {"y": None}, {"c": rand(2, 4, 5, seed=3)}),
     "matmul_vector_a_batched": ([H("MatMul", ["x", "z"], ["y"])], {"x": [4], "z": [3, 4, 2]}, {"y": None}, {}),
+    "conv_transpose_stride_pads_group": ([H("ConvTranspose", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 0, 1, 1],
+                                            output_padding=[1, 0], group=2, dilations=[1, 2])],
+                                         {"x": [1, 4, 5, 4]}, {"y": None}, {"w": rand(4, 3, 3, 2, seed=6), "b": rand(6, seed=7)}),
+    "conv_transpose_1d_same": ([H("ConvTranspose", ["x", "w"], ["y"], strides=[2], auto_pad="SAME_UPPER")],
+                               {"x": [1, 3, 7]}, {"y": None}, {"w": rand(3, 2, 4, seed=8)}),
+    "conv_transpose_output_shape": ([H("ConvTranspose", ["x", "w", "b"], ["y"], strides=[3, 2], output_shape=[10, 8])],
+                                    {"x": [1, 2, 3, 3]}, {"y": None}, {"w": rand(2, 3, 3, 3, seed=9), "b": rand(3, seed=1)}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),
@@ -121,7 +128,7 @@ QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_s
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
               "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
               "concat_channels_three", "gather_axis1_negative",
-              "matmul_batched_const"]
+              "matmul_batched_const", "conv_transpose_stride_pads_group"]
 
 
 def _check(tmp_path, case, target):

@@ -38,6 +38,7 @@ KERNEL_SOURCES = {
     "pad": "wl_pad_f32.c",
     "concat": "wl_concat_f32.c",
     "gather": "wl_gather_f32.c",
+    "conv_transpose2d": "wl_conv_transpose2d_f32.c",
     "copy": "wl_copy_f32.c",
     "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),
     "conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),

@@ -52,6 +52,10 @@ typedef struct {
     float act_min, act_max;
 } wl_conv_params_t;
 int wl_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
+/* ConvTranspose with the same parameters read as the transposed convolution: x is
+   [in_c][in_h][in_w], w is [in_c][out_c / group][k_h][k_w] (ONNX order), pad_top/left
+   are the begin pads; every output is written once (gathered), bias and activation included. */
+int wl_conv_transpose2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *b, float *y);
 /* group == in_c == out_c; weights [c][kh][kw]. */
 int wl_depthwise_conv2d_f32(const wl_conv_params_t *p, const float *x, const float *w, const float *bias, float *y);
 /* 1x1, stride 1, no padding, group 1; weights in row blocks of [ci]. */

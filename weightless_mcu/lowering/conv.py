@@ -113,3 +113,47 @@ def lower_conv(node: Node, graph: Graph) -> Lowered:
 def conv_weights(node: Node, graph: Graph):
     w = graph.const(node.inputs[1])
     return None if w is None else (node.inputs[1], _layout(w, conv_params(node, graph)))
+
+
+@register("ConvTranspose")
+def lower_conv_transpose(node: Node, graph: Graph) -> Lowered:
+    """1-D and 2-D transposed convolution; the output shape comes from shape
+    inference, and the begin pads from pads, or from output_shape / auto_pad."""
+    x, y = node.inputs[0], node.outputs[0]
+    w = graph.const(node.inputs[1])
+    bname = node.inputs[2] if len(node.inputs) > 2 else ""
+    b = graph.const(bname) if bname else None
+    if w is None or (bname and b is None):
+        raise UnsupportedOpError(f"{node.describe()}: only ConvTranspose with constant weights and bias is supported")
+    xs, ys = graph.tensors[x].shape, graph.tensors[y].shape
+    if len(xs) not in (3, 4) or xs[0] != 1:
+        raise UnsupportedOpError(f"{node.describe()}: only 1-D and 2-D ConvTranspose with batch 1 is supported")
+    nd = len(xs) - 2
+    group = int(node.attrs.get("group", 1))
+    k = list(w.shape[2:])
+    strides = list(node.attrs.get("strides", [1] * nd))
+    dils = list(node.attrs.get("dilations", [1] * nd))
+    out_pad = list(node.attrs.get("output_padding", [0] * nd))
+    auto = node.attrs.get("auto_pad", "NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    ins, outs = list(xs[2:]), list(ys[2:])
+    if "output_shape" in node.attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+        begins = []
+        for i, o, kk, s, d, op in zip(ins, outs, k, strides, dils, out_pad):
+            total = s * (i - 1) + op + (kk - 1) * d + 1 - o
+            begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
+    elif auto == "VALID":
+        begins = [0] * nd
+    else:
+        begins = list(node.attrs.get("pads", [0] * 2 * nd))[:nd]
+    if any(v < 0 for v in begins):
+        raise UnsupportedOpError(f"{node.describe()}: negative pads are not supported")
+    if nd == 1:  # as 2-D with height 1
+        ins, outs, k, strides, dils, begins = [1, *ins], [1, *outs], [1, *k], [1, *strides], [1, *dils], [0, *begins]
+    lo, hi = activation(node)
+    params = ConvParams(xs[1], ins[0], ins[1], ys[1], outs[0], outs[1], k[0], k[1], strides[0], strides[1],
+                        begins[0], begins[1], dils[0], dils[1], group, lo, hi)
+    consts = [ConstArray("weight", np.ascontiguousarray(w, np.float32).reshape(-1))]
+    if b is not None:
+        consts.append(ConstArray("bias", np.ascontiguousarray(b, np.float32)))
+    return Lowered([Step("conv_transpose2d", node.name, (x,), y, params, tuple(consts))])
