@@ -62,6 +62,7 @@ def test_removing_zero_channels_keeps_the_function(model_path, act1):
         np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
     left = sum(t.size for t in g.tensors.values() if t.is_const and t.data.dtype == np.float32)
     assert removed_all == total - left > 0
+    assert g.removed_parameters == removed_all  # the original size still counts them
 
 
 def test_chains_that_cannot_fold_are_refused(model_path):

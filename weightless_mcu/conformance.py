@@ -136,7 +136,7 @@ def run_case(tc, target: str, work: Path) -> Outcome:
     if not feed:
         return Outcome(name, op, "skipped", "no float input")
     x = feed[0][None]
-    if getattr(tc, "kind", "") == "pytorch-converted" and feed[0].ndim >= 3 and feed[0].shape[0] > 1:
+    if tc.kind == "pytorch-converted" and feed[0].ndim >= 3 and feed[0].shape[0] > 1:
         # Conv and pooling treat batch items independently: the firmware (batch 1)
         # runs them as separate samples.
         for vi in [*model.graph.input[:1], *model.graph.output]:

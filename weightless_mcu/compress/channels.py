@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir import Graph, Node, Tensor
+from ..lowering.step import activation
 
-ACT = "wl_activation"
 _UNARY = {
     "Relu": lambda v, n: np.maximum(v, 0),
     "LeakyRelu": lambda v, n: np.where(v < 0, n.attrs.get("alpha", 0.01) * v, v),
@@ -37,13 +37,6 @@ class ChannelChain:
     path: list[Node]  # the ops between, each keeping every channel constant
     consumer: Node  # Conv or Gemm that reads the channels
     columns: int  # consumer input columns per channel (a flatten spreads a channel over H*W)
-
-
-def _activation(node: Node, v: np.ndarray) -> np.ndarray:
-    if ACT in node.attrs:
-        lo, hi = node.attrs[ACT]
-        v = np.clip(v, lo, hi)
-    return v
 
 
 def _plain_conv(node: Node, graph: Graph) -> bool:
@@ -118,18 +111,19 @@ def _constants(graph: Graph, chain: ChannelChain) -> np.ndarray:
     p = chain.producer
     bias = graph.const(p.inputs[2]) if len(p.inputs) > 2 and p.inputs[2] else None
     v = np.zeros(graph.const(p.inputs[1]).shape[0], np.float64) if bias is None else bias.astype(np.float64)
-    v = _activation(p, v)
+    v = np.clip(v, *activation(p))  # a fused activation
     for n in chain.path:
         if n.op in _UNARY:
             v = _UNARY[n.op](v, n)
-        v = _activation(n, v)
+        v = np.clip(v, *activation(n))
     return v
 
 
 def remove_channels(graph: Graph, chain: ChannelChain, keep: np.ndarray) -> int:
     """Cut the producer's output channels where `keep` is False out of the graph,
     folding what they still contribute (their weights must be zero) into the
-    consumer's bias. Returns the number of float32 parameters removed."""
+    consumer's bias. Returns the number of float32 parameters removed, which
+    the graph also adds to its removed_parameters (the original size counts them)."""
     p, c = chain.producer, chain.consumer
     keep = np.asarray(keep, bool)
     w = graph.const(p.inputs[1])
@@ -166,7 +160,7 @@ def remove_channels(graph: Graph, chain: ChannelChain, keep: np.ndarray) -> int:
         else:
             name = f"{c.name}.folded_bias"
             graph.tensors[name] = Tensor(name, (v.shape[0],), folded.astype(np.float32))
-            c.inputs = [*c.inputs[:2], name] if len(c.inputs) >= 2 else c.inputs
+            c.inputs = [*c.inputs[:2], name]
             removed -= v.shape[0]
     # Shapes along the chain: the channel axis shrinks (a flatten's columns with it).
     n_keep = int(keep.sum())
@@ -185,6 +179,7 @@ def remove_channels(graph: Graph, chain: ChannelChain, keep: np.ndarray) -> int:
                 target = f"{n.name}.shape"
                 n.inputs = [n.inputs[0], target]
             graph.tensors[target] = Tensor(target, out.shape, out)
+    graph.removed_parameters += removed
     return removed
 
 
@@ -208,6 +203,4 @@ def cut_channels(graph: Graph, chain: ChannelChain, keep: np.ndarray) -> int:
     """Zero the weights of the channels not kept and remove them (without retraining)."""
     w = graph.tensors[chain.producer.inputs[1]]
     w.data = w.data * keep.reshape((-1,) + (1,) * (w.data.ndim - 1)).astype(w.data.dtype)
-    removed = remove_channels(graph, chain, keep)
-    graph.removed_parameters += removed
-    return removed
+    return remove_channels(graph, chain, keep)

@@ -138,16 +138,15 @@ def lower_conv_transpose(node: Node, graph: Graph) -> Lowered:
     auto = auto.decode() if isinstance(auto, bytes) else auto
     ins, outs = list(xs[2:]), list(ys[2:])
     if "output_shape" in node.attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
+        # The transposed convolution's own rule for the total padding.
         begins = []
         for i, o, kk, s, d, op in zip(ins, outs, k, strides, dils, out_pad):
             total = s * (i - 1) + op + (kk - 1) * d + 1 - o
             begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
-    elif auto == "VALID":
-        begins = [0] * nd
-    else:
-        begins = list(node.attrs.get("pads", [0] * 2 * nd))[:nd]
-    if any(v < 0 for v in begins):
-        raise UnsupportedOpError(f"{node.describe()}: negative pads are not supported")
+        if any(v < 0 for v in begins):
+            raise UnsupportedOpError(f"{node.describe()}: negative pads are not supported")
+    else:  # explicit pads or VALID, read as for Conv
+        begins = spatial_pads(node, ins, outs, k, strides, dils)
     if nd == 1:  # as 2-D with height 1
         ins, outs, k, strides, dils, begins = [1, *ins], [1, *outs], [1, *k], [1, *strides], [1, *dils], [0, *begins]
     lo, hi = activation(node)

@@ -146,7 +146,7 @@ def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerS
         train(net, x, targets, objective, opts.config, progress, f"{node.name}: {int(keep.sum())} of {total} channels",
               lambda: scorer.describe(scorer.metric()))
     net.export()
-    graph.removed_parameters += remove_channels(graph, chain, keep)
+    remove_channels(graph, chain, keep)
     # The graph's constants are the truth again; the two layers' weights are free until pruned.
     net.values = {k: t.data for k, t in graph.tensors.items() if t.is_const}
     for p in (*node.inputs[1:3], *chain.consumer.inputs[1:3]):
