@@ -153,6 +153,27 @@ def _constant_value(attrs: dict) -> np.ndarray | None:
     return None
 
 
+def convert_nodes(protos, tensors: dict[str, Tensor], prefix: str = "") -> list[Node]:
+    """ONNX nodes as IR nodes; Constant nodes become constant tensors instead."""
+    nodes: list[Node] = []
+    for i, n in enumerate(protos):
+        label = n.name or f"{prefix}{n.op_type}_{i}"
+        if n.domain not in ("", "ai.onnx"):
+            raise UnsupportedOpError(f"node '{label}' uses op {n.op_type} of domain '{n.domain}'; only the default ONNX domain is supported")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Constant":
+            arr = _constant_value(attrs)
+            if arr is None:
+                raise UnsupportedOpError(f"Constant node '{label}' has no numeric value attribute")
+            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr)
+            continue
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                attrs[a.name] = numpy_helper.to_array(a.t)
+        nodes.append(Node(n.op_type, label, list(n.input), list(n.output), attrs))
+    return nodes
+
+
 def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     g = model.graph
     tensors: dict[str, Tensor] = {}
@@ -165,21 +186,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
         shape = _shape_of(vi)
         if shape is not None:
             tensors[vi.name] = Tensor(vi.name, shape)
-    nodes: list[Node] = []
-    for i, n in enumerate(g.node):
-        if n.domain not in ("", "ai.onnx"):
-            raise UnsupportedOpError(f"node '{n.name or i}' uses op {n.op_type} of domain '{n.domain}'; only the default ONNX domain is supported")
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
-        if n.op_type == "Constant":
-            arr = _constant_value(attrs)
-            if arr is None:
-                raise UnsupportedOpError(f"Constant node '{n.name or i}' has no numeric value attribute")
-            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr)
-            continue
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.TENSOR:
-                attrs[a.name] = numpy_helper.to_array(a.t)
-        nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{i}", list(n.input), list(n.output), attrs))
+    nodes = convert_nodes(g.node, tensors)
     inits = {i.name for i in g.initializer}
     inputs = [vi.name for vi in g.input if vi.name not in inits]
     outputs = [vi.name for vi in g.output]

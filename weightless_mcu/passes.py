@@ -12,6 +12,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from .errors import UnsupportedOpError
+from .frontend import convert_nodes
 from .ir import Graph, Node, Tensor
 
 # Attribute under which a fused activation travels: (low, high) clamp bounds.
@@ -30,7 +31,7 @@ def _bypass(graph: Graph, node: Node) -> None:
     src, dst = node.inputs[0], node.outputs[0]
     graph.nodes.remove(node)
     if dst in graph.outputs:
-        if src in graph.inputs or src in graph.outputs or graph.tensors[src].is_const:
+        if src in graph.inputs or src in graph.outputs or graph.const(src) is not None:
             # Keep a graph output distinct from inputs, constants and other outputs.
             graph.nodes.append(Node("Identity", node.name, [src], [dst]))
             return
@@ -70,10 +71,30 @@ def _evaluate(graph: Graph, node: Node) -> list[np.ndarray]:
         names.append(f"i{k}")
         feeds[f"i{k}"] = graph.tensors[name].data if graph.tensors[name].is_const else np.zeros(graph.tensors[name].shape, np.float32)
     outs = [f"o{k}" for k in range(len(node.outputs))]
-    onnx_node = helper.make_node(node.op, names, outs, **{k: v for k, v in node.attrs.items() if not k.startswith("wl_")})
+    # tensor attributes (ConstantOfShape's value) are kept as arrays in the IR
+    attrs = {k: numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v
+             for k, v in node.attrs.items() if not k.startswith("wl_")}
+    onnx_node = helper.make_node(node.op, names, outs, **attrs)
     g = helper.make_graph([onnx_node], "fold", [i for i, n in zip(inputs, names) if n], [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", graph.opset)])
     return ReferenceEvaluator(model).run(None, feeds)
+
+
+def _inline_if(graph: Graph, node: Node, condition: bool) -> None:
+    """Replace an If whose condition is known (torch's legacy exporter writes one for a
+    squeeze of a dynamic axis) by the nodes of the branch taken."""
+    branch = node.attrs["then_branch" if condition else "else_branch"]
+    for init in branch.initializer:
+        arr = numpy_helper.to_array(init)
+        arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
+        graph.tensors[init.name] = Tensor(init.name, tuple(arr.shape), np.array(arr, order="C"))
+    inner = convert_nodes(branch.node, graph.tensors, prefix=f"{node.name}/")
+    links = [Node("Identity", f"{node.name}/out{k}", [vi.name], [out])
+             for k, (vi, out) in enumerate(zip(branch.output, node.outputs)) if out]
+    at = graph.nodes.index(node)
+    graph.nodes[at:at + 1] = inner + links
+    for link in links:
+        _bypass(graph, link)
 
 
 def fold_constants(graph: Graph) -> None:
@@ -84,6 +105,10 @@ def fold_constants(graph: Graph) -> None:
         changed = False
         for node in list(graph.nodes):
             present = [i for i in node.inputs if i]
+            if node.op == "If" and graph.const(node.inputs[0]) is not None:
+                _inline_if(graph, node, bool(np.asarray(graph.const(node.inputs[0])).reshape(-1)[0]))
+                changed = True
+                continue
             if node.op == "Shape" and present and present[0] in graph.tensors:
                 shape = np.array(graph.tensors[present[0]].shape, np.int64)
                 start, end = node.attrs.get("start", 0), node.attrs.get("end", None)

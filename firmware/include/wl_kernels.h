@@ -32,10 +32,14 @@ typedef struct {
 } wl_fc_params_t;
 int wl_fc_f32(const wl_fc_params_t *p, const float *x, const float *w, const float *bias, float *y);
 
-/* y[b] = clamp(a[b] (m x k) * b[b] (k x n)), both activations. */
+/* y[t] = clamp(a[t] (m x k) * b[t] (k x n)) over the batch index t of batch_shape, with
+   numpy broadcasting: a's and b's element strides per batch axis, 0 where broadcast. */
 typedef struct {
-    int32_t batch, m, k, n;
-    int32_t a_batch_stride, b_batch_stride;
+    int32_t m, k, n;
+    int32_t batch_ndim;
+    int32_t batch_shape[WL_MAX_DIMS];
+    int32_t a_strides[WL_MAX_DIMS];
+    int32_t b_strides[WL_MAX_DIMS];
     float act_min, act_max;
 } wl_matmul_params_t;
 int wl_matmul_f32(const wl_matmul_params_t *p, const float *a, const float *b, float *y);
@@ -142,8 +146,11 @@ typedef struct {
 /* Reduce the middle axis of x viewed as [outer][n][inner]. */
 int wl_reduce_f32(const wl_reduce_params_t *p, const float *x, float *y);
 
+/* A strided copy: y[i0..] = x[offset + sum(i_d * in_strides[d])]. Transpose permutes the
+   strides; Slice scales them by its steps (negative for reversed axes) and starts at offset. */
 typedef struct {
     int32_t ndim;
+    int32_t offset;
     int32_t out_shape[WL_MAX_DIMS];
     int32_t in_strides[WL_MAX_DIMS];
 } wl_transpose_params_t;
@@ -152,6 +159,7 @@ int wl_transpose_f32(const wl_transpose_params_t *p, const float *x, float *y);
 #define WL_PAD_CONSTANT 0
 #define WL_PAD_EDGE 1
 #define WL_PAD_REFLECT 2
+#define WL_PAD_WRAP 3 /* circular */
 typedef struct {
     int32_t mode;
     int32_t ndim;

@@ -1,10 +1,10 @@
-/* Pad: constant, edge or reflect, up to WL_MAX_DIMS axes, float32. */
+/* Pad: constant, edge, reflect or wrap, up to WL_MAX_DIMS axes, float32. */
 #include "wl_kernels.h"
 
 int wl_pad_f32(const wl_pad_params_t *p, const float *x, float *y)
 {
     if (p == 0 || x == 0 || y == 0 || p->ndim < 1 || p->ndim > WL_MAX_DIMS || p->mode < WL_PAD_CONSTANT ||
-        p->mode > WL_PAD_REFLECT)
+        p->mode > WL_PAD_WRAP)
         return WL_ERR_ARG;
     int32_t size = 1, in_stride[WL_MAX_DIMS];
     int32_t stride = 1;
@@ -27,8 +27,10 @@ int wl_pad_f32(const wl_pad_params_t *p, const float *x, float *y)
                 }
                 if (p->mode == WL_PAD_EDGE) {
                     c = c < 0 ? 0 : n - 1;
-                } else { /* reflect about the edge elements; the lowering keeps pads below n */
+                } else if (p->mode == WL_PAD_REFLECT) { /* about the edge elements; the lowering keeps pads below n */
                     c = c < 0 ? -c : 2 * (n - 1) - c;
+                } else {
+                    c = ((c % n) + n) % n;
                 }
             }
             src += c * in_stride[d];

@@ -12,7 +12,7 @@ from . import register, register_weights
 from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step, activation
 from .elementwise import binary_step
-from .shape_ops import transpose_step
+from .shape_ops import MAX_DIMS, transpose_step
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,25 @@ class FcParams:
 
 @dataclass(frozen=True)
 class MatmulParams:
-    batch: int
     m: int
     k: int
     n: int
-    a_batch_stride: int
-    b_batch_stride: int
+    batch_ndim: int
+    batch_shape: tuple[int, ...]
+    a_strides: tuple[int, ...]  # element strides of A per batch axis, 0 where broadcast
+    b_strides: tuple[int, ...]
     act_min: float
     act_max: float
+
+
+def _batch_strides(batch: tuple[int, ...], out: tuple[int, ...], matrix: int) -> list[int]:
+    """Element strides of an operand's batch axes (right-aligned to out), 0 where it broadcasts."""
+    full = (1,) * (len(out) - len(batch)) + tuple(batch)
+    strides, step = [0] * len(out), matrix
+    for d in range(len(out) - 1, -1, -1):
+        strides[d] = step if full[d] != 1 else 0
+        step *= full[d]
+    return strides
 
 
 def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | None, rows: int,
@@ -116,25 +127,34 @@ def lower_matmul(node: Node, graph: Graph) -> Lowered:
     a, b = node.inputs
     ta, tb = graph.tensors[a], graph.tensors[b]
     y = node.outputs[0]
-    if ta.is_const:
-        raise UnsupportedOpError(f"{node.describe()}: MatMul with a constant first operand is not supported")
+    if ta.is_const and tb.is_const:
+        raise UnsupportedOpError(f"{node.describe()}: both operands are constant; this one was not folded")
     if not ta.shape or not tb.shape:
         raise UnsupportedOpError(f"{node.describe()}: scalar MatMul operands are not supported")
     # numpy semantics: a 1-D A is a row [1, k], a 1-D B a column [k, 1]; the
     # output just lacks that axis, with the same layout in memory.
     sa = (1, *ta.shape) if len(ta.shape) == 1 else tuple(ta.shape)
     sb = (*tb.shape, 1) if len(tb.shape) == 1 else tuple(tb.shape)
-    if tb.is_const and len(sb) == 2:
+    if tb.is_const and len(sb) == 2 and not ta.is_const:
         rows = int(np.prod(sa[:-1]))
         w = tb.data.reshape(sb)
         return Lowered([fc_step(node, a, y, w.T, None, rows, graph.encodings.get(b))])
     m, k = sa[-2:]
     n = sb[-1]
-    batch_a, batch_b = int(np.prod(sa[:-2])), int(np.prod(sb[:-2]))
-    batch = max(batch_a, batch_b)
-    if batch_a not in (1, batch) or batch_b not in (1, batch) or sa[:-2] != sb[:-2] and min(batch_a, batch_b) != 1:
-        raise UnsupportedOpError(f"{node.describe()}: MatMul batch dimensions {sa[:-2]} and {sb[:-2]} are not supported")
+    try:
+        out = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+    except ValueError:
+        raise UnsupportedOpError(f"{node.describe()}: batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast") from None
+    a_strides, b_strides = _batch_strides(sa[:-2], out, m * k), _batch_strides(sb[:-2], out, k * n)
+    if not out:
+        out, a_strides, b_strides = (1,), [0], [0]
+    keep = [d for d, size in enumerate(out) if size != 1] or [0]  # unit batch axes add nothing
+    if len(keep) > MAX_DIMS:
+        raise UnsupportedOpError(f"{node.describe()}: more than {MAX_DIMS} batch dimensions are not supported")
+    pad = (0,) * (MAX_DIMS - len(keep))
     lo, hi = activation(node)
-    params = MatmulParams(batch, m, k, n, m * k if batch_a > 1 else 0, k * n if batch_b > 1 else 0, lo, hi)
-    consts = (ConstArray("input1", np.ascontiguousarray(tb.data, np.float32).reshape(-1)),) if tb.is_const else ()
+    params = MatmulParams(m, k, n, len(keep), tuple(out[d] for d in keep) + (1,) * len(pad),
+                          tuple(a_strides[d] for d in keep) + pad, tuple(b_strides[d] for d in keep) + pad, lo, hi)
+    consts = tuple(ConstArray(f"input{i}", np.ascontiguousarray(t.data, np.float32).reshape(-1))
+                   for i, t in enumerate((ta, tb)) if t.is_const)
     return Lowered([Step("matmul", node.name, (a, b), y, params, consts)])

@@ -1,5 +1,5 @@
 """Reshape, Flatten, Squeeze, Unsqueeze (views: no code), Transpose (a view
-when it does not move data, a kernel otherwise) and Pad."""
+when it does not move data, a kernel otherwise), Slice, Pad, Concat and Gather."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ class CopyParams:
 @dataclass(frozen=True)
 class TransposeParams:
     ndim: int
+    offset: int  # the first input element read
     out_shape: tuple[int, ...]
     in_strides: tuple[int, ...]  # element stride in the input of each output axis
 
@@ -31,21 +32,29 @@ def _squeeze_units(shape, perm):
     return [p for p in perm if shape[p] != 1]
 
 
+def _row_major_strides(shape) -> np.ndarray:
+    return np.cumprod((list(shape[1:]) + [1])[::-1])[::-1].astype(np.int64)
+
+
+def strided_copy_step(layer: str, x: str, y: str, out_shape, in_strides, offset: int = 0) -> Step:
+    """y[i] = x[offset + i . in_strides], the one kernel behind Transpose and Slice."""
+    # Merge away unit output axes so small ranks stay within MAX_DIMS.
+    keep = [i for i, d in enumerate(out_shape) if d != 1] or [0]
+    out_shape = tuple(int(out_shape[i]) for i in keep)
+    in_strides = tuple(int(in_strides[i]) for i in keep)
+    if len(out_shape) > MAX_DIMS:
+        raise UnsupportedOpError(f"node '{layer}': more than {MAX_DIMS} non-unit dimensions are not supported")
+    pad = MAX_DIMS - len(out_shape)
+    params = TransposeParams(len(out_shape), int(offset), out_shape + (1,) * pad, in_strides + (0,) * pad)
+    return Step("transpose", layer, (x,), y, params)
+
+
 def transpose_step(layer: str, x: str, y: str, in_shape: tuple[int, ...], perm: tuple[int, ...]) -> Step:
     moved = _squeeze_units(in_shape, perm)
     if moved == sorted(moved):
         return Step("view", layer, (x,), y, None, view=True)
-    out_shape = tuple(in_shape[p] for p in perm)
-    strides = np.cumprod((list(in_shape[1:]) + [1])[::-1])[::-1]
-    in_strides = tuple(int(strides[p]) for p in perm)
-    # Merge away unit output axes so small ranks stay within MAX_DIMS.
-    keep = [i for i, d in enumerate(out_shape) if d != 1] or [0]
-    out_shape = tuple(out_shape[i] for i in keep)
-    in_strides = tuple(in_strides[i] for i in keep)
-    if len(out_shape) > MAX_DIMS:
-        raise UnsupportedOpError(f"Transpose node '{layer}': more than {MAX_DIMS} non-unit dimensions are not supported")
-    pad = MAX_DIMS - len(out_shape)
-    return Step("transpose", layer, (x,), y, TransposeParams(len(out_shape), out_shape + (1,) * pad, in_strides + (0,) * pad))
+    strides = _row_major_strides(in_shape)
+    return strided_copy_step(layer, x, y, [in_shape[p] for p in perm], [strides[p] for p in perm])
 
 
 @register("Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -80,7 +89,7 @@ class PadParams:
     begin: tuple[int, ...]
 
 
-PAD_MODES = {"constant": 0, "edge": 1, "reflect": 2}
+PAD_MODES = {"constant": 0, "edge": 1, "reflect": 2, "wrap": 3}
 
 
 @register("Pad")
@@ -92,7 +101,7 @@ def lower_pad(node: Node, graph: Graph) -> Lowered:
     if isinstance(mode, bytes):
         mode = mode.decode()
     if mode not in PAD_MODES:
-        raise UnsupportedOpError(f"{node.describe()}: mode '{mode}' is not supported (constant, edge, reflect are)")
+        raise UnsupportedOpError(f"{node.describe()}: mode '{mode}' is not supported (constant, edge, reflect, wrap are)")
 
     def operand(k):
         name = node.inputs[k] if len(node.inputs) > k else ""
@@ -118,8 +127,8 @@ def lower_pad(node: Node, graph: Graph) -> Lowered:
         raise UnsupportedOpError(f"{node.describe()}: negative pads (cropping) are not supported")
     if mode == "reflect" and any(b >= n or e >= n for b, e, n in zip(begin, end, shape)):
         raise UnsupportedOpError(f"{node.describe()}: reflect pads must be smaller than the padded axis")
-    if mode == "edge" and any((b or e) and n == 0 for b, e, n in zip(begin, end, shape)):
-        raise UnsupportedOpError(f"{node.describe()}: edge padding of an empty axis")
+    if mode in ("edge", "wrap") and any((b or e) and n == 0 for b, e, n in zip(begin, end, shape)):
+        raise UnsupportedOpError(f"{node.describe()}: {mode} padding of an empty axis")
     out = tuple(n + b + e for n, b, e in zip(shape, begin, end))
     if out != tuple(graph.tensors[y].shape):
         raise UnsupportedOpError(f"{node.describe()}: output shape {graph.tensors[y].shape} is not the padded {out}")
@@ -197,3 +206,105 @@ def lower_gather(node: Node, graph: Graph) -> Lowered:
     if flat.size == 0 or graph.tensors[y].size == 0:
         raise UnsupportedOpError(f"{node.describe()}: an empty result is not supported")
     return Lowered([Step("gather", node.name, (x,), y, params, (ConstArray("indices", flat.astype(np.float32)),))])
+
+
+@register("Slice")
+def lower_slice(node: Node, graph: Graph) -> Lowered:
+    """Constant starts/ends/axes/steps (inputs since opset 10, attributes before)."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape = graph.tensors[x].shape
+
+    def operand(k, attr):
+        name = node.inputs[k] if len(node.inputs) > k else ""
+        if not name:
+            return None if attr not in node.attrs else np.asarray(node.attrs[attr], np.int64).reshape(-1)
+        v = graph.const(name)
+        if v is None:
+            raise UnsupportedOpError(f"{node.describe()}: {attr} must be constant")
+        return np.asarray(v, np.int64).reshape(-1)
+
+    starts, ends = operand(1, "starts"), operand(2, "ends")
+    if starts is None or ends is None or starts.size != ends.size:
+        raise UnsupportedOpError(f"{node.describe()}: starts and ends must be given, one per axis")
+    axes = operand(3, "axes")
+    axes = np.arange(starts.size) if axes is None else axes
+    steps = operand(4, "steps")
+    steps = np.ones(starts.size, np.int64) if steps is None else steps
+    if axes.size != starts.size or steps.size != starts.size:
+        raise UnsupportedOpError(f"{node.describe()}: axes and steps must match starts")
+    if np.any(steps == 0):
+        raise UnsupportedOpError(f"{node.describe()}: a step is 0")
+    ndim = len(shape)
+    if np.any(axes < -ndim) or np.any(axes >= ndim) or len(set((axes % max(ndim, 1)).tolist())) != axes.size:
+        raise UnsupportedOpError(f"{node.describe()}: axes {axes.tolist()} are out of range or repeated")
+    strides = _row_major_strides(shape)
+    out_shape, in_strides, offset = list(shape), [int(s) for s in strides], 0
+    for a, start, end, step in zip(axes % ndim, starts, ends, steps):
+        # Python's slice has ONNX's clamping rules, for both signs of step.
+        begin, stop, step = slice(int(start), int(end), int(step)).indices(shape[a])
+        out_shape[a] = len(range(begin, stop, step))
+        offset += begin * int(strides[a]) if out_shape[a] else 0
+        in_strides[a] = int(strides[a]) * step
+    if tuple(out_shape) != tuple(graph.tensors[y].shape):
+        raise UnsupportedOpError(f"{node.describe()}: output shape {graph.tensors[y].shape} is not the sliced {tuple(out_shape)}")
+    if 0 in out_shape:
+        raise UnsupportedOpError(f"{node.describe()}: an empty result is not supported")
+    if tuple(out_shape) == tuple(shape) and all(s == int(t) for s, t in zip(in_strides, strides)):
+        return Lowered([Step("view", node.name, (x,), y, None, view=True)])
+    return Lowered([strided_copy_step(node.name, x, y, out_shape, in_strides, offset)])
+
+
+@register("Split")
+def lower_split(node: Node, graph: Graph) -> Lowered:
+    """Each output is a slice along the axis; the sizes are the outputs' inferred shapes
+    (whether they came from the split input, the attribute or num_outputs)."""
+    x = node.inputs[0]
+    shape = graph.tensors[x].shape
+    if not shape:
+        raise UnsupportedOpError(f"{node.describe()}: the input must have at least one axis")
+    axis = int(node.attrs.get("axis", 0)) % len(shape)
+    outs = [o for o in node.outputs if o]
+    if len(outs) != len(node.outputs):
+        raise UnsupportedOpError(f"{node.describe()}: unnamed outputs are not supported")
+    sizes = [graph.tensors[o].shape[axis] if len(graph.tensors[o].shape) == len(shape) else -1 for o in outs]
+    if min(sizes) < 1 or sum(sizes) != shape[axis]:
+        raise UnsupportedOpError(f"{node.describe()}: output sizes {sizes} along axis {axis} do not split {shape[axis]}")
+    strides = _row_major_strides(shape)
+    steps, start = [], 0
+    for o, size in zip(outs, sizes):
+        out_shape = list(shape)
+        out_shape[axis] = size
+        steps.append(strided_copy_step(node.name, x, o, out_shape, strides, start * int(strides[axis])))
+        start += size
+    return Lowered(steps)
+
+
+@register("Expand", "Tile")
+def lower_expand(node: Node, graph: Graph) -> Lowered:
+    """Broadcast copies: a stride of 0 repeats an input axis. Tile interleaves a
+    repeat axis in front of each input axis, (r0, d0, r1, d1, ...)."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape = tuple(graph.tensors[x].shape)
+    if len(node.inputs) < 2 or graph.const(node.inputs[1]) is None:
+        raise UnsupportedOpError(f"{node.describe()}: the {'shape' if node.op == 'Expand' else 'repeats'} input must be constant")
+    operand = [int(v) for v in np.asarray(graph.const(node.inputs[1]), np.int64).reshape(-1)]
+    strides = _row_major_strides(shape)
+    if node.op == "Expand":
+        try:
+            out = tuple(np.broadcast_shapes(shape, tuple(operand)))
+        except ValueError:
+            raise UnsupportedOpError(f"{node.describe()}: shape {operand} does not broadcast with {shape}") from None
+        lead = len(out) - len(shape)
+        copy_shape = list(out)
+        in_strides = [0] * lead + [int(s) if d != 1 else 0 for d, s in zip(shape, strides)]
+    else:
+        if len(operand) != len(shape) or min(operand, default=1) < 1:
+            raise UnsupportedOpError(f"{node.describe()}: repeats {operand} do not match the input rank {len(shape)}")
+        out = tuple(d * r for d, r in zip(shape, operand))
+        copy_shape = [v for r, d in zip(operand, shape) for v in (r, d)]
+        in_strides = [v for s in strides for v in (0, int(s))]
+    if out != tuple(graph.tensors[y].shape):
+        raise UnsupportedOpError(f"{node.describe()}: output shape {graph.tensors[y].shape} is not the expected {out}")
+    if out == shape:
+        return Lowered([Step("view", node.name, (x,), y, None, view=True)])
+    return Lowered([strided_copy_step(node.name, x, y, copy_shape, in_strides)])
