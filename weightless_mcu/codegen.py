@@ -14,7 +14,7 @@ import numpy as np
 
 from . import __version__
 from .arena import ArenaPlan, plan_arena
-from .errors import TargetError
+from .errors import FitError
 from .ir import Graph
 from .lowering import Step, lower_node
 from .lowering.shape_ops import CopyParams
@@ -251,12 +251,12 @@ def check_fits(program: Program, target: Target) -> None:
     weights = flash_bytes_of_consts(program)
     ram = program.arena.size * 4 + STACK_BYTES
     if weights > board.flash_size:
-        raise TargetError(
+        raise FitError(
             f"model '{program.name}' needs {weights} bytes of flash for its weights alone, "
             f"but {target.name} ({board.machine}) has {board.flash_size}"
         )
     if ram > board.ram_size:
-        raise TargetError(
+        raise FitError(
             f"model '{program.name}' needs {ram} bytes of RAM ({program.arena.size * 4} arena + {STACK_BYTES} stack), "
             f"but {target.name} ({board.machine}) has {board.ram_size}"
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,8 +25,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import WeightlessError
+from .errors import FitError, WeightlessError
 from .lowering import supported_ops
+from .targets import get_target
 from .passes import REMOVED_OPS
 
 RTOL, ATOL = 1e-3, 1e-5
@@ -150,7 +152,8 @@ def run_case(tc, target: str, work: Path) -> Outcome:
     try:
         verify(path, target=target, inputs=work / f"{name}_in.npz", outputs=out, tolerance=1.0)
     except WeightlessError as exc:
-        status = "skipped" if exc.exit_status in (2, 3) else "failed"
+        # unsupported by design or too big for the board: skipped; anything else failed
+        status = "skipped" if exc.exit_status in (2, 3) or isinstance(exc, FitError) else "failed"
         return Outcome(name, op, status, str(exc).splitlines()[0][:160])
     except Exception as exc:
         what = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
@@ -175,6 +178,33 @@ def summarize(outcomes: list[Outcome]) -> dict:
     return {"ops": dict(sorted(ops.items()))}
 
 
+def _reason_kind(reason: str) -> str:
+    """A skip reason without the node, file and shape that vary from case to case."""
+    r = re.sub(r"^\S+ node '[^']*': ", "", reason)
+    r = re.sub(r"^\S*/wl-conformance-[^:]*: ", "", r)
+    r = re.sub(r" \((?:[^()]|\([^()]*\))*\)$", "", r)  # trailing details, one level of nesting
+    return re.sub(r"'[^']*'", "X", r)
+
+
+def markdown(outcomes: list[Outcome]) -> str:
+    """The per-op table and the skip reasons grouped, as docs/CONFORMANCE.md shows them."""
+    summary = summarize(outcomes)["ops"]
+    lines = ["| op | cases | passed | failed | skipped |", "|---|---|---|---|---|"]
+    lines += [f"| {op} | {r['cases']} | {r['passed']} | {r['failed']} | {r['skipped']} |" for op, r in summary.items()]
+    total = {k: sum(r[k] for r in summary.values()) for k in ("cases", "passed", "failed", "skipped")}
+    lines.append(f"| **total** | {total['cases']} | {total['passed']} | {total['failed']} | {total['skipped']} |")
+    for status in ("failed", "skipped"):
+        groups: dict[str, list[str]] = {}
+        for o in outcomes:
+            if o.status == status:
+                groups.setdefault(_reason_kind(o.reason), []).append(o.case)
+        if groups:
+            lines += ["", f"Why cases {status} (count, examples):"]
+            for kind, cases in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+                lines.append(f"- {kind} ({len(cases)}): {', '.join(cases[:3])}{', ...' if len(cases) > 3 else ''}")
+    return "\n".join(lines) + "\n"
+
+
 def run(ops: set[str] | None, target: str, progress: Callable[[str], None]) -> list[Outcome]:
     outcomes = []
     cases = node_cases(ops) + pytorch_cases(ops)
@@ -192,8 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="every node test case, whatever its op")
     ap.add_argument("--target", default="host")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--markdown", type=Path, help="write the table and the grouped skip reasons as Markdown")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
+    try:
+        get_target(args.target)
+    except WeightlessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
     ops = None if args.all else set(args.ops.split(",")) if args.ops else set(SCOPE) | set(supported_ops())
     outcomes = run(ops, args.target, (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     summary = summarize(outcomes)
@@ -205,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{o.status}: {o.case}: {o.reason}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(outcomes))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 

@@ -32,6 +32,10 @@ class TargetError(WeightlessError):
     exit_status = 4
 
 
+class FitError(TargetError):
+    """The model's code, tables or RAM do not fit the target's memory."""
+
+
 class ToolchainError(WeightlessError):
     """The C compiler, linker or emulator is missing or failed."""
 

@@ -9,7 +9,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .errors import TargetError, ToolchainError
+from .errors import FitError, ToolchainError
 from .resources import firmware_dir, template_environment
 from .targets import Target
 
@@ -34,7 +34,7 @@ def _run(cmd: list[str], what: str, cwd: Path | None = None) -> None:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         overflow = [line for line in detail if "overflowed by" in line or "RAM overflow" in line]
         if overflow:
-            raise TargetError(f"{what}: the image does not fit the board's memory ({overflow[0].split(': ', 1)[-1].strip()})")
+            raise FitError(f"{what}: the image does not fit the board's memory ({overflow[0].split(': ', 1)[-1].strip()})")
         first_errors = "\n".join(detail[:20])
         raise ToolchainError(f"{what} failed ({Path(cmd[0]).name} exit {proc.returncode}):\n{first_errors}")
 
