@@ -38,3 +38,21 @@ def test_random_lifetimes_never_overlap_and_stay_near_bound():
         _check_no_overlap(plan)
         assert plan.lower_bound <= plan.size
         assert all(r.offset % 4 == 0 for r in plan.regions)
+
+
+def test_add_accumulates_into_the_operand_that_dies(tmp_path):
+    """y1 = t + sigmoid(t) with t still needed afterwards: the sum takes over the
+    sigmoid's region (the second operand), so only two 64-float regions are live."""
+    from onnx import helper
+
+    from weightless_mcu import verify
+
+    from .conftest import make_model
+
+    H = helper.make_node
+    path = make_model(tmp_path / "acc.onnx", [H("Tanh", ["x"], ["t"]), H("Sigmoid", ["t"], ["s"]),
+                                               H("Add", ["t", "s"], ["y1"]), H("Mul", ["y1", "t"], ["y"])],
+                      {"x": [1, 64]}, {"y": None})
+    res = verify(path, target="host", samples=2)
+    assert res["match"]
+    assert res["arena_bytes"] == res["arena_lower_bound_bytes"] == 2 * 64 * 4

@@ -135,7 +135,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
     ext: dict[str, str] = {name: io_names[name] for name in graph.inputs}
     for name in graph.outputs:
         ext[find(name)] = io_names[name]
-    # In-place steps: the output takes over its input's region when that input
+    # In-place steps: the output takes over an input's region when that input
     # dies here and lives in the arena.
     last_use: dict[str, int] = {}
     for i, s in enumerate(steps):
@@ -143,10 +143,13 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             if t and t not in consts:
                 last_use[find(t)] = i
     for i, s in enumerate(steps):
-        if s.inplace and s.inputs[0] and find(s.output) not in ext:
-            src = find(s.inputs[0])
-            if src not in ext and src not in consts and last_use.get(src) == i:
+        if find(s.output) in ext:
+            continue
+        for k in s.inplace:
+            src = find(s.inputs[k]) if s.inputs[k] else None
+            if src is not None and src not in ext and src not in consts and last_use.get(src) == i:
                 root[s.output] = src
+                break
     life: dict[str, list[int]] = {}
     for i, s in enumerate(steps):
         for t in [*s.inputs, s.output]:

@@ -82,9 +82,10 @@ def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shape
     same = int(tuple(sa) == out and tuple(sb) == out)
     lo, hi = activation(node)
     params = BinaryParams(BINARY_OPS[op], size, same, len(out_k), out_k + (1,) * pad, sa_k + (0,) * pad, sb_k + (0,) * pad, lo, hi)
-    # Reuse an input's buffer when it has the output's shape (e.g. a residual Add).
-    a_is_activation = graph.const(a) is None
-    return Step("binary", node.name, (a, b), y, params, tuple(consts), inplace=a_is_activation and tuple(sa) == out)
+    # Either activation with the output's shape can hold the result (a residual Add
+    # accumulates into whichever operand dies here): element i reads only its element i.
+    inplace = tuple(k for k, (name, shape) in enumerate(((a, sa), (b, sb))) if graph.const(name) is None and tuple(shape) == out)
+    return Step("binary", node.name, (a, b), y, params, tuple(consts), inplace=inplace)
 
 
 @register("Add", "Sub", "Mul", "Div", "PRelu")
@@ -117,7 +118,7 @@ def lower_unary(node: Node, graph: Graph) -> Lowered:
         alpha = float(node.attrs.get("alpha", defaults[0]))
         beta = float(node.attrs.get("beta", defaults[1]))
     params = UnaryParams(op, graph.tensors[y].size, alpha, beta, lo, hi)
-    return Lowered([Step("unary", node.name, (x,), y, params, inplace=True)])
+    return Lowered([Step("unary", node.name, (x,), y, params, inplace=(0,))])
 
 
 @register("BatchNormalization")
@@ -137,4 +138,4 @@ def lower_batchnorm(node: Node, graph: Graph) -> Lowered:
     params = ChannelAffineParams(batch * shape[1], int(np.prod(shape[2:])), lo, hi)
     consts = (ConstArray("scale", np.tile(s, batch).astype(np.float32)),
               ConstArray("shift", np.tile(bias - mean * s, batch).astype(np.float32)))
-    return Lowered([Step("channel_affine", node.name, (x,), y, params, consts, inplace=True)])
+    return Lowered([Step("channel_affine", node.name, (x,), y, params, consts, inplace=(0,))])

@@ -32,7 +32,7 @@ class Step:
     params: object
     consts: tuple[ConstArray, ...] = ()
     view: bool = False  # the output is the first input, reinterpreted (no code)
-    inplace: bool = False  # the output may share the first input's buffer
+    inplace: tuple[int, ...] = ()  # inputs whose buffer the output may take over (each read at the output's index)
     encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
     scratch: int = 0  # floats of arena the kernel needs during the call
 
