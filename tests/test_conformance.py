@@ -30,6 +30,10 @@ def test_node_cases_pass_on_the_host(host_outcomes):
     # onnx's pytorch-converted Conv/pool cases (batch 2, old opsets) run too, item by item
     converted = [o for o in host_outcomes if o.case.startswith("pytorch_Conv2d")]
     assert len(converted) >= 10 and all(o.status == "passed" for o in converted)
+    # two activations at run time where the op takes them (Add, MatMul, Concat), constants where it needs them
+    by_case = {o.case: o for o in host_outcomes}
+    assert by_case["test_add"].runtime_inputs == 2 and by_case["test_matmul_3d"].runtime_inputs == 2
+    assert by_case["test_basic_conv_with_padding"].status == "passed" and by_case["test_basic_conv_with_padding"].runtime_inputs == 1
     training = next(o for o in host_outcomes if o.case == "test_training_dropout")
     assert training.status == "skipped" and "training-mode Dropout" in training.reason  # random: refused, not bypassed
 

@@ -139,6 +139,7 @@ CASES = {
                                                                [helper.make_tensor_value_info("id", 1, None)]))],
                               {"x": [1, 4, 3]}, {"y": [4, 3]},
                               {"zero": np.array(0, np.int64), "one": np.array(1, np.int64), "ax": np.array([0], np.int64)}),
+    "unused_scalar_input": ([H("Relu", ["x"], ["y"])], {"x": [1, 4], "r": []}, {"y": None}, {}),
     "constant_node_value_ints": ([H("Constant", [], ["s"], value_ints=[1, -1]), H("Reshape", ["x", "s"], ["y"])],
                                  {"x": [1, 2, 3]}, {"y": [1, 6]}, {}),
     "constant_folding": ([H("Shape", ["x"], ["shp"]), H("Gather", ["shp", "zero"], ["n"], axis=0),

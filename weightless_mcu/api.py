@@ -157,7 +157,7 @@ def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -
     samples = arrays[0].shape[0]
     results = [[] for _ in manifest["outputs"]]
     for s in range(samples):
-        feed = {inp["name"]: arrays[k][s].reshape(inp["shape"]) for k, inp in enumerate(manifest["inputs"])}
+        feed = {inp["name"]: np.asarray(arrays[k][s]).reshape(inp["shape"]) for k, inp in enumerate(manifest["inputs"])}
         outs = sess.run([o["name"] for o in manifest["outputs"]], feed)
         for k, o in enumerate(outs):
             results[k].append(np.asarray(o, np.float32).reshape(-1))

@@ -284,9 +284,11 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
 
     io_names = _io_names(graph)
 
+    read = {t for st in program.steps for t in st.inputs}
+
     def io(kind, names):
         return [{"c": io_names[t], "tensor": t, "shape": list(program.shapes[t]),
-                 "size": int(np.prod(program.shapes[t]))} for t in names]
+                 "size": int(np.prod(program.shapes[t])), "used": kind == "output" or t in read} for t in names]
 
     ctx = {
         "name": name,
