@@ -21,6 +21,7 @@ from .outdir import write_tree
 from .passes import run_passes
 from .qemu import run_firmware
 from .report import model_sizes, read_elf, size_report
+from .stack_usage import inference_stack
 from .targets import DEFAULT_TARGET, get_target
 from .toolchain import build_firmware
 from .train.data import fit_to_input, load_labelled, load_training_data
@@ -205,7 +206,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         progress("running onnxruntime")
         ref = _onnxruntime_outputs(decoded_model, arrays, manifest)
         got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)
-        sizes = size_report(read_elf(elf), manifest)
+        sizes = size_report(read_elf(elf), manifest, inference_stack(elf.parent, manifest["run_function"]))
     max_abs, max_rel = _compare(got, ref)
     result = {
         "model": str(model),
@@ -258,8 +259,9 @@ def report(path: str | Path, *, target: str | None = None, progress: Progress = 
     tgt = get_target(target or manifest["target"])
     with tempfile.TemporaryDirectory(prefix="wl-report-") as tmp:
         progress(f"building the firmware for {tgt.name}")
-        image = read_elf(build_firmware(path, tgt, Path(tmp)))
-    return {"name": manifest["name"], "target": tgt.name, **size_report(image, manifest)}
+        elf = build_firmware(path, tgt, Path(tmp))
+        sizes = size_report(read_elf(elf), manifest, inference_stack(elf.parent, manifest["run_function"]))
+    return {"name": manifest["name"], "target": tgt.name, "board": None if tgt.is_host else tgt.board.machine, **sizes}
 
 
 def log_progress(msg: str) -> None:

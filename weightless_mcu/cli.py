@@ -19,9 +19,13 @@ from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import OptionError, WeightlessError
 from .frontend import parse_input_shapes
+from .parts import PARTS, check_limits, make_limits
+from .report_html import write_html
+from .report_text import encoding_lines, limit_lines, size_lines
 from .targets import DEFAULT_TARGET, target_names
 
 EXIT_MISMATCH = 1
+EXIT_TOO_BIG = 4  # --flash-limit / --ram-limit / --part not met (as FitError)
 EXIT_INTERNAL = 70
 
 
@@ -69,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--target-accuracy-drop", type=float,
                        help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
 
+    def limits(sp):
+        g = sp.add_argument_group("limits (exit status 4 when the model does not fit)")
+        g.add_argument("--flash-limit", metavar="SIZE", help="flash for the model, e.g. 256K or 1M")
+        g.add_argument("--ram-limit", metavar="SIZE", help="RAM for the model (arena + statics + stack), e.g. 64K")
+        g.add_argument("--part", metavar="NAME", help=f"both limits from a part: {', '.join(p.name for p in PARTS.values())}")
+        g.add_argument("--html", type=Path, metavar="FILE", help="also write the report as one self-contained HTML page")
+
     c = sub.add_parser("compile", help="compile an ONNX model into a C library")
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True, help="output directory (replaced atomically)")
@@ -87,17 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--data", type=Path, help="labelled samples (.npz with x and y, or a directory with the t10k IDX files): "
                                               "reports the firmware's accuracy")
     common(v)
+    limits(v)
 
     r = sub.add_parser("report", help="flash and RAM of a compiled output directory or a firmware ELF")
     r.add_argument("path", type=Path)
     r.add_argument("--target", help="build for this target instead of the one the output was compiled for")
     r.add_argument("--json", type=Path, help="write the report as JSON to this file")
     r.add_argument("-q", "--quiet", action="store_true")
+    limits(r)
     return p
-
-
-def _kb(n: int | None) -> str:
-    return "-" if n is None else f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
 def _compression(args) -> object:
@@ -116,37 +125,20 @@ def _retraining(args):
     return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs)
 
 
-def _print_layers(res: dict) -> None:
-    layers = [r for r in res.get("layers") or [] if r["encoding"] != "dense"]
-    if not layers:
-        return
-    width = min(40, max(len(r["name"]) for r in layers))
-    print(f"  {'weights':<{width}}  {'encoding':<9} {'positions':>10} {'kept':>9} {'K':>4} {'t':>3} {'cells/key':>9} "
-          f"{'false +':>8} {'bytes':>9} {'ratio':>7}")
-    for r in layers:
-        name = r["name"] if len(r["name"]) <= width else "..." + r["name"][-(width - 3):]
-        cpk = f"{r['cells_per_key']:.3f}" if r["cells_per_key"] else "-"
-        print(f"  {name:<{width}}  {r['encoding']:<9} {r['positions']:>10,} {r['kept']:>9,} {r['clusters'] or '-':>4} "
-              f"{r['bits'] or '-':>3} {cpk:>9} {r['false_positives']:>8,} {r['bytes']:>9,} {r['float32_bytes'] / r['bytes']:>6.1f}x")
-    print(f"  weights and biases: {res['weights_float32_bytes']:,} B as float32, {res['weights_stored_bytes']:,} B stored "
-          f"({res['compression_ratio']:.1f}x)")
+def _limits(args):
+    return make_limits(args.flash_limit, args.ram_limit, args.part)
 
 
-def _print_sizes(res: dict) -> None:
-    print(f"  model flash     {_kb(res['flash_bytes'])}")
-    print(f"  model RAM       {_kb(res['ram_bytes'])}" + (f"  (arena {res['arena_bytes']:,} B, lower bound {res['arena_lower_bound_bytes']:,} B)" if "arena_bytes" in res else ""))
-    if res.get("stack_bytes") is not None:
-        print(f"  stack           {_kb(res['stack_bytes'])}  (deepest use by one inference)")
-    print(f"  image flash     {_kb(res['image_flash_bytes'])}  (with harness and C library)")
-    print(f"  image RAM       {_kb(res['image_ram_bytes'])}")
-    _print_layers(res)
-    layers = res.get("steps") or []
-    if layers:
-        width = min(48, max(len(layer["layer"]) for layer in layers))
-        print(f"  {'layer':<{width}}  {'kernel':<17} {'flash':>10}")
-        for layer in layers:
-            name = layer["layer"] if len(layer["layer"]) <= width else "..." + layer["layer"][-(width - 3):]
-            print(f"  {name:<{width}}  {layer['kernel']:<17} {layer['flash_bytes']:>10,}")
+def _print_report(res: dict, limits, html: Path | None) -> int:
+    """Sizes, the limit lines and the HTML page; EXIT_TOO_BIG when a limit fails."""
+    print("\n".join(size_lines(res)))
+    rows = check_limits(res, limits) if limits else []
+    if rows:
+        res["limits"] = {"part": limits.part.name if limits.part else None, "rows": rows}
+        print("\n".join(limit_lines(rows, limits.label)))
+    if html is not None:
+        write_html(html, res)
+    return 0 if all(r["fits"] for r in rows) else EXIT_TOO_BIG
 
 
 def _write_json(path: Path | None, data: dict) -> None:
@@ -169,14 +161,14 @@ def _main(argv: list[str] | None) -> int:
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/ ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
-            _print_layers(m)
+            print("\n".join(encoding_lines(m)))
         return 0
+    limits = _limits(args) if args.command != "compile" else None  # bad limits fail before any work
     if args.command == "verify":
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
                      timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
                      progress=progress)
-        _write_json(args.json, res)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "
@@ -190,13 +182,14 @@ def _main(argv: list[str] | None) -> int:
                   f"{res['predictions_match']}/{res['samples']} predictions equal onnxruntime's")
         if res["instructions"] is not None:
             print(f"  instructions    {res['instructions']:,} per inference (exact, QEMU)")
-        _print_sizes(res)
-        return 0 if res["match"] else EXIT_MISMATCH
+        fits = _print_report(res, limits, args.html)
+        _write_json(args.json, res)
+        return EXIT_MISMATCH if not res["match"] else fits
     res = report(args.path, target=args.target, progress=progress)
-    _write_json(args.json, res)
     print(f"{res.get('name', res.get('elf'))}" + (f": {res['target']}" if "target" in res else ""))
-    _print_sizes(res)
-    return 0
+    fits = _print_report(res, limits, args.html)
+    _write_json(args.json, res)
+    return fits
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import FitError, ToolchainError
 from .resources import firmware_dir, template_environment
+from .stack_usage import STACK_FLAGS
 from .targets import Target
 
 # -std=c99 alone turns floating-point contraction off; fused multiply-adds are
@@ -75,8 +76,9 @@ def build_image(target: Target, build_dir: Path, model_sources: list[Path], incl
 
     def compile_one(src: Path) -> Path:
         obj = build_dir / (src.name[:-2] + ".o")
-        warn = list(model_warnings) if src in model_sources else ["-Wall"]
-        _run([cc, *arch, *OPT_FLAGS, *warn, *includes, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {target.name}")
+        own = src in model_sources  # the model's sources: its warnings, and its stack use recorded
+        extra = [*model_warnings, *STACK_FLAGS] if own else ["-Wall"]
+        _run([cc, *arch, *OPT_FLAGS, *extra, *includes, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {target.name}")
         return obj
 
     with ThreadPoolExecutor(max_workers=2) as pool:
