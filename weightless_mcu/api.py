@@ -75,11 +75,12 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
     return onnx_model, graph, compress_graph(graph, settings, progress)
 
 
-def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress) -> dict:
+def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress,
+              weights_section: str | None = None) -> dict:
     program = build_program(graph, graph.name)
     check_fits(program, tgt)
     progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size * 4} bytes)")
-    files = render(program, tgt)
+    files = render(program, tgt, weights_section)
     manifest = json.loads(files["manifest.json"])
     manifest["layers"] = [r.as_dict() for r in reports]
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
@@ -90,11 +91,12 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
 def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
                   input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
                   compression: CompressionSettings | None = None, retraining: Retraining | None = None,
-                  progress: Progress = _quiet) -> dict:
-    """Compile an ONNX model into a C library in out_dir. Returns the manifest."""
+                  weights_section: str | None = None, progress: Progress = _quiet) -> dict:
+    """Compile an ONNX model into a C library in out_dir. Returns the manifest.
+    weights_section: the linker section for the constant arrays (default .rodata)."""
     tgt = get_target(target)
     _, graph, reports = _prepare(Path(model), input_shapes, name, compression, progress, retraining)
-    return _generate(graph, reports, Path(out_dir), tgt, progress)
+    return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section)
 
 
 def load_inputs(path: str | Path, inputs: list[dict]) -> list[np.ndarray]:

@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True, help="output directory (replaced atomically)")
     c.add_argument("--name", help="C name of the model (default: from the file name)")
+    c.add_argument("--weights-section", metavar="SECTION",
+                   help="linker section for the weight tables and other constant arrays, e.g. .ext_flash "
+                        "(default: .rodata; also -DWL_WEIGHTS_ATTR=... when building)")
     common(c)
 
     v = sub.add_parser("verify", help="compile, run the firmware (QEMU or host) and compare with onnxruntime")
@@ -157,9 +160,10 @@ def _main(argv: list[str] | None) -> int:
     progress = (lambda _: None) if args.quiet else log_progress
     if args.command == "compile":
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
-                          name=args.name, compression=_compression(args), retraining=_retraining(args), progress=progress)
+                          name=args.name, compression=_compression(args), retraining=_retraining(args),
+                          weights_section=args.weights_section, progress=progress)
         if not args.quiet:
-            print(f"wrote {args.output}/: model.h, model.c, runtime/ ({len(m['steps'])} kernel calls, "
+            print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
             print("\n".join(encoding_lines(m)))
         return 0

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import __version__
 from .arena import ArenaPlan, plan_arena
-from .errors import FitError
+from .errors import FitError, OptionError
 from .ir import Graph
 from .lowering import Step, lower_node
 from .lowering.shape_ops import CopyParams
@@ -265,8 +266,14 @@ def check_fits(program: Program, target: Target) -> None:
         )
 
 
-def render(program: Program, target: Target) -> dict[str, bytes]:
-    """All files of the output directory, path -> content."""
+_SECTION = re.compile(r"[.A-Za-z_][.A-Za-z0-9_$]*")
+
+
+def render(program: Program, target: Target, weights_section: str | None = None) -> dict[str, bytes]:
+    """All files of the output directory, path -> content. weights_section puts
+    every constant array (weights, tables, biases) in that linker section."""
+    if weights_section is not None and not _SECTION.fullmatch(weights_section):
+        raise OptionError(f"--weights-section '{weights_section}' is not a linker section name (e.g. .ext_flash)")
     env = template_environment()
     env.filters["c_struct"] = c_struct
     name = program.name
@@ -300,6 +307,7 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
         "arena_bytes": program.arena.size * 4,
         "version": __version__,
         "encoded": any(s.weights for s in rsteps),
+        "weights_attr": f'__attribute__((section("{weights_section}")))' if weights_section else "",
     }
     files: dict[str, bytes] = {
         "model.h": env.get_template("model.h.j2").render(ctx).encode(),
@@ -317,7 +325,12 @@ def render(program: Program, target: Target) -> dict[str, bytes]:
                 files[f"runtime/{h}"] = (fw / "include" / h).read_bytes()
     for src in sorted(sources):
         files[f"runtime/{src}"] = (fw / "src" / src).read_bytes()
-    files["manifest.json"] = (json.dumps(manifest(program, target, rsteps), indent=2) + "\n").encode()
+    build = {"sources": ["model.c", *(f"runtime/{src}" for src in sorted(sources))]}
+    files["model.mk"] = env.get_template("model.mk.j2").render(ctx, **build).encode()
+    files["CMakeLists.txt"] = env.get_template("CMakeLists.txt.j2").render(ctx, **build).encode()
+    info = manifest(program, target, rsteps)
+    info["weights_section"] = weights_section
+    files["manifest.json"] = (json.dumps(info, indent=2) + "\n").encode()
     return files
 
 

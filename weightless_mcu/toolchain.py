@@ -54,12 +54,13 @@ def build_firmware(out_dir: Path, target: Target, build_dir: Path) -> Path:
         "outputs": [{"size": _size(t["shape"])} for t in manifest["outputs"]],
     }
     return build_image(target, build_dir, [out_dir / "model.c", *sorted((out_dir / "runtime").glob("*.c"))],
-                       [out_dir, out_dir / "runtime"], _render("harness_model.h.j2", **ctx))
+                       [out_dir, out_dir / "runtime"], _render("harness_model.h.j2", **ctx),
+                       weights_section=manifest.get("weights_section"))
 
 
 def build_image(target: Target, build_dir: Path, model_sources: list[Path], include_dirs: list[Path],
                 harness_header: str, *, extra_sources: tuple[Path, ...] = (), extra_ldflags: tuple[str, ...] = (),
-                model_warnings: tuple[str, ...] = tuple(WARN_FLAGS)) -> Path:
+                model_warnings: tuple[str, ...] = tuple(WARN_FLAGS), weights_section: str | None = None) -> Path:
     """Compile model sources with the test harness (whose binding to the model is
     harness_header) and, on a board, the start-up code; link; return the ELF."""
     build_dir = Path(build_dir)
@@ -72,7 +73,8 @@ def build_image(target: Target, build_dir: Path, model_sources: list[Path], incl
     arch = list(target.board.cflags) if not target.is_host else []
     if not target.is_host:
         support_sources.append(fw / "board" / "startup_cortexm.c")
-        (build_dir / "link.ld").write_text(_render("link.ld.j2", board=target.board, stack_size=STACK_BYTES))
+        (build_dir / "link.ld").write_text(_render("link.ld.j2", board=target.board, stack_size=STACK_BYTES,
+                                                   weights_section=weights_section))
 
     def compile_one(src: Path) -> Path:
         obj = build_dir / (src.name[:-2] + ".o")

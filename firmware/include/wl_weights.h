@@ -14,6 +14,11 @@
 #ifndef WL_WEIGHTS_H
 #define WL_WEIGHTS_H
 
+/* The generated model.c may place its tables in a section of its own (see there). */
+#ifndef WL_WEIGHTS_ATTR
+#define WL_WEIGHTS_ATTR
+#endif
+
 #include <stdint.h>
 
 #ifdef __cplusplus
