@@ -94,3 +94,20 @@ def test_output_directory_is_a_library(tmp_path):
     assert "int wl_ad01_run(const float *input, float *output);" in header
     assert re.search(r"#define WL_AD01_ARENA_BYTES \d+", header)
     assert sorted(p.name for p in (out / "runtime").iterdir()) == ["wl_fc_f32.c", "wl_kernels.h"]
+
+
+def test_init_config_round_trip(tmp_path):
+    cfg = tmp_path / "w.toml"
+    proc = cli("init-config", EXAMPLE, "-o", cfg)
+    assert "2 layers with weights" in proc.stdout
+    text = cfg.read_text()
+    assert "[defaults]" in text and "density = 1.0" in text and '[layers."fc1"]  # Gemm, 2,048 weights' in text
+    again = subprocess.run([sys.executable, "-m", "weightless_mcu", "init-config", str(EXAMPLE), "-o", str(cfg)],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwritten silently
+    # edit one layer, compile with it: only that layer is compressed
+    cfg.write_text(text.replace('[layers."fc1"]  # Gemm, 2,048 weights\n# density = 1.0', '[layers."fc1"]\ndensity = 0.25'))
+    cli("compile", EXAMPLE, "-o", tmp_path / "o", "--config", cfg, "-q")
+    layers = {r["name"]: r for r in json.loads((tmp_path / "o" / "manifest.json").read_text())["layers"]}
+    assert layers["fc1"]["kept"] == 512 and layers["fc1"]["encoding"] == "bloomier"
+    assert layers["fc2"]["kept"] == layers["fc2"]["positions"] == 320  # the default density 1.0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .codegen import build_program, check_fits, render
-from .compress import CompressionSettings, LayerReport, compress_graph
-from .compress.settings import LayerSettings
+from .compress import CompressionSettings, LayerReport, candidates, compress_graph
+from .compress.settings import LayerSettings, config_text
 from .errors import OptionError
 from .export import graph_to_onnx
 from .frontend import load_model
@@ -266,8 +267,28 @@ def report(path: str | Path, *, target: str | None = None, progress: Progress = 
     return {"name": manifest["name"], "target": tgt.name, "board": None if tgt.is_host else tgt.board.machine, **sizes}
 
 
+def init_config(model: str | Path, config: str | Path, *, input_shapes: dict[str, tuple[int, ...]] | None = None,
+                overwrite: bool = False) -> str:
+    """Write a TOML compression config for the model with every default filled in and
+    a table per layer with weights. Returns its text."""
+    config = Path(config)
+    if config.exists() and not overwrite:
+        raise OptionError(f"{config} exists; remove it or pass --force to replace it")
+    _, graph = load_model(Path(model), input_shapes)
+    run_passes(graph)
+    layers = [(node.name, node.op, layout.positions) for node, _, layout in candidates(graph)]
+    text = config_text(Path(model).name, layers)
+    tmp = config.with_name(config.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, config)
+    except OSError as exc:
+        raise OptionError(f"cannot write {config}: {exc.strerror}") from None
+    return text
+
+
 def log_progress(msg: str) -> None:
     print(f"weightless-mcu: {msg}", file=sys.stderr, flush=True)
 
 
-__all__ = ["Retraining", "compile_model", "verify", "report", "load_inputs", "random_inputs"]
+__all__ = ["Retraining", "compile_model", "verify", "report", "init_config", "load_inputs", "random_inputs"]

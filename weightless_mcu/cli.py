@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .api import Retraining, compile_model, log_progress, report, verify
+from .api import Retraining, compile_model, init_config, log_progress, report, verify
 from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import OptionError, WeightlessError
@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     common(v)
     limits(v)
 
+    ic = sub.add_parser("init-config", help="write a TOML compression config with the defaults and a table per layer")
+    ic.add_argument("model", type=Path)
+    ic.add_argument("-o", "--output", type=Path, default=Path("weightless.toml"), help="default weightless.toml")
+    ic.add_argument("--force", action="store_true", help="replace the file if it exists")
+    ic.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...")
+
     r = sub.add_parser("report", help="flash and RAM of a compiled output directory or a firmware ELF")
     r.add_argument("path", type=Path)
     r.add_argument("--target", help="build for this target instead of the one the output was compiled for")
@@ -157,7 +163,7 @@ def _write_json(path: Path | None, data: dict) -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
-    progress = (lambda _: None) if args.quiet else log_progress
+    progress = (lambda _: None) if getattr(args, "quiet", False) else log_progress
     if args.command == "compile":
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
                           name=args.name, compression=_compression(args), retraining=_retraining(args),
@@ -167,7 +173,11 @@ def _main(argv: list[str] | None) -> int:
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
             print("\n".join(encoding_lines(m)))
         return 0
-    limits = _limits(args) if args.command != "compile" else None  # bad limits fail before any work
+    if args.command == "init-config":
+        text = init_config(args.model, args.output, input_shapes=parse_input_shapes(args.input_shape), overwrite=args.force)
+        print(f"wrote {args.output} ({text.count('[layers.')} layers with weights); use it with --config {args.output}")
+        return 0
+    limits = _limits(args) if args.command in ("verify", "report") else None  # bad limits fail before any work
     if args.command == "verify":
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,

@@ -18,6 +18,7 @@ from command-line options or a TOML file:
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -131,3 +132,38 @@ def make_settings(options: dict | None = None, config: str | Path | None = None)
         raise OptionError(f"prune must be 'layer' or 'global', not '{prune}'")
     base = replace(LayerSettings(), **defaults).validate("compression settings")
     return CompressionSettings(base, layers, prune)
+
+
+_COMMENTS = {
+    "density": "kept fraction of each layer's weights, (0, 1]",
+    "channels": "kept fraction of its output channels (filters, neurons), (0, 1]",
+    "clusters": "K shared values per layer",
+    "bits": "t, bits per Bloomier cell (K <= 2^t - 1)",
+    "hashes": "location hashes (cell reads) per key, 2..4",
+    "cells_per_key": "table size the solver starts from",
+    "encoding": "auto | bloomier | codebook | dense",
+    "min_positions": "layers with fewer weights stay dense float32",
+    "seed": "hash seed (32-bit)",
+}
+
+
+def _toml_value(v) -> str:
+    return json.dumps(v) if isinstance(v, str) else repr(v)  # a JSON string is a TOML basic string
+
+
+def config_text(model_name: str, layers: list[tuple[str, str, int]], defaults: LayerSettings = LayerSettings()) -> str:
+    """A TOML config with every setting at its default and one table per layer with
+    weights (node name, op, positions), ready to edit and pass to --config."""
+    lines = [f"# Compression settings for {model_name}: weightless-mcu compile MODEL --config THIS_FILE -o out/",
+             "# Every value below is the default. A layer's table overrides [defaults] for that layer.", "",
+             "[defaults]"]
+    width = max(len(f"{f.name} = {_toml_value(getattr(defaults, f.name))}") for f in fields(LayerSettings))
+    for f in fields(LayerSettings):
+        text = f"{f.name} = {_toml_value(getattr(defaults, f.name))}"
+        lines.append(f"{text:<{width}}  # {_COMMENTS[f.name]}")
+    lines.append(f'{"prune = " + chr(34) + "layer" + chr(34):<{width}}  # layer | global (one magnitude threshold for all layers)')
+    for name, op, positions in layers:
+        small = positions < defaults.min_positions
+        lines += ["", f"[layers.{_toml_value(name)}]  # {op}, {positions:,} weights" + (" (below min_positions: stays dense)" if small else ""),
+                  f"# density = {defaults.density}", f"# clusters = {defaults.clusters}"]
+    return "\n".join(lines) + "\n"
