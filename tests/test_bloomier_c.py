@@ -65,7 +65,7 @@ def expected(enc) -> np.ndarray:
     return np.concatenate([words.astype(np.float32), enc.decode()])
 
 
-def build_dump(tmp_path, target, cases):
+def build_dump(tmp_path, target, cases, sanitize=False):
     tables = "\n".join(render_encoded_weights(f"wl_dump_t{i}", e) for i, e in enumerate(cases))
     ptrs = ", ".join(f"&wl_dump_t{i}_weights" for i in range(len(cases)))
     inc = tmp_path / "wl_decode_tables.inc"
@@ -76,7 +76,8 @@ def build_dump(tmp_path, target, cases):
               f"#define WL_HARNESS_OUTPUT_SIZE {max(total, 1)}\n#define WL_HARNESS_RUN(in, out) wl_decode_dump_run(in, out)\n")
     fw = firmware_dir()
     sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c"]
-    elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header)
+    elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header,
+                      sanitize=sanitize)
     return elf, total
 
 

@@ -2,8 +2,8 @@
 
 Exit statuses: 0 success; 1 verify ran but the firmware does not match
 onnxruntime; 2 bad model file or option; 3 unsupported op or shape; 4 unknown
-target or model too large for it; 5 toolchain missing or failing; 6 firmware
-fault, hang or error; 70 internal error.
+target or model too large for it (or over --flash-limit/--ram-limit/--part);
+5 toolchain missing or failing; 6 firmware fault, hang or error; 70 internal error.
 """
 from __future__ import annotations
 
@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", type=Path)
     c.add_argument("-o", "--output", type=Path, required=True, help="output directory (replaced atomically)")
     c.add_argument("--name", help="C name of the model (default: from the file name)")
+    c.add_argument("--json", type=Path, help="also write the manifest (shapes, arena, layers) as JSON to this file")
     c.add_argument("--weights-section", metavar="SECTION",
                    help="linker section for the weight tables and other constant arrays, e.g. .ext_flash "
                         "(default: .rodata; also -DWL_WEIGHTS_ATTR=... when building)")
@@ -168,6 +169,7 @@ def _main(argv: list[str] | None) -> int:
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
                           name=args.name, compression=_compression(args), retraining=_retraining(args),
                           weights_section=args.weights_section, progress=progress)
+        _write_json(args.json, m)
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__
 from .arena import ArenaPlan, plan_arena
-from .errors import FitError, OptionError
+from .errors import FitError, OptionError, UnsupportedOpError
 from .ir import Graph
 from .lowering import Step, lower_node
 from .lowering.shape_ops import CopyParams
@@ -229,6 +229,8 @@ def _c_value(v) -> str:
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, (int, np.integer)):
+        if not -(1 << 31) <= int(v) < (1 << 31):  # every params field is an int32_t
+            raise UnsupportedOpError(f"a kernel parameter is {int(v):,}, outside the int32 range the kernels use")
         return str(int(v))
     if isinstance(v, float):
         return c_float(v)
@@ -237,9 +239,12 @@ def _c_value(v) -> str:
     raise TypeError(f"no C rendering for {type(v).__name__}")
 
 
-def c_struct(params) -> str:
+def c_struct(params, layer: str = "") -> str:
     """A designated initializer for a params dataclass."""
-    fields = [f".{f.name} = {_c_value(getattr(params, f.name))}" for f in dataclasses.fields(params)]
+    try:
+        fields = [f".{f.name} = {_c_value(getattr(params, f.name))}" for f in dataclasses.fields(params)]
+    except UnsupportedOpError as exc:
+        raise UnsupportedOpError(f"node '{layer}': {exc}" if layer else str(exc)) from None
     return "{" + ", ".join(fields) + "}"
 
 

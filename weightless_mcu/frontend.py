@@ -15,6 +15,7 @@ from onnx import numpy_helper, shape_inference, version_converter
 
 from .errors import ModelLoadError, ShapeError, UnsupportedOpError
 from .ir import Graph, Node, Tensor
+from .size_limits import MAX_FOLDED_ELEMENTS, made_elements
 
 # Models older than this are upgraded, so lowering sees one form of every op
 # (Clip bounds and Squeeze axes as inputs, Softmax on a single axis).
@@ -43,7 +44,16 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "validation failed"
         raise ModelLoadError(f"{path} is not a valid ONNX model: {first}") from None
+    except UnicodeDecodeError:  # a name or string attribute that is not UTF-8
+        raise ModelLoadError(f"{path} is not a valid ONNX model: a name or string is not UTF-8 text") from None
     return model
+
+
+def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
+    try:
+        return _const_array(numpy_helper.to_array(init))
+    except (ValueError, TypeError) as exc:  # data that does not fill the declared shape, an unknown dtype
+        raise ModelLoadError(f"initializer '{init.name}' (shape {list(init.dims)}) cannot be read: {str(exc).splitlines()[0]}") from None
 
 
 def _opset(model: onnx.ModelProto) -> int:
@@ -178,7 +188,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     g = model.graph
     tensors: dict[str, Tensor] = {}
     for init in g.initializer:
-        arr = _const_array(numpy_helper.to_array(init))
+        arr = _initializer_array(init)
         tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         if vi.name in tensors:
@@ -197,11 +207,40 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     return Graph(name, nodes, tensors, inputs, outputs, _opset(model))
 
 
+def _refuse_huge_constants(model: onnx.ModelProto) -> None:
+    """ONNX's own shape inference would build these arrays (data propagation): refuse
+    an absurd ConstantOfShape/Range/Expand/Tile of constant operands before it runs."""
+    known = {i.name: i for i in model.graph.initializer}
+    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant" and n.output}
+    shapes = {i.name: tuple(i.dims) for i in model.graph.initializer}
+
+    def value(name):
+        try:
+            if name in known:
+                return numpy_helper.to_array(known[name])
+            if name in consts:
+                return _constant_value({a.name: onnx.helper.get_attribute_value(a) for a in consts[name].attribute})
+        except (ValueError, TypeError):
+            return None
+        return None
+
+    for vi in model.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        shapes.setdefault(vi.name, tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims))
+    for i, n in enumerate(model.graph.node):
+        if n.op_type in ("ConstantOfShape", "Range", "Expand", "Tile"):
+            size = made_elements(n.op_type, [value(i) for i in n.input], shapes.get(n.input[0]) if n.input else None)
+            if size is not None and size > MAX_FOLDED_ELEMENTS:
+                raise ShapeError(f"{n.op_type} node '{n.name or f'{n.op_type}_{i}'}' makes {size:,} elements; more than "
+                                 f"{MAX_FOLDED_ELEMENTS:,} are not supported")
+
+
 def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[onnx.ModelProto, Graph]:
     """Load a model file into the IR. Returns the prepared ONNX model too (static
     shapes, upgraded opset): it is what onnxruntime runs as the reference."""
     path = Path(path)
     model = load_onnx(path)
+    _refuse_huge_constants(model)
     model = _upgrade(model, str(path))
     _fix_input_dims(model, input_shapes or {})
     try:

@@ -11,9 +11,10 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .errors import UnsupportedOpError
+from .errors import ShapeError, UnsupportedOpError
 from .frontend import convert_nodes
 from .ir import Graph, Node, Tensor
+from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
 
 # Attribute under which a fused activation travels: (low, high) clamp bounds.
 ACT = "wl_activation"
@@ -97,6 +98,26 @@ def _inline_if(graph: Graph, node: Node, condition: bool) -> None:
         _bypass(graph, link)
 
 
+def check_tensor_sizes(graph: Graph) -> None:
+    for t in graph.tensors.values():
+        if any(d < 0 for d in t.shape):
+            raise ShapeError(f"tensor '{t.name}' has a negative dimension: {t.shape}")
+        n = int(np.prod(t.shape, dtype=object))
+        if n > MAX_TENSOR_ELEMENTS:
+            raise ShapeError(f"tensor '{t.name}' has shape {t.shape} ({n:,} elements); tensors above 2^31 - 1 elements "
+                             f"are not supported")
+
+
+def _folded_elements(graph: Graph, node: Node) -> int | None:
+    """Elements a folded node would produce, where its output shapes or its
+    size-making constant operands tell; None when unknown."""
+    shapes = [graph.tensors[o].shape for o in node.outputs if o and o in graph.tensors]
+    if shapes and len(shapes) == len([o for o in node.outputs if o]):
+        return sum(int(np.prod(s, dtype=object)) for s in shapes)
+    first = graph.tensors.get(node.inputs[0]) if node.inputs and node.inputs[0] else None
+    return made_elements(node.op, [graph.const(i) if i else None for i in node.inputs], first.shape if first else None)
+
+
 def fold_constants(graph: Graph) -> None:
     """Evaluate every node whose inputs are all constant (and Shape of a static
     tensor) with ONNX's reference evaluator, once, at compile time."""
@@ -116,6 +137,10 @@ def fold_constants(graph: Graph) -> None:
             elif node.op == "Size" and present and present[0] in graph.tensors:
                 value = np.array(graph.tensors[present[0]].size, np.int64)
             elif present and all(graph.tensors.get(i) is not None and graph.tensors[i].is_const for i in present):
+                size = _folded_elements(graph, node)
+                if size is not None and size > MAX_FOLDED_ELEMENTS:
+                    raise ShapeError(f"{node.describe()} makes a constant of {size:,} elements; constants above "
+                                     f"{MAX_FOLDED_ELEMENTS:,} elements are not supported")
                 try:
                     outs = _evaluate(graph, node)
                 except Exception as exc:
@@ -288,6 +313,7 @@ def fuse_activations(graph: Graph) -> None:
 
 
 def run_passes(graph: Graph) -> Graph:
+    check_tensor_sizes(graph)
     remove_identities(graph)
     # Folding can reveal shapes, and shapes can make more nodes foldable (Shape).
     while True:
@@ -295,6 +321,7 @@ def run_passes(graph: Graph) -> Graph:
         graph.prune()
         if not infer_missing_shapes(graph):
             break
+    check_tensor_sizes(graph)
     matmul_add_to_gemm(graph)
     fold_batchnorm(graph)
     canonicalize_gemm(graph)

@@ -17,8 +17,10 @@ from .targets import Target
 # -std=c99 alone turns floating-point contraction off; fused multiply-adds are
 # both faster and more accurate, so they are asked for explicitly.
 OPT_FLAGS = ["-O2", "-std=c99", "-ffp-contract=fast", "-ffunction-sections", "-fdata-sections"]
-WARN_FLAGS = ["-Wall", "-Wextra", "-Werror"]
+WARN_FLAGS = ["-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wconversion"]  # the model and its kernels, every target
 STACK_BYTES = 16 * 1024
+# Host builds for testing the C: out-of-bounds reads, overflows and other undefined behaviour abort the run.
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
 
 
 def _need(tool: str) -> str:
@@ -44,8 +46,9 @@ def _render(template: str, **ctx) -> str:
     return template_environment().get_template(template).render(**ctx)
 
 
-def build_firmware(out_dir: Path, target: Target, build_dir: Path) -> Path:
-    """Compile and link the harness firmware for the library in out_dir; returns the ELF."""
+def build_firmware(out_dir: Path, target: Target, build_dir: Path, *, sanitize: bool = False) -> Path:
+    """Compile and link the harness firmware for the library in out_dir; returns the ELF.
+    sanitize (host only): with AddressSanitizer and UndefinedBehaviorSanitizer."""
     out_dir = Path(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     ctx = {
@@ -55,12 +58,13 @@ def build_firmware(out_dir: Path, target: Target, build_dir: Path) -> Path:
     }
     return build_image(target, build_dir, [out_dir / "model.c", *sorted((out_dir / "runtime").glob("*.c"))],
                        [out_dir, out_dir / "runtime"], _render("harness_model.h.j2", **ctx),
-                       weights_section=manifest.get("weights_section"))
+                       weights_section=manifest.get("weights_section"), sanitize=sanitize)
 
 
 def build_image(target: Target, build_dir: Path, model_sources: list[Path], include_dirs: list[Path],
                 harness_header: str, *, extra_sources: tuple[Path, ...] = (), extra_ldflags: tuple[str, ...] = (),
-                model_warnings: tuple[str, ...] = tuple(WARN_FLAGS), weights_section: str | None = None) -> Path:
+                model_warnings: tuple[str, ...] = tuple(WARN_FLAGS), weights_section: str | None = None,
+                sanitize: bool = False) -> Path:
     """Compile model sources with the test harness (whose binding to the model is
     harness_header) and, on a board, the start-up code; link; return the ELF."""
     build_dir = Path(build_dir)
@@ -71,6 +75,10 @@ def build_image(target: Target, build_dir: Path, model_sources: list[Path], incl
     includes = [f"-I{d}" for d in include_dirs] + [f"-I{build_dir}", f"-I{fw / 'board'}"]
     support_sources = [fw / "harness" / "wl_harness.c", *extra_sources]
     arch = list(target.board.cflags) if not target.is_host else []
+    if sanitize:
+        if not target.is_host:
+            raise ToolchainError(f"sanitizer builds are for the host target, not {target.name}")
+        arch = list(SANITIZE_FLAGS)
     if not target.is_host:
         support_sources.append(fw / "board" / "startup_cortexm.c")
         (build_dir / "link.ld").write_text(_render("link.ld.j2", board=target.board, stack_size=STACK_BYTES,
@@ -87,7 +95,7 @@ def build_image(target: Target, build_dir: Path, model_sources: list[Path], incl
         objects = list(pool.map(compile_one, list(model_sources) + support_sources))
     elf = build_dir / "firmware.elf"
     if target.is_host:
-        link = [cc, *[str(o) for o in objects], "-o", str(elf), *extra_ldflags, "-lm"]
+        link = [cc, *arch, *[str(o) for o in objects], "-o", str(elf), *extra_ldflags, "-lm"]
     else:
         link = [cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
                 f"-T{build_dir / 'link.ld'}", *[str(o) for o in objects], "-o", str(elf), *extra_ldflags, "-lm"]

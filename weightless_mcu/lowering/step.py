@@ -49,8 +49,10 @@ def activation(node) -> tuple[float, float]:
 
 
 def c_float(x: float) -> str:
-    """A C float literal that is exact (hex) and handles infinities."""
+    """A C float literal that is exact (hex) and handles infinities and NaN (<math.h>)."""
     x = float(np.float32(x))
+    if x != x:
+        return "NAN"
     if x == float("inf"):
         return "INFINITY"
     if x == float("-inf"):
