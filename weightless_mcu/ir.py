@@ -80,5 +80,6 @@ class Graph:
                 kept.append(n)
                 needed.update(i for i in n.inputs if i)
         self.nodes = kept[::-1]
-        live = needed | set(self.inputs)
+        # every output of a kept node stays known, used or not (an LSTM's Y_h)
+        live = needed | set(self.inputs) | {o for n in kept for o in n.outputs if o}
         self.tensors = {k: v for k, v in self.tensors.items() if k in live}

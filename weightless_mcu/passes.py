@@ -316,11 +316,14 @@ def run_passes(graph: Graph) -> Graph:
     check_tensor_sizes(graph)
     remove_identities(graph)
     # Folding can reveal shapes, and shapes can make more nodes foldable (Shape).
-    while True:
+    # Each round adds shapes of tensors it had none for, so this ends; the bound is a backstop.
+    for _ in range(len(graph.nodes) + 2):
         fold_constants(graph)
         graph.prune()
         if not infer_missing_shapes(graph):
             break
+    else:
+        raise ShapeError("the shapes of the model did not settle while folding its constants")
     check_tensor_sizes(graph)
     matmul_add_to_gemm(graph)
     fold_batchnorm(graph)
