@@ -61,7 +61,8 @@ def mutate(m: onnx.ModelProto, kind: int, a: int, b: int) -> None:
             elif attr.type == onnx.AttributeProto.INT:
                 attr.i = _pick(HUGE, a)
     elif kind == 5 and node is not None:  # unknown or misplaced ops
-        node.op_type = ["Foo", "Conv", "Gemm", "Reshape", "Slice", "Concat", "If", "Loop", "", "Expand", "Tile"][b % 11]
+        node.op_type = ["Foo", "Conv", "Gemm", "Reshape", "Slice", "Concat", "If", "Loop", "", "Expand", "Tile", "LSTM",
+                        "TopK", "Split", "BatchNormalization", "Dropout"][b % 16]
     elif kind == 6 and node is not None:  # an input nobody produces, or one too few
         if b % 2:
             node.input.append("nowhere")
@@ -84,9 +85,11 @@ def mutate(m: onnx.ModelProto, kind: int, a: int, b: int) -> None:
         g.initializer.append(numpy_helper.from_array(np.array([_pick(HUGE, a) % (2**40) + 1] * 2, np.int64), "big"))
     elif kind == 12 and node is not None:  # a duplicate node
         g.node.append(node)
+    elif kind == 13 and node is not None:  # extra outputs nobody reads
+        node.output.append(f"unused{b}")
 
 
-mutations = st.lists(st.tuples(st.integers(0, 12), st.integers(0, 1000), st.integers(0, 1000)), min_size=1, max_size=3)
+mutations = st.lists(st.tuples(st.integers(0, 13), st.integers(0, 1000), st.integers(0, 1000)), min_size=1, max_size=3)
 
 
 def _compile(data: bytes) -> None:
