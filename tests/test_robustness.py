@@ -141,3 +141,17 @@ def test_sanitized_build_catches_an_out_of_bounds_read(tmp_path):
     assert run_firmware(elf, get_target("host"), np.array([[3.0]], np.float32), 1, model="oob").outputs[0, 0] == 4.0
     with pytest.raises(RunError, match="model 'oob' for host failed on the host"):
         run_firmware(elf, get_target("host"), np.array([[4.0]], np.float32), 1, model="oob")
+
+
+def test_long_runs_report_progress(tmp_path, monkeypatch):
+    """A QEMU run tells how many samples are done every few seconds (here every 50 ms)."""
+    import weightless_mcu.qemu as qemu
+
+    from .conftest import REPO
+
+    monkeypatch.setattr(qemu, "PROGRESS_EVERY", 0.05)
+    messages: list[str] = []
+    res = verify(REPO / "examples" / "digits_mlp.onnx", samples=400, progress=messages.append)
+    assert res["match"] and len(res["instructions_per_sample"]) == 400
+    done = [int(m.split("/")[0]) for m in messages if m.endswith(")") and "/400 samples done" in m]
+    assert done and done == sorted(done) and done[-1] <= 400

@@ -205,7 +205,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         out_sizes = [int(np.prod(o["shape"])) for o in manifest["outputs"]]
         where = "on the host" if tgt.is_host else f"under QEMU ({tgt.board.machine})"
         progress(f"running {n} sample(s) {where}")
-        run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout)
+        run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout, progress=progress)
         progress("running onnxruntime")
         ref = _onnxruntime_outputs(decoded_model, arrays, manifest)
         got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)

@@ -6,6 +6,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +48,41 @@ def _symbol_addresses(elf: Path, names: list[str]) -> dict[str, int]:
         return found
 
 
+PROGRESS_EVERY = 5.0  # seconds between progress messages of a long run
+
+
+def _run_with_progress(cmd: list[str], cwd: Path, timeout: float, samples: int,
+                       progress: Callable[[str], None] | None) -> subprocess.CompletedProcess | None:
+    """Run cmd, telling progress how many samples are done every few seconds
+    (the harness prints a line per sample); None when it passes the timeout."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=lambda f=f, sink=sink: sink.extend(iter(f.readline, "")), daemon=True)
+               for f, sink in ((proc.stdout, out), (proc.stderr, err))]
+    for r in readers:
+        r.start()
+    start = time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=min(PROGRESS_EVERY, max(0.01, start + timeout - time.monotonic())))
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() - start >= timeout:
+                proc.kill()
+                proc.wait()
+                return None
+            if progress is not None:
+                done = sum(line.startswith("wlh_sample_done") for line in list(out))
+                progress(f"{done}/{samples} samples done ({time.monotonic() - start:.0f} s)")
+    for r in readers:
+        r.join()
+    stdout = "".join(line for line in out if not line.startswith("wlh_sample_done"))
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, "".join(err))
+
+
 def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: int, *,
-                 model: str = "model", timeout: float = 300.0) -> RunResult:
+                 model: str = "model", timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> RunResult:
     inputs = np.ascontiguousarray(inputs, np.float32)
     samples = inputs.shape[0]
     with tempfile.TemporaryDirectory(prefix="wl-run-") as tmp:
@@ -65,10 +101,9 @@ def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: i
                    "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve()),
                    "-plugin", plugin, "-d", "plugin", "-D", str(log)]
         where = "on the host" if target.is_host else f"under QEMU ({target.board.machine})"
-        try:
-            proc = subprocess.run(cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RunError(f"the firmware of model '{model}' for {target.name} did not finish within {timeout:.0f} s {where} (hung?)") from None
+        proc = _run_with_progress(cmd, work, timeout, samples, progress)
+        if proc is None:
+            raise RunError(f"the firmware of model '{model}' for {target.name} did not finish within {timeout:.0f} s {where} (hung?)")
         if proc.returncode == EXIT_FAULT:
             raise RunError(f"the firmware of model '{model}' for {target.name} faulted {where} (HardFault or another fault exception)")
         if proc.returncode != 0:

@@ -95,6 +95,9 @@ int main(void)
             fprintf(stderr, "harness: cannot write output.bin\n");
             return WL_EXIT_IO;
         }
+        /* progress for the runner (outside the counted region) */
+        fputs("wlh_sample_done\n", stdout);
+        fflush(stdout);
     }
     if (fclose(out) != 0) {
         fprintf(stderr, "harness: cannot write output.bin\n");
