@@ -108,6 +108,13 @@ def test_callgraph_recursion_and_library_calls(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _chromium_flags(tmp_path):
+    """Headless, sandbox off (root in CI), and no background network on a closed machine."""
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
 def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
     page = tmp_path / "report.html"
@@ -115,9 +122,7 @@ def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = page.read_text()
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "<script" not in text  # self-contained
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = _chromium_flags(tmp_path)
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
@@ -129,3 +134,19 @@ def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
                    capture_output=True, timeout=120, check=True)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000  # a blank page compresses to a few KB
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+def test_verify_html_shows_accuracy_and_instructions(tmp_path):
+    import numpy as np
+
+    d = np.load(REPO / "examples" / "digits_test.npz")
+    np.savez(tmp_path / "d.npz", x=d["pixels"], y=d["labels"])
+    page = tmp_path / "v.html"
+    proc = run("verify", EXAMPLE, "--data", tmp_path / "d.npz", "--html", page, "--json", tmp_path / "v.json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "v.json").read_text())
+    flags = _chromium_flags(tmp_path)
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert f"<b>{100 * res['accuracy']:.2f}%</b>" in dom and f"<b>{res['instructions']:,}</b>" in dom
+    assert '<span class="ok">matches</span>' in dom
