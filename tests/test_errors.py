@@ -121,3 +121,11 @@ def test_unused_second_output_does_not_stall_the_folding_loop(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "weightless_mcu", "compile", str(path), "-o", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=120)
     assert_clean_error(proc, "LSTM", "not supported")
+
+
+def test_inputs_and_outputs_count_against_ram(tmp_path):
+    """No arena at all, but 2 x 1.2 MB of input and output buffers: too much for a 2 MB board."""
+    path = make_model(tmp_path / "io.onnx", [H("Relu", ["x"], ["y"])], {"x": [1, 300000]}, {"y": [1, 300000]})
+    line = assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "RAM", "2400000 inputs and outputs")
+    assert "0 arena" in line
+    assert run_cli("compile", path, "-o", tmp_path / "out", "--target", "host").returncode == 0

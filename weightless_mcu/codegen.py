@@ -258,16 +258,18 @@ def check_fits(program: Program, target: Target) -> None:
         return
     board = target.board
     weights = flash_bytes_of_consts(program)
-    ram = program.arena.size * 4 + STACK_BYTES
+    # The caller's input and output buffers live in RAM too.
+    io = 4 * sum(int(np.prod(program.shapes[t])) for t in [*program.graph.inputs, *program.graph.outputs])
+    ram = program.arena.size * 4 + io + STACK_BYTES
     if weights > board.flash_size:
         raise FitError(
-            f"model '{program.name}' needs {weights} bytes of flash for its weights alone, "
-            f"but {target.name} ({board.machine}) has {board.flash_size}"
+            f"model '{program.name}' does not fit {target.name}: it needs {weights} bytes of flash for its weights alone, "
+            f"and {board.machine} has {board.flash_size}"
         )
     if ram > board.ram_size:
         raise FitError(
-            f"model '{program.name}' needs {ram} bytes of RAM ({program.arena.size * 4} arena + {STACK_BYTES} stack), "
-            f"but {target.name} ({board.machine}) has {board.ram_size}"
+            f"model '{program.name}' does not fit {target.name}: it needs {ram} bytes of RAM ({program.arena.size * 4} arena "
+            f"+ {io} inputs and outputs + {STACK_BYTES} stack), and {board.machine} has {board.ram_size}"
         )
 
 
