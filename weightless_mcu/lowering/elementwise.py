@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from . import register
-from .shape_ops import MAX_DIMS
+from .shape_ops import MAX_DIMS, broadcast_strides
 from .step import ConstArray, Lowered, Step, activation
 
 BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
@@ -48,15 +48,6 @@ class ChannelAffineParams:
     act_max: float
 
 
-def _broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
-    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc if d != 1 else 0)
-        acc *= d
-    return strides[::-1]
-
-
 def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shapes: dict | None = None) -> Step:
     shapes = shapes or {}
     sa = shapes.get(a) or graph.tensors[a].shape
@@ -69,7 +60,7 @@ def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shape
             consts.append(ConstArray(f"input{k}", np.ascontiguousarray(data, np.float32).reshape(-1)))
     if len(consts) == 2:
         raise UnsupportedOpError(f"{node.describe()}: both operands are constant")
-    sa_s, sb_s = _broadcast_strides(sa, out), _broadcast_strides(sb, out)
+    sa_s, sb_s = broadcast_strides(sa, out), broadcast_strides(sb, out)
     # Merge away unit output axes so the rank fits MAX_DIMS.
     keep = [i for i, d in enumerate(out) if d != 1] or [0]
     out_k = tuple(out[i] for i in keep) if out else (1,)

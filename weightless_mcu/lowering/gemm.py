@@ -12,7 +12,7 @@ from . import register, register_weights
 from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step, activation
 from .elementwise import binary_step
-from .shape_ops import MAX_DIMS, transpose_step
+from .shape_ops import MAX_DIMS, broadcast_strides, transpose_step
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,6 @@ class MatmulParams:
     b_strides: tuple[int, ...]
     act_min: float
     act_max: float
-
-
-def _batch_strides(batch: tuple[int, ...], out: tuple[int, ...], matrix: int) -> list[int]:
-    """Element strides of an operand's batch axes (right-aligned to out), 0 where it broadcasts."""
-    full = (1,) * (len(out) - len(batch)) + tuple(batch)
-    strides, step = [0] * len(out), matrix
-    for d in range(len(out) - 1, -1, -1):
-        strides[d] = step if full[d] != 1 else 0
-        step *= full[d]
-    return strides
 
 
 def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | None, rows: int,
@@ -145,7 +135,9 @@ def lower_matmul(node: Node, graph: Graph) -> Lowered:
         out = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
     except ValueError:
         raise UnsupportedOpError(f"{node.describe()}: batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast") from None
-    a_strides, b_strides = _batch_strides(sa[:-2], out, m * k), _batch_strides(sb[:-2], out, k * n)
+    # element strides per batch axis: a batch item of A is one m x k matrix, of B one k x n
+    a_strides = [m * k * v for v in broadcast_strides(sa[:-2], out)]
+    b_strides = [k * n * v for v in broadcast_strides(sb[:-2], out)]
     if not out:
         out, a_strides, b_strides = (1,), [0], [0]
     keep = [d for d, size in enumerate(out) if size != 1] or [0]  # unit batch axes add nothing

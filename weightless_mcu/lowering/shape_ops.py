@@ -36,6 +36,17 @@ def _row_major_strides(shape) -> np.ndarray:
     return np.cumprod((list(shape[1:]) + [1])[::-1])[::-1].astype(np.int64)
 
 
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a tensor read as if broadcast to out (numpy rules, right-aligned):
+    0 on the axes it repeats."""
+    shape = (1,) * (len(out) - len(shape)) + tuple(shape)
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc if d != 1 else 0)
+        acc *= d
+    return strides[::-1]
+
+
 def strided_copy_step(layer: str, x: str, y: str, out_shape, in_strides, offset: int = 0) -> Step:
     """y[i] = x[offset + i . in_strides], the one kernel behind Transpose and Slice."""
     # Merge away unit output axes so small ranks stay within MAX_DIMS.
@@ -288,21 +299,19 @@ def lower_expand(node: Node, graph: Graph) -> Lowered:
     if len(node.inputs) < 2 or graph.const(node.inputs[1]) is None:
         raise UnsupportedOpError(f"{node.describe()}: the {'shape' if node.op == 'Expand' else 'repeats'} input must be constant")
     operand = [int(v) for v in np.asarray(graph.const(node.inputs[1]), np.int64).reshape(-1)]
-    strides = _row_major_strides(shape)
     if node.op == "Expand":
         try:
             out = tuple(np.broadcast_shapes(shape, tuple(operand)))
         except ValueError:
             raise UnsupportedOpError(f"{node.describe()}: shape {operand} does not broadcast with {shape}") from None
-        lead = len(out) - len(shape)
         copy_shape = list(out)
-        in_strides = [0] * lead + [int(s) if d != 1 else 0 for d, s in zip(shape, strides)]
+        in_strides = broadcast_strides(shape, out)
     else:
         if len(operand) != len(shape) or min(operand, default=1) < 1:
             raise UnsupportedOpError(f"{node.describe()}: repeats {operand} do not match the input rank {len(shape)}")
         out = tuple(d * r for d, r in zip(shape, operand))
         copy_shape = [v for r, d in zip(operand, shape) for v in (r, d)]
-        in_strides = [v for s in strides for v in (0, int(s))]
+        in_strides = [v for s in _row_major_strides(shape) for v in (0, int(s))]
     if out != tuple(graph.tensors[y].shape):
         raise UnsupportedOpError(f"{node.describe()}: output shape {graph.tensors[y].shape} is not the expected {out}")
     if out == shape:
