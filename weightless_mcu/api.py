@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from .errors import OptionError
 from .export import graph_to_onnx
 from .frontend import load_model
 from .ir import Graph
-from .outdir import write_tree
+from .outdir import write_file, write_tree
 from .passes import run_passes
 from .qemu import run_firmware
 from .report import model_sizes, read_elf, size_report
@@ -278,12 +277,7 @@ def init_config(model: str | Path, config: str | Path, *, input_shapes: dict[str
     run_passes(graph)
     layers = [(node.name, node.op, layout.positions) for node, _, layout in candidates(graph)]
     text = config_text(Path(model).name, layers)
-    tmp = config.with_name(config.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, config)
-    except OSError as exc:
-        raise OptionError(f"cannot write {config}: {exc.strerror}") from None
+    write_file(config, text)
     return text
 
 

@@ -19,6 +19,7 @@ from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import OptionError, WeightlessError
 from .frontend import parse_input_shapes
+from .outdir import write_file
 from .parts import PARTS, check_limits, make_limits
 from .report_html import write_html
 from .report_text import encoding_lines, limit_lines, size_lines
@@ -152,14 +153,8 @@ def _print_report(res: dict, limits, html: Path | None) -> int:
 
 
 def _write_json(path: Path | None, data: dict) -> None:
-    if path is None:
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OptionError(f"cannot write {path}: {exc.strerror}") from None
+    if path is not None:
+        write_file(path, json.dumps(data, indent=2) + "\n")
 
 
 def _main(argv: list[str] | None) -> int:

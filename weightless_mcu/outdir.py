@@ -1,5 +1,5 @@
-"""Writing an output directory atomically: all files appear at once, or OUT is
-left as it was."""
+"""Writing outputs atomically: all files of a directory appear at once, or OUT is
+left as it was; a single file is written whole or not at all."""
 from __future__ import annotations
 
 import os
@@ -32,3 +32,15 @@ def write_tree(out_dir: Path, files: dict[str, bytes]) -> None:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def write_file(path: str | os.PathLike, text: str) -> None:
+    """Write text to path through a temporary file renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OptionError(f"cannot write {path}: {exc.strerror}") from None

@@ -5,11 +5,10 @@ the match, accuracy and instruction count."""
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from . import __version__
-from .errors import OptionError
+from .outdir import write_file
 from .report import FLASH_PARTS
 
 COLORS = {"table": "#2f6fb0", "codebook": "#7fb3e0", "bias": "#e0a030", "weights": "#b0413e", "params": "#8a8a8a",
@@ -176,11 +175,4 @@ def render_html(res: dict) -> str:
 
 
 def write_html(path: Path, res: dict) -> None:
-    """Written whole or not at all (a temporary file renamed into place)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(render_html(res))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OptionError(f"cannot write {path}: {exc.strerror}") from None
+    write_file(path, render_html(res))
