@@ -6,9 +6,10 @@ pytorch-converted data) as conformance cases, run through the generated C.
 Each case of `onnx.backend.test.case.node.collect_testcases()` whose ops are
 all supported is compiled, built for the target (the host by default, or a
 board under QEMU) and run on the case's inputs; its outputs are compared with
-the expected outputs stored in the case (rtol 1e-3, atol 1e-5). Graph inputs
-after the first float one become initializers holding the case's data, since
-weights and shape operands are compile-time constants here.
+the expected outputs stored in the case (rtol 1e-3, atol 1e-5). Every float
+input is fed at run time first; where the compiler needs an operand constant (a
+Conv's weights, a Reshape's shape), the inputs after the first become
+initializers holding the case's data and the case runs again.
 """
 from __future__ import annotations
 
@@ -201,11 +202,16 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"'[^']*'", "X", r)
 
 
+def table_lines(summary: dict) -> list[str]:
+    """The per-op Markdown table of summarize()['ops']."""
+    return ["| op | cases | passed | failed | skipped |", "|---|---|---|---|---|",
+            *(f"| {op} | {r['cases']} | {r['passed']} | {r['failed']} | {r['skipped']} |" for op, r in summary.items())]
+
+
 def markdown(outcomes: list[Outcome]) -> str:
     """The per-op table and the skip reasons grouped, as docs/CONFORMANCE.md shows them."""
     summary = summarize(outcomes)["ops"]
-    lines = ["| op | cases | passed | failed | skipped |", "|---|---|---|---|---|"]
-    lines += [f"| {op} | {r['cases']} | {r['passed']} | {r['failed']} | {r['skipped']} |" for op, r in summary.items()]
+    lines = table_lines(summary)
     total = {k: sum(r[k] for r in summary.values()) for k in ("cases", "passed", "failed", "skipped")}
     lines.append(f"| **total** | {total['cases']} | {total['passed']} | {total['failed']} | {total['skipped']} |")
     multi = [o for o in outcomes if o.status == "passed" and o.runtime_inputs > 1]
@@ -251,9 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ops = None if args.all else set(args.ops.split(",")) if args.ops else set(SCOPE) | set(supported_ops())
     outcomes = run(ops, args.target, (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     summary = summarize(outcomes)
-    print(f"| op | cases | passed | failed | skipped |\n|---|---|---|---|---|")
-    for op, r in summary["ops"].items():
-        print(f"| {op} | {r['cases']} | {r['passed']} | {r['failed']} | {r['skipped']} |")
+    print("\n".join(table_lines(summary["ops"])))
     for o in outcomes:
         if o.status != "passed":
             print(f"{o.status}: {o.case}: {o.reason}")
