@@ -10,6 +10,7 @@ from pathlib import Path
 from . import __version__
 from .outdir import write_file
 from .report import FLASH_PARTS
+from .report_text import short_name
 
 COLORS = {"table": "#2f6fb0", "codebook": "#7fb3e0", "bias": "#e0a030", "weights": "#b0413e", "params": "#8a8a8a",
           "code": "#5a9a5a", "arena": "#2f6fb0", "statics": "#8a8a8a", "stack": "#e0a030"}
@@ -35,8 +36,7 @@ def _e(text) -> str:
 
 def _name(name: str, width: int = 40) -> str:
     """A long ONNX name cut from the left, whole in its tooltip."""
-    shown = name if len(name) <= width else "..." + name[-(width - 3):]
-    return f'<span title="{_e(name)}">{_e(shown)}</span>'
+    return f'<span title="{_e(name)}">{_e(short_name(name, width))}</span>'
 
 
 def _b(n: int) -> str:
@@ -56,8 +56,7 @@ def _stacked_bars(rows: list[tuple[str, dict[str, int]]], keys, width: int = 960
     out = [f'<svg role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
     for i, (name, values) in enumerate(rows):
         y = gap + i * (bar_h + gap)
-        shown = name if len(name) <= 34 else "..." + name[-31:]
-        out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_e(shown)}</text>')
+        out.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_e(short_name(name, 34))}</text>')
         x = float(label_w)
         for k in keys:
             v = values.get(k, 0)
@@ -138,8 +137,7 @@ def _compression(res: dict) -> str:
     for i, r in enumerate(layers):
         y, ratio = 6 + i * (bar_h + 6), r["float32_bytes"] / r["bytes"]
         w = max((width - label_w - 90) * ratio / top, 1.0)
-        shown = r["name"] if len(r["name"]) <= 34 else "..." + r["name"][-31:]
-        svg.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_e(shown)}</text>'
+        svg.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_e(short_name(r["name"], 34))}</text>'
                    f'<rect class="ratio" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLORS["table"]}"/>'
                    f'<text x="{label_w + w + 6:.1f}" y="{y + 13}">{ratio:.1f}x</text>')
     svg.append("</svg>")

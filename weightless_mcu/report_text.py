@@ -20,7 +20,8 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]
     return [line(header), *(line(r) for r in rows)]
 
 
-def _short(name: str, width: int = 40) -> str:
+def short_name(name: str, width: int = 40) -> str:
+    """A long ONNX name cut from the left (its end names the layer)."""
     return name if len(name) <= width else "..." + name[-(width - 3):]
 
 
@@ -29,7 +30,7 @@ def encoding_lines(res: dict) -> list[str]:
     layers = [r for r in res.get("layers") or [] if r["encoding"] != "dense"]
     if not layers:
         return []
-    rows = [[_short(r["name"]), r["encoding"], f"{r['positions']:,}", f"{r['kept']:,}", str(r["clusters"] or "-"),
+    rows = [[short_name(r["name"]), r["encoding"], f"{r['positions']:,}", f"{r['kept']:,}", str(r["clusters"] or "-"),
              str(r["bits"] or "-"), f"{r['cells_per_key']:.3f}" if r["cells_per_key"] else "-",
              f"{r['false_positives']:,}", f"{r['bytes']:,}", f"{r['float32_bytes'] / r['bytes']:.1f}x"] for r in layers]
     out = _table(["weights", "encoding", "positions", "kept", "K", "t", "cells/key", "false +", "bytes", "ratio"], rows, left=2)
@@ -62,7 +63,7 @@ def size_lines(res: dict) -> list[str]:
         rows = []
         for s in steps:
             parts = s.get("parts") or {}
-            rows.append([_short(s["layer"], 48), s["kernel"], *(f"{parts.get(p, 0):,}" if parts.get(p) else "-" for p in FLASH_PARTS),
+            rows.append([short_name(s["layer"], 48), s["kernel"], *(f"{parts.get(p, 0):,}" if parts.get(p) else "-" for p in FLASH_PARTS),
                          f"{s['flash_bytes']:,}"])
         code = sum((res.get("code") or {}).values())
         consts = sum(s["flash_bytes"] for s in steps)
