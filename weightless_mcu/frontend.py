@@ -49,7 +49,7 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
     return model
 
 
-def _initializer_array(init: onnx.TensorProto) -> np.ndarray:
+def initializer_array(init: onnx.TensorProto) -> np.ndarray:
     try:
         return _const_array(numpy_helper.to_array(init))
     except (ValueError, TypeError) as exc:  # data that does not fill the declared shape, an unknown dtype
@@ -188,7 +188,7 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     g = model.graph
     tensors: dict[str, Tensor] = {}
     for init in g.initializer:
-        arr = _initializer_array(init)
+        arr = initializer_array(init)
         tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         if vi.name in tensors:
@@ -229,7 +229,7 @@ def _refuse_huge_constants(model: onnx.ModelProto) -> None:
         shapes.setdefault(vi.name, tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims))
     for i, n in enumerate(model.graph.node):
         if n.op_type in ("ConstantOfShape", "Range", "Expand", "Tile"):
-            size = made_elements(n.op_type, [value(i) for i in n.input], shapes.get(n.input[0]) if n.input else None)
+            size = made_elements(n.op_type, [value(name) for name in n.input], shapes.get(n.input[0]) if n.input else None)
             if size is not None and size > MAX_FOLDED_ELEMENTS:
                 raise ShapeError(f"{n.op_type} node '{n.name or f'{n.op_type}_{i}'}' makes {size:,} elements; more than "
                                  f"{MAX_FOLDED_ELEMENTS:,} are not supported")

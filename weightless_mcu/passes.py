@@ -12,7 +12,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from .errors import ShapeError, UnsupportedOpError
-from .frontend import convert_nodes
+from .frontend import convert_nodes, initializer_array
 from .ir import Graph, Node, Tensor
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
 
@@ -86,9 +86,8 @@ def _inline_if(graph: Graph, node: Node, condition: bool) -> None:
     squeeze of a dynamic axis) by the nodes of the branch taken."""
     branch = node.attrs["then_branch" if condition else "else_branch"]
     for init in branch.initializer:
-        arr = numpy_helper.to_array(init)
-        arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr.astype(np.int64)
-        graph.tensors[init.name] = Tensor(init.name, tuple(arr.shape), np.array(arr, order="C"))
+        arr = initializer_array(init)
+        graph.tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
     inner = convert_nodes(branch.node, graph.tensors, prefix=f"{node.name}/")
     links = [Node("Identity", f"{node.name}/out{k}", [vi.name], [out])
              for k, (vi, out) in enumerate(zip(branch.output, node.outputs)) if out]
