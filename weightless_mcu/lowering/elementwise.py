@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from . import register
-from .shape_ops import MAX_DIMS, broadcast_strides
+from .shape_ops import broadcast_strides, compact_axes
 from .step import ConstArray, Lowered, Step, activation
 
 BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
@@ -60,19 +60,11 @@ def binary_step(node: Node, op: str, a: str, b: str, y: str, graph: Graph, shape
             consts.append(ConstArray(f"input{k}", np.ascontiguousarray(data, np.float32).reshape(-1)))
     if len(consts) == 2:
         raise UnsupportedOpError(f"{node.describe()}: both operands are constant")
-    sa_s, sb_s = broadcast_strides(sa, out), broadcast_strides(sb, out)
-    # Merge away unit output axes so the rank fits MAX_DIMS.
-    keep = [i for i, d in enumerate(out) if d != 1] or [0]
-    out_k = tuple(out[i] for i in keep) if out else (1,)
-    sa_k = tuple(sa_s[i] for i in keep) if out else (0,)
-    sb_k = tuple(sb_s[i] for i in keep) if out else (0,)
-    if len(out_k) > MAX_DIMS:
-        raise UnsupportedOpError(f"{node.describe()}: more than {MAX_DIMS} non-unit dimensions are not supported")
-    pad = MAX_DIMS - len(out_k)
+    ndim, out_k, (sa_k, sb_k) = compact_axes(node.describe(), out, broadcast_strides(sa, out), broadcast_strides(sb, out))
     size = int(np.prod(out_k))
     same = int(tuple(sa) == out and tuple(sb) == out)
     lo, hi = activation(node)
-    params = BinaryParams(BINARY_OPS[op], size, same, len(out_k), out_k + (1,) * pad, sa_k + (0,) * pad, sb_k + (0,) * pad, lo, hi)
+    params = BinaryParams(BINARY_OPS[op], size, same, ndim, out_k, sa_k, sb_k, lo, hi)
     # Either activation with the output's shape can hold the result (a residual Add
     # accumulates into whichever operand dies here): element i reads only its element i.
     inplace = tuple(k for k, (name, shape) in enumerate(((a, sa), (b, sb))) if graph.const(name) is None and tuple(shape) == out)

@@ -12,7 +12,7 @@ from . import register, register_weights
 from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step, activation
 from .elementwise import binary_step
-from .shape_ops import MAX_DIMS, broadcast_strides, transpose_step
+from .shape_ops import broadcast_strides, compact_axes, transpose_step
 
 
 @dataclass(frozen=True)
@@ -138,15 +138,9 @@ def lower_matmul(node: Node, graph: Graph) -> Lowered:
     # element strides per batch axis: a batch item of A is one m x k matrix, of B one k x n
     a_strides = [m * k * v for v in broadcast_strides(sa[:-2], out)]
     b_strides = [k * n * v for v in broadcast_strides(sb[:-2], out)]
-    if not out:
-        out, a_strides, b_strides = (1,), [0], [0]
-    keep = [d for d, size in enumerate(out) if size != 1] or [0]  # unit batch axes add nothing
-    if len(keep) > MAX_DIMS:
-        raise UnsupportedOpError(f"{node.describe()}: more than {MAX_DIMS} batch dimensions are not supported")
-    pad = (0,) * (MAX_DIMS - len(keep))
+    ndim, batch, (a_strides, b_strides) = compact_axes(node.describe(), out, a_strides, b_strides, axes="batch dimensions")
     lo, hi = activation(node)
-    params = MatmulParams(m, k, n, len(keep), tuple(out[d] for d in keep) + (1,) * len(pad),
-                          tuple(a_strides[d] for d in keep) + pad, tuple(b_strides[d] for d in keep) + pad, lo, hi)
+    params = MatmulParams(m, k, n, ndim, batch, a_strides, b_strides, lo, hi)
     consts = tuple(ConstArray(f"input{i}", np.ascontiguousarray(t.data, np.float32).reshape(-1))
                    for i, t in enumerate((ta, tb)) if t.is_const)
     return Lowered([Step("matmul", node.name, (a, b), y, params, consts)])

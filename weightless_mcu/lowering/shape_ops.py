@@ -47,17 +47,24 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return strides[::-1]
 
 
+def compact_axes(where: str, out, *strides, axes: str = "non-unit dimensions"):
+    """The kernels' fixed-rank view of an index space: the non-unit axes of out (at least
+    one; a scalar is one axis of 1) and each operand's strides on them, padded to MAX_DIMS
+    (shape with 1, strides with 0). Returns (ndim, shape, [strides, ...])."""
+    if not len(out):
+        out, strides = (1,), tuple((0,) for _ in strides)
+    keep = [i for i, d in enumerate(out) if d != 1] or [0]
+    if len(keep) > MAX_DIMS:
+        raise UnsupportedOpError(f"{where}: more than {MAX_DIMS} {axes} are not supported")
+    pad = MAX_DIMS - len(keep)
+    return (len(keep), tuple(int(out[i]) for i in keep) + (1,) * pad,
+            [tuple(int(st[i]) for i in keep) + (0,) * pad for st in strides])
+
+
 def strided_copy_step(layer: str, x: str, y: str, out_shape, in_strides, offset: int = 0) -> Step:
     """y[i] = x[offset + i . in_strides], the one kernel behind Transpose and Slice."""
-    # Merge away unit output axes so small ranks stay within MAX_DIMS.
-    keep = [i for i, d in enumerate(out_shape) if d != 1] or [0]
-    out_shape = tuple(int(out_shape[i]) for i in keep)
-    in_strides = tuple(int(in_strides[i]) for i in keep)
-    if len(out_shape) > MAX_DIMS:
-        raise UnsupportedOpError(f"node '{layer}': more than {MAX_DIMS} non-unit dimensions are not supported")
-    pad = MAX_DIMS - len(out_shape)
-    params = TransposeParams(len(out_shape), int(offset), out_shape + (1,) * pad, in_strides + (0,) * pad)
-    return Step("transpose", layer, (x,), y, params)
+    ndim, shape, (strides,) = compact_axes(f"node '{layer}'", out_shape, in_strides)
+    return Step("transpose", layer, (x,), y, TransposeParams(ndim, int(offset), shape, strides))
 
 
 def transpose_step(layer: str, x: str, y: str, in_shape: tuple[int, ...], perm: tuple[int, ...]) -> Step:
