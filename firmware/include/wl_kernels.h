@@ -200,6 +200,22 @@ static inline float wl_clamp(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
+/* One step of a row-major walk over shape[0..last]: idx counts (last axis fastest),
+   *a and *b follow it through their per-axis strides (0 on broadcast axes). */
+static inline void wl_next_index(int32_t *idx, const int32_t *shape, int32_t last, int32_t *a, const int32_t *a_strides,
+                                 int32_t *b, const int32_t *b_strides)
+{
+    for (int32_t d = last; d >= 0; d--) {
+        *a += a_strides[d];
+        *b += b_strides[d];
+        if (++idx[d] < shape[d])
+            return;
+        *a -= a_strides[d] * shape[d];
+        *b -= b_strides[d] * shape[d];
+        idx[d] = 0;
+    }
+}
+
 /* The window taps t in [*t0, *t1) that land inside [0, limit): base + t * dil. */
 static inline void wl_valid_taps(int32_t base, int32_t k, int32_t dil, int32_t limit, int32_t *t0, int32_t *t1)
 {

@@ -33,15 +33,7 @@ int wl_binary_f32(const wl_binary_params_t *p, const float *a, const float *b, f
     const int32_t last = p->ndim - 1;
     for (int32_t i = 0; i < p->size; i++) {
         y[i] = wl_clamp(wl_binary_apply(p->op, a[ia], b[ib]), lo, hi);
-        for (int32_t d = last; d >= 0; d--) {
-            ia += p->a_strides[d];
-            ib += p->b_strides[d];
-            if (++idx[d] < p->out_shape[d])
-                break;
-            ia -= p->a_strides[d] * p->out_shape[d];
-            ib -= p->b_strides[d] * p->out_shape[d];
-            idx[d] = 0;
-        }
+        wl_next_index(idx, p->out_shape, last, &ia, p->a_strides, &ib, p->b_strides);
     }
     return WL_OK;
 }

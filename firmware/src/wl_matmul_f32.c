@@ -29,16 +29,7 @@ int wl_matmul_f32(const wl_matmul_params_t *p, const float *a, const float *b, f
             for (int32_t j = 0; j < N; j++)
                 yb[i * N + j] = wl_clamp(yb[i * N + j], p->act_min, p->act_max);
         }
-        /* next batch index, last axis fastest */
-        for (int32_t d = last; d >= 0; d--) {
-            a_off += p->a_strides[d];
-            b_off += p->b_strides[d];
-            if (++idx[d] < p->batch_shape[d])
-                break;
-            a_off -= p->a_strides[d] * p->batch_shape[d];
-            b_off -= p->b_strides[d] * p->batch_shape[d];
-            idx[d] = 0;
-        }
+        wl_next_index(idx, p->batch_shape, last, &a_off, p->a_strides, &b_off, p->b_strides);
     }
     return WL_OK;
 }
