@@ -17,7 +17,7 @@ from . import __version__
 from .api import Retraining, compile_model, init_config, log_progress, report, verify
 from .train.trainer import TrainConfig
 from .compress import make_settings
-from .errors import OptionError, WeightlessError
+from .errors import FitError, OptionError, WeightlessError
 from .frontend import parse_input_shapes
 from .outdir import write_file
 from .parts import PARTS, check_limits, make_limits
@@ -26,7 +26,7 @@ from .report_text import encoding_lines, limit_lines, size_lines
 from .targets import DEFAULT_TARGET, target_names
 
 EXIT_MISMATCH = 1
-EXIT_TOO_BIG = 4  # --flash-limit / --ram-limit / --part not met (as FitError)
+EXIT_TOO_BIG = FitError.exit_status  # --flash-limit / --ram-limit / --part not met
 EXIT_INTERNAL = 70
 
 
