@@ -76,7 +76,7 @@ def run_emx(emx: str, path: Path, name: str, samples: int, work: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, default=HERE.parent.parent / "shared" / "models" / "mlperf-tiny")
+    ap.add_argument("--models", type=Path, default=HERE.parent / "models" / "mlperf-tiny")
     ap.add_argument("--emx", default=shutil.which("emx-onnx-cgen"))
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--json", type=Path)

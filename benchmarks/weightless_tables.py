@@ -129,7 +129,7 @@ def convolutions(models: Path, tmp: Path) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=Path, default=HERE.parent.parent / "shared" / "models" / "mlperf-tiny")
+    ap.add_argument("--models", type=Path, default=HERE.parent / "models" / "mlperf-tiny")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
