@@ -60,9 +60,19 @@ def all_cases():
     return cases
 
 
+# What tests/c/wl_decode_dump.c writes per table after the decodes: queries past the
+# end give 0; a decode past the end, and a query, decode or fc kernel call on an
+# unknown kind of encoding, are refused (WL_ERR_ARG = -1; a query gives 0).
+CHECKS = np.array([0, 0, 0, -1, 0, -1, -1], np.float32)
+
+
 def expected(enc) -> np.ndarray:
     words = enc.table.query() if isinstance(enc, BloomierEncoding) else enc.indices
     return np.concatenate([words.astype(np.float32), enc.decode()])
+
+
+def expected_dump(cases) -> np.ndarray:
+    return np.concatenate([expected(e) for e in cases] + [CHECKS] * len(cases))
 
 
 def build_dump(tmp_path, target, cases, sanitize=False):
@@ -71,11 +81,11 @@ def build_dump(tmp_path, target, cases, sanitize=False):
     inc = tmp_path / "wl_decode_tables.inc"
     inc.write_text(f"{tables}\n#define WL_DUMP_TABLES {len(cases)}u\n"
                    f"static const wl_encoded_weights_t *const wl_dump_tables[] = {{{ptrs}}};\n")
-    total = int(sum(2 * e.positions for e in cases))
+    total = int(sum(2 * e.positions for e in cases)) + CHECKS.size * len(cases)
     header = ("int wl_decode_dump_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
               f"#define WL_HARNESS_OUTPUT_SIZE {max(total, 1)}\n#define WL_HARNESS_RUN(in, out) wl_decode_dump_run(in, out)\n")
     fw = firmware_dir()
-    sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c"]
+    sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c", fw / "src" / "wl_fc_encoded_f32.c"]
     elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header,
                       sanitize=sanitize)
     return elf, total
@@ -90,6 +100,8 @@ def run_cases(tmp_path, target, cases):
         got = out[start:start + want.size]
         start += want.size
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), f"case {i} ({enc.kind}) differs at {np.flatnonzero(got != want)[:5]}"
+    checks = out[start:].reshape(len(cases), CHECKS.size)
+    assert np.array_equal(checks, np.tile(CHECKS, (len(cases), 1))), checks
 
 
 def test_c_decode_matches_python_on_host(tmp_path):
@@ -113,3 +125,15 @@ def test_nbytes_is_what_lands_in_flash(tmp_path):
     for i, enc in enumerate(cases):
         linked = sum(size for name, (size, _) in syms.items() if name.startswith(f"wl_dump_t{i}_"))
         assert linked == enc.nbytes(), (i, linked, enc.nbytes())
+
+
+def test_block_size_cap_never_merges_dense_regions():
+    """The 16-bit cap on groups per block is applied before the search that keeps
+    every block within 1,024 words: capped afterwards, the 3,600 keys on each side
+    of the first natural block boundary fell into one block that no seed solves."""
+    groups, boundary = 400_000, 107_874  # the first block boundary for 7,200 keys among 400,000 groups
+    keys = np.arange(4 * boundary - 3600, 4 * boundary + 3600)
+    values = np.arange(keys.size) % 16 + 1
+    table = build_table(4 * groups, keys, values, 8)
+    assert np.array_equal(table.query(keys), values)
+    assert np.diff(table.block_word.astype(np.int64)).max() <= 1024

@@ -188,3 +188,44 @@ def test_compressed_compile_is_byte_identical_and_reported(tmp_path):
     assert {layer["encoding"] for layer in rep["layers"]} == {"bloomier"}  # every layer has >= 256 weights
     # The model's flash holds the tables, not the float32 weights.
     assert rep["flash_bytes"] < rep["weights_float32_bytes"] / 3
+
+
+def test_a_table_that_decodes_a_kept_key_wrongly_is_refused(monkeypatch):
+    """encode_indices checks every kept key against the table it built: a solver
+    fault must stop compression, not change the decoded model silently."""
+    import weightless_mcu.compress as comp
+    from weightless_mcu.compress.settings import LayerSettings
+
+    real = comp.build_table
+
+    def broken(*args, **kwargs):
+        table = real(*args, **kwargs)
+        table.words[0] ^= np.uint64(1)  # one flipped cell bit
+        return table
+
+    rng = np.random.default_rng(0)
+    indices = np.where(rng.random(4000) < 0.2, rng.integers(1, 17, 4000), 0).astype(np.uint32)
+    s = LayerSettings(encoding="bloomier", bits=8, clusters=16)
+    comp.encode_indices("fc", "w", indices, np.linspace(-1, 1, 16, dtype=np.float32), s, 7)  # the real solver passes
+    monkeypatch.setattr(comp, "build_table", broken)
+    with pytest.raises(RuntimeError, match="wrong index"):
+        comp.encode_indices("fc", "w", indices, np.linspace(-1, 1, 16, dtype=np.float32), s, 7)
+
+
+@pytest.mark.parametrize("encoding,bits", [("bloomier", 8), ("bloomier", 6), ("bloomier", 9), ("codebook", 8)])
+def test_every_fc_path_gives_onnxruntime_s_nan_for_a_zero_weight_times_inf(tmp_path, encoding, bits):
+    """A pruned (zero) weight times an infinite input is NaN in onnxruntime and the
+    dense kernel; the Bloomier paths that skip pruned positions must say the same."""
+    path = make_model(tmp_path / "m.onnx", [H("Gemm", ["x", "w", "b"], ["y"], transB=1)], {"x": [1, 64]}, {"y": [1, 18]},
+                      {"w": rand(18, 64), "b": rand(18, seed=1)})
+    x = rand(3, 64, seed=2)
+    x[0, 5], x[1, 40], x[2, 7] = np.inf, -np.inf, np.nan
+    np.savez(tmp_path / "x.npz", x=x)
+    np.savez(tmp_path / "finite.npz", x=rand(2, 64, seed=3))
+    comp = settings(density=0.3, clusters=8, bits=bits, encoding=encoding, min_positions=0)
+    res = verify(path, target="host", inputs=tmp_path / "x.npz", outputs=tmp_path / "y.npz", compression=comp)
+    y = np.load(tmp_path / "y.npz")["y"]
+    assert res["match"], res
+    assert np.isnan(y).any(axis=1).all()  # every sample has NaN outputs: the pruned positions of its Inf input
+    assert not np.isnan(y).all()  # not the whole output: some rows keep that input's weight (Inf, not NaN)
+    assert verify(path, target="host", inputs=tmp_path / "finite.npz", compression=comp)["match"]

@@ -185,3 +185,22 @@ def test_fused_relu_changes_nothing_but_speed(tmp_path):
     res = verify(path, target="host", samples=4, outputs=out)
     y = np.load(out)["y"]
     assert res["match"] and (y == 0).any() and (y >= 0).all()
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_of_large_and_shifted_inputs_is_exact_to_float32(tmp_path, op):
+    """ONNX's test_logsoftmax_large_number row (10000..10003): (x - max) must come before
+    log(sum), or the result is rounded at 10003's magnitude (-3.4404297 for -3.4401896).
+    Checked element by element against float64, not relative to the largest output;
+    and against large positive and negative offsets, where Softmax needs its max subtracted."""
+    path = make_model(tmp_path / "m.onnx", [H(op, ["x"], ["y"], axis=1)], {"x": [1, 4]}, {"y": [1, 4]})
+    base = np.array([0.0, 1.0, 2.0, 3.0])
+    x = np.stack([base + 10000.0, base - 10000.0, base + 200.0, base * 40.0]).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    assert verify(path, target="host", inputs=tmp_path / "x.npz", outputs=tmp_path / "y.npz")["match"]
+    got = np.load(tmp_path / "y.npz")["y"].astype(np.float64)
+    x64 = x.astype(np.float64)
+    shifted = x64 - x64.max(axis=1, keepdims=True)
+    log_sm = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    want = log_sm if op == "LogSoftmax" else np.exp(log_sm)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)

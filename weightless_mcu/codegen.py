@@ -205,8 +205,6 @@ def _array_lines(data: np.ndarray, ctype: str = "float") -> list[str]:
     flat = np.asarray(data).reshape(-1)
     if ctype == "float":
         lits, per_line = [c_float(v) for v in np.asarray(flat, np.float32).tolist()], 8
-    elif ctype == "uint8_t":
-        lits, per_line = [f"0x{v:02x}" for v in flat.astype(np.uint8).tolist()], 16
     else:
         lits, per_line = [f"0x{v:08x}u" for v in flat.astype(np.uint32).tolist()], 8
     return [", ".join(lits[i:i + per_line]) + "," for i in range(0, len(lits), per_line)]

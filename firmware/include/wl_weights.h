@@ -29,7 +29,9 @@ extern "C" {
 #define WL_ENC_BLOOMIER 2
 
 typedef struct wl_encoded_weights {
-    const uint8_t *cells;        /* packed indices or table cells (4-byte aligned) */
+    const uint32_t *cells;       /* packed indices or table cells: a little-endian bit stream held in 32-bit
+                                    words (bit i of the stream is bit i % 32 of word i / 32), so it reads
+                                    the same on any byte order */
     const uint32_t *block_word;  /* Bloomier: first word of each block, [blocks + 1] */
     const float *codebook;       /* [clusters] */
     uint32_t seed;
@@ -41,13 +43,15 @@ typedef struct wl_encoded_weights {
     uint8_t hashes;              /* Bloomier: location hashes, 2..4 */
 } wl_encoded_weights_t;
 
-/* The t-bit word stored at a position (Bloomier), or its index (codebook). */
+/* The t-bit word stored at a position (Bloomier), or its index (codebook);
+ * 0 (a zero weight) for a position outside [0, positions) or an unknown kind. */
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position);
 
 /* Bloomier: the 4t-bit word of group g (positions 4g .. 4g+3, lane i at bits [i*t, i*t+t)). */
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g);
 
-/* Decode weights [first, first + count) into out[0 .. count-1]. */
+/* Decode weights [first, first + count) into out[0 .. count-1]; WL_ERR_ARG (and
+ * nothing written) for a range outside the layer or an unknown kind. */
 int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out);
 
 #ifdef __cplusplus

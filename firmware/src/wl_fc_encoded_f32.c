@@ -6,20 +6,33 @@
  * block holds the four outputs' weights for one input, so a Bloomier table
  * with t <= 8 decodes a whole group with one hash and `hashes` word reads,
  * straight into the four accumulators, multiplying only non-zero weights.
- * Other encodings decode a chunk of positions into a small stack buffer. */
+ * Other encodings decode a chunk of positions into a small stack buffer.
+ * A row with an Inf or NaN input takes the decoding path too, so that a zero
+ * weight times Inf gives NaN there as it does in the dense kernel and in
+ * onnxruntime. */
 #include "wl_kernels.h"
 #include "wl_weights.h"
 #include "wl_bloomier_hash.h"
 
 #define WL_FC_CHUNK 64 /* positions decoded at a time: a multiple of WL_ROW_BLOCK */
 
-/* acc[i] += w[i] * x for the lanes whose word v is in 1..K (cb = codebook - 1). */
-#define WL_LANE(acc, v)                  \
-    do {                                 \
-        const uint32_t v_ = (v);         \
-        if (__builtin_expect(v_ - 1u < K1, 0)) \
-            acc += cb[v_] * xv;          \
+/* acc[i] += w[i] * x for the lanes whose word v is in 1..K (w = cb[v - 1]). */
+#define WL_LANE(acc, v)                        \
+    do {                                       \
+        const uint32_t i_ = (v) - 1u;          \
+        if (__builtin_expect(i_ < K1, 0))      \
+            acc += cb[i_] * xv;                \
     } while (0)
+
+/* No Inf or NaN among x[0 .. n-1]: x - x is 0 for every finite x, NaN otherwise,
+ * and NaN propagates through the sum (no libm call, no type punning). */
+static int wl_all_finite(const float *x, int32_t n)
+{
+    float s = 0.0f;
+    for (int32_t i = 0; i < n; i++)
+        s += x[i] - x[i];
+    return s == 0.0f;
+}
 
 /* Groups g0 .. g0+n-1 of one block: t = 8, `hashes` a constant after inlining. */
 static inline void wl_fc_groups8(const uint32_t *cells, uint32_t words, uint32_t salt, uint32_t g0, uint32_t n,
@@ -57,8 +70,8 @@ static void wl_fc_groups32(const uint32_t *cells, uint32_t t, uint32_t base, uin
 /* One row block: groups g0 .. g0+K-1, split at block boundaries. */
 static void wl_fc_block_bloomier(const wl_encoded_weights_t *e, uint32_t g0, const float *x, uint32_t K, float acc[4])
 {
-    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
-    const float *cb = e->codebook - 1;
+    const uint32_t *cells = e->cells;
+    const float *cb = e->codebook;
     const uint32_t K1 = e->clusters, t = e->bits;
     uint32_t k = 0;
     while (k < K) {
@@ -85,16 +98,17 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
                       float *y)
 {
     if (p == 0 || x == 0 || e == 0 || y == 0 || p->in_features < 1 || p->out_features < 1 || p->rows < 1 ||
-        (uint32_t)p->in_features * (uint32_t)p->out_features != e->positions)
+        (uint32_t)p->in_features * (uint32_t)p->out_features != e->positions ||
+        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
         return WL_ERR_ARG;
     const int32_t K = p->in_features, N = p->out_features;
     const int32_t full = N - N % WL_ROW_BLOCK;
     const float lo = p->act_min, hi = p->act_max;
-    const int stream = e->kind == WL_ENC_BLOOMIER && e->bits <= 8u;
     float buf[WL_FC_CHUNK];
     for (int32_t r = 0; r < p->rows; r++) {
         const float *xr = x + r * K;
         float *yr = y + r * N;
+        const int stream = e->kind == WL_ENC_BLOOMIER && e->bits <= 8u && wl_all_finite(xr, K);
         for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t first = (uint32_t)(n * K);
@@ -103,7 +117,10 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
             } else {
                 for (int32_t k0 = 0; k0 < K; k0 += WL_FC_CHUNK / WL_ROW_BLOCK) {
                     const int32_t kn = K - k0 < WL_FC_CHUNK / WL_ROW_BLOCK ? K - k0 : WL_FC_CHUNK / WL_ROW_BLOCK;
-                    wl_weights_decode_f32(e, first + (uint32_t)(k0 * WL_ROW_BLOCK), (uint32_t)(kn * WL_ROW_BLOCK), buf);
+                    const int status =
+                        wl_weights_decode_f32(e, first + (uint32_t)(k0 * WL_ROW_BLOCK), (uint32_t)(kn * WL_ROW_BLOCK), buf);
+                    if (status != WL_OK)
+                        return status;
                     for (int32_t k = 0; k < kn; k++) {
                         const float xv = xr[k0 + k];
                         acc[0] += buf[4 * k] * xv;
@@ -121,7 +138,9 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
             const uint32_t first = (uint32_t)(n * K);
             for (int32_t k0 = 0; k0 < K; k0 += WL_FC_CHUNK) {
                 const int32_t kn = K - k0 < WL_FC_CHUNK ? K - k0 : WL_FC_CHUNK;
-                wl_weights_decode_f32(e, first + (uint32_t)k0, (uint32_t)kn, buf);
+                const int status = wl_weights_decode_f32(e, first + (uint32_t)k0, (uint32_t)kn, buf);
+                if (status != WL_OK)
+                    return status;
                 for (int32_t k = 0; k < kn; k++)
                     a += buf[k] * xr[k0 + k];
             }

@@ -1,5 +1,5 @@
 /* Softmax along one axis, float32: y = exp(x - max) / sum; with p->log,
- * LogSoftmax: y = x - max - log(sum). */
+ * LogSoftmax: y = (x - max) - log(sum). */
 #include <math.h>
 
 #include "wl_kernels.h"
@@ -20,9 +20,11 @@ int wl_softmax_f32(const wl_softmax_params_t *p, const float *x, float *y)
             if (p->log) {
                 for (int32_t k = 0; k < n; k++)
                     sum += expf(xs[k * inner] - m);
-                const float shift = m + logf(sum);
+                /* (x - max) first: max + log(sum) rounded at the inputs' magnitude
+                 * would lose the small differences between large inputs. */
+                const float lsum = logf(sum);
                 for (int32_t k = 0; k < n; k++)
-                    ys[k * inner] = xs[k * inner] - shift;
+                    ys[k * inner] = (xs[k * inner] - m) - lsum;
                 continue;
             }
             for (int32_t k = 0; k < n; k++) {

@@ -6,7 +6,7 @@
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
 {
     const uint32_t t = e->bits, n = 4u * t;
-    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
+    const uint32_t *cells = e->cells;
     const uint32_t blk = g / e->block_groups;
     const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
     const uint32_t salt = wl_bl_salt(e->seed, words);
@@ -26,10 +26,14 @@ uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
 
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position)
 {
+    if (e == 0 || position >= e->positions)
+        return 0u;
     const uint32_t t = e->bits;
     const uint32_t lane_mask = (1u << t) - 1u;
     if (e->kind == WL_ENC_CODEBOOK)
-        return wl_read32((const uint32_t *)(const void *)e->cells, position * t) & lane_mask;
+        return wl_read32(e->cells, position * t) & lane_mask;
+    if (e->kind != WL_ENC_BLOOMIER)
+        return 0u;
     return (uint32_t)(wl_bloomier_group(e, position >> 2) >> ((position & 3u) * t)) & lane_mask;
 }
 
@@ -40,18 +44,17 @@ static inline float wl_codebook_value(const wl_encoded_weights_t *e, uint32_t v)
 
 int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out)
 {
-    if (e == 0 || out == 0 || first + count > e->positions || first + count < first)
+    if (e == 0 || out == 0 || first + count > e->positions || first + count < first ||
+        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
         return WL_ERR_ARG;
     const uint32_t t = e->bits, end = first + count;
     const uint32_t lane_mask = (1u << t) - 1u;
-    const uint32_t *cells = (const uint32_t *)(const void *)e->cells;
+    const uint32_t *cells = e->cells;
     if (e->kind == WL_ENC_CODEBOOK) {
         for (uint32_t p = first; p < end; p++)
             out[p - first] = wl_codebook_value(e, wl_read32(cells, p * t) & lane_mask);
         return WL_OK;
     }
-    if (e->kind != WL_ENC_BLOOMIER)
-        return WL_ERR_ARG;
     uint32_t p = first;
     while (p < end) {
         /* The groups of one block at a time: its word range and salt are fixed. */

@@ -149,6 +149,10 @@ def encode_indices(name: str, tensor: str, indices: np.ndarray, codebook: np.nda
             keys = np.flatnonzero(keep)
             table = build_table(n, keys, indices[keys], s.bits, hashes=s.hashes, cells_per_key=s.cells_per_key, seed=seed)
             words = table.query()
+            wrong = np.flatnonzero(words[keys] != indices[keys])
+            if wrong.size:  # a solver fault would silently change the decoded model
+                raise RuntimeError(f"layer '{name}': the Bloomier table returns the wrong index at {wrong.size} of its "
+                                   f"{keys.size} kept positions (first: position {int(keys[wrong[0]])})")
             fp = int(np.count_nonzero((words[~keep] >= 1) & (words[~keep] <= codebook.size)))
             options.append(BloomierEncoding(table, codebook, kept, fp, words))
     if s.encoding == "bloomier":

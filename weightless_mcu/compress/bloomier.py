@@ -1,7 +1,8 @@
 """The Bloomier table: {position -> t-bit word} for the kept weights only.
 
-Layout (the firmware's wl_bloomier.c reads the same, and a test proves the two
-decodes agree bit for bit on every position):
+Layout (the firmware reads the same: firmware/include/wl_bloomier_hash.h and
+firmware/src/wl_weights_decode.c; a test proves the two decodes agree bit for
+bit on every position):
 
 - Keys are weight positions in the order the kernel walks them. Position p
   belongs to group g = p >> 2, lane i = p & 3: four consecutive positions share
@@ -40,7 +41,7 @@ from ..hostbuild import shared_library
 M32 = np.uint64(0xFFFFFFFF)
 MAX_WORDS_PER_BLOCK = 1024
 LANES = 4
-# Hash constants (the same in firmware/src/wl_bloomier.c).
+# Hash constants (the same in firmware/include/wl_bloomier_hash.h).
 H1, H2, MASK1, MASK2, SALT = 0x9E3779B1, 0x85EBCA6B, 0x27D4EB2F, 0x165667B1, 0x61C88647
 
 
@@ -176,11 +177,13 @@ def _choose_block_groups(groups: int, key_groups: np.ndarray, cells_per_key: flo
         return max(1, groups)
     target_cells = 2000
     per_group = n / groups
-    g_size = max(1, int(target_cells / cells_per_key / per_group))
+    # The 16-bit cap comes first: capping after the loop below could merge two
+    # dense regions that the loop had kept in separate blocks.
+    g_size = min(max(1, int(target_cells / cells_per_key / per_group)), groups, 0xFFFF)
     limit = int(LANES * MAX_WORDS_PER_BLOCK / (cells_per_key * 1.08))
     while g_size > 1 and np.bincount(key_groups // g_size).max() > limit:
         g_size = max(1, g_size * 3 // 4)
-    return min(g_size, groups, 0xFFFF)
+    return g_size
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

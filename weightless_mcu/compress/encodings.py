@@ -20,10 +20,16 @@ STRUCT_BYTES = 32
 ENC_CODEBOOK, ENC_BLOOMIER = 1, 2
 
 
+def stream_words(packed: np.ndarray) -> np.ndarray:
+    """A packed little-endian bit stream (uint8, a whole number of 32-bit words) as
+    the uint32 words the firmware reads: bit i is bit i % 32 of word i / 32."""
+    return packed.view("<u4").astype(np.uint32)
+
+
 @dataclass(frozen=True)
 class CArray:
     suffix: str
-    ctype: str  # "uint8_t", "uint32_t" or "float"
+    ctype: str  # "uint32_t" or "float"
     data: np.ndarray
 
 
@@ -70,7 +76,7 @@ class CodebookEncoding:
         return padded_stream_bytes(self.positions * self.bits) + 4 * int(self.codebook.size) + STRUCT_BYTES
 
     def c_arrays(self) -> list[CArray]:
-        return [CArray("cells", "uint8_t", self.packed()), CArray("codebook", "float", self.codebook)]
+        return [CArray("cells", "uint32_t", stream_words(self.packed())), CArray("codebook", "float", self.codebook)]
 
     def c_fields(self) -> dict:
         return {"kind": ENC_CODEBOOK, "bits": self.bits, "clusters": int(self.codebook.size), "hashes": 0, "seed": 0,
@@ -103,7 +109,7 @@ class BloomierEncoding:
         return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + 4 * int(self.codebook.size) + STRUCT_BYTES
 
     def c_arrays(self) -> list[CArray]:
-        return [CArray("cells", "uint8_t", self.table.packed_cells()), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
+        return [CArray("cells", "uint32_t", stream_words(self.table.packed_cells())), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
                 CArray("codebook", "float", self.codebook)]
 
     def c_fields(self) -> dict:
