@@ -8,7 +8,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .ir import Graph
-from .passes import ACT
+from .op_semantics import ACT
 
 
 def _attr_value(v):

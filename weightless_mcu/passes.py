@@ -14,10 +14,9 @@ from onnx.reference import ReferenceEvaluator
 from .errors import ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
 from .ir import Graph, Node, Tensor
+from .op_semantics import ACT, activation
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
 
-# Attribute under which a fused activation travels: (low, high) clamp bounds.
-ACT = "wl_activation"
 # Ops whose kernels can clamp their own outputs.
 _FUSABLE_PRODUCERS = {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "BatchNormalization"}
 
@@ -304,7 +303,7 @@ def fuse_activations(graph: Graph) -> None:
             continue
         if prev.op == "MatMul" and graph.const(prev.inputs[1]) is None:
             continue
-        lo0, hi0 = prev.attrs.get(ACT, (float("-inf"), float("inf")))
+        lo0, hi0 = activation(prev)
         prev.attrs[ACT] = (max(lo0, bounds[0]), min(hi0, bounds[1]))
         prev.outputs = list(act.outputs)
         graph.nodes.remove(act)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir import Graph, Node, Tensor
-from ..lowering.step import activation
+from ..op_semantics import activation
 
 _UNARY = {
     "Relu": lambda v, n: np.maximum(v, 0),

@@ -7,9 +7,10 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import activation, spatial_pads
 from . import register, register_weights
 from .layout import WeightLayout
-from .step import ConstArray, Lowered, Step, activation
+from .step import ConstArray, Lowered, Step
 
 
 @dataclass(frozen=True)
@@ -31,25 +32,6 @@ class ConvParams:
     group: int
     act_min: float
     act_max: float
-
-
-def spatial_pads(node: Node, in_hw, out_hw, k_hw, strides, dils) -> list[int]:
-    """Begin pads per spatial axis, auto_pad resolved from the output shape."""
-    auto = node.attrs.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
-    nd = len(in_hw)
-    if auto in ("NOTSET", ""):
-        pads = list(node.attrs.get("pads", [0] * 2 * nd))
-        if any(p < 0 for p in pads):
-            raise UnsupportedOpError(f"{node.describe()}: negative pads are not supported")
-        return pads[:nd]
-    if auto == "VALID":
-        return [0] * nd
-    begins = []
-    for i, o, k, s, d in zip(in_hw, out_hw, k_hw, strides, dils):
-        total = max(0, (o - 1) * s + (k - 1) * d + 1 - i)
-        begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
-    return begins
 
 
 def conv_params(node: Node, graph: Graph) -> ConvParams:

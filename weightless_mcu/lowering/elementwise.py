@@ -8,9 +8,10 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import activation
 from . import register
 from .shape_ops import broadcast_strides, compact_axes
-from .step import ConstArray, Lowered, Step, activation
+from .step import ConstArray, Lowered, Step
 
 BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
 UNARY_OPS = {"Sigmoid": 1, "Tanh": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5}

@@ -8,9 +8,10 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import activation
 from . import register, register_weights
 from .layout import WeightLayout
-from .step import ConstArray, Lowered, Step, activation
+from .step import ConstArray, Lowered, Step
 from .elementwise import binary_step
 from .shape_ops import broadcast_strides, compact_axes, transpose_step
 

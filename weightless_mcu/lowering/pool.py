@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import spatial_pads
 from . import register
-from .conv import spatial_pads
 from .step import Lowered, Step
 
 POOL_MAX, POOL_AVG = 0, 1

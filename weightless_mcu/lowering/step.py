@@ -5,10 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..passes import ACT
-
-NO_ACT = (float("-inf"), float("inf"))
-
 
 @dataclass(frozen=True)
 class ConstArray:
@@ -42,10 +38,6 @@ class Lowered:
     steps: list[Step]
     # Intermediate tensors the lowering introduced: name -> shape.
     new_tensors: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-def activation(node) -> tuple[float, float]:
-    return node.attrs.get(ACT, NO_ACT)
 
 
 def c_float(x: float) -> str:

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..passes import ACT
+from ..op_semantics import ACT, spatial_pads
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,6 @@ class Window:
 
 
 def _window(node: Node, graph: Graph, kernel: tuple[int, ...]) -> Window:
-    from ..lowering.conv import spatial_pads
-
     xs, ys = graph.tensors[node.inputs[0]].shape, graph.tensors[node.outputs[0]].shape
     nd = len(xs) - 2
     strides = list(node.attrs.get("strides", [1] * nd))

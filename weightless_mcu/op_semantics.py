@@ -1,0 +1,40 @@
+"""What ONNX ops mean, where more than one stage needs it: the fused activation
+that passes attach to a producer and lowering, training and channel cutting
+all apply; and how a convolution's or pooling window's padding resolves.
+
+This module sits below passes, lowering, compress and train, and imports none
+of them: each stage reads these facts here instead of from another stage.
+"""
+from __future__ import annotations
+
+from .errors import UnsupportedOpError
+from .ir import Node
+
+# Node attribute under which a fused activation travels: (low, high) clamp bounds.
+ACT = "wl_activation"
+NO_ACT = (float("-inf"), float("inf"))
+
+
+def activation(node: Node) -> tuple[float, float]:
+    """The clamp bounds a node applies to its output (none: -inf, inf)."""
+    return node.attrs.get(ACT, NO_ACT)
+
+
+def spatial_pads(node: Node, in_hw, out_hw, k_hw, strides, dils) -> list[int]:
+    """Begin pads per spatial axis of a Conv, ConvTranspose or pooling node,
+    auto_pad resolved from the output shape (SAME_UPPER puts the odd pad at the end)."""
+    auto = node.attrs.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    nd = len(in_hw)
+    if auto in ("NOTSET", ""):
+        pads = list(node.attrs.get("pads", [0] * 2 * nd))
+        if any(p < 0 for p in pads):
+            raise UnsupportedOpError(f"{node.describe()}: negative pads are not supported")
+        return pads[:nd]
+    if auto == "VALID":
+        return [0] * nd
+    begins = []
+    for i, o, k, s, d in zip(in_hw, out_hw, k_hw, strides, dils):
+        total = max(0, (o - 1) * s + (k - 1) * d + 1 - i)
+        begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
+    return begins
