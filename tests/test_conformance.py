@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from weightless_mcu import conformance
-
 from weightless_mcu.lowering import supported_ops
+
+from .conftest import REPO
 
 OPS = set(conformance.SCOPE) | set(supported_ops())
 
@@ -65,3 +68,48 @@ def test_command_writes_the_table_and_json(tmp_path, capsys):
 def test_unknown_target_is_one_clear_error(capsys):
     assert conformance.main(["--ops", "Relu", "--target", "cortex-m99"]) == 4
     assert "unknown target 'cortex-m99'" in capsys.readouterr().err
+
+
+def test_no_case_recorded_as_passing_is_refused_or_fails_now(host_outcomes):
+    """docs/conformance.json records each case's outcome (written by the command in
+    docs/CONFORMANCE.md). A refusal is a skip, so a lowering that starts refusing
+    what it handled (strided Conv, say) shows here, not as a quiet drop in a count."""
+    recorded = json.loads((REPO / "docs" / "conformance.json").read_text())["cases"]
+    now = {o.case: o for o in host_outcomes}
+    lost = sorted(f"{c}: {now[c].status} ({now[c].reason})" if c in now else f"{c}: not run"
+                  for c, s in recorded.items() if s == "passed" and (c not in now or now[c].status != "passed"))
+    assert not lost
+    assert sum(s == "passed" for s in recorded.values()) >= 250
+
+
+def _relu_of_constant_case():
+    """y = x + Relu(c): Relu of an initializer is folded at compile time."""
+    c = np.array([[-1.0, 2.0, -3.0, 4.0]], np.float32)
+    x = np.array([[0.5, 0.5, 0.5, 0.5]], np.float32)
+    graph = helper.make_graph([helper.make_node("Relu", ["c"], ["r"]), helper.make_node("Add", ["x", "r"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(c, "c")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return conformance.DirCase("relu_of_constant", model, [([x], [x + np.maximum(c, 0)])])
+
+
+def test_an_exception_while_folding_is_a_failure_not_a_refusal(tmp_path, monkeypatch):
+    import weightless_mcu.passes as passes
+
+    case = _relu_of_constant_case()
+    assert conformance.run_case(case, "host", tmp_path).status == "passed"
+
+    def broken(*_):
+        raise ValueError("evaluator bug")
+
+    monkeypatch.setattr(passes, "_evaluate", broken)
+    outcome = conformance.run_case(case, "host", tmp_path)
+    assert outcome.status == "failed" and "could not be evaluated" in outcome.reason
+
+
+def test_the_command_fails_when_a_case_fails(monkeypatch, capsys):
+    monkeypatch.setattr(conformance, "run", lambda *_: [conformance.Outcome("t", "Relu", "passed"),
+                                                        conformance.Outcome("u", "Relu", "failed", "differs")])
+    assert conformance.main(["--ops", "Relu", "-q"]) == 1
+    assert "failed: u: differs" in capsys.readouterr().out

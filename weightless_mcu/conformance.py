@@ -26,12 +26,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .errors import FitError, WeightlessError
+from .errors import FitError, ModelLoadError, OptionError, ShapeError, UnsupportedOpError, WeightlessError
 from .lowering import supported_ops
 from .targets import get_target
 from .passes import REMOVED_OPS
 
 RTOL, ATOL = 1e-3, 1e-5
+# The errors that refuse a model cleanly: the case is skipped with their sentence as the reason.
+REFUSALS = (UnsupportedOpError, ShapeError, ModelLoadError, OptionError, FitError)
 # The float32 ops the firmware is meant to cover (the default selection, with every supported op).
 SCOPE = ("Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
          "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "LogSoftmax",
@@ -168,8 +170,9 @@ def _run_with_inputs(tc, target: str, work: Path, op: str, model: onnx.ModelProt
     try:
         verify(path, target=target, inputs=work / f"{name}_in.npz", outputs=out, tolerance=1.0)
     except WeightlessError as exc:
-        # unsupported by design or too big for the board: skipped; anything else failed
-        status = "skipped" if exc.exit_status in (2, 3) or isinstance(exc, FitError) else "failed"
+        # A clean refusal (unsupported by design, or too big for the board) is a skip;
+        # anything else (a constant that could not be folded, a build or run failure) failed.
+        status = "skipped" if isinstance(exc, REFUSALS) else "failed"
         return Outcome(name, op, status, str(exc).splitlines()[0][:160])
     except Exception as exc:
         what = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", help="comma-separated op types (default: the supported ops and the planned float32 set)")
     ap.add_argument("--all", action="store_true", help="every node test case, whatever its op")
     ap.add_argument("--target", default="host")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="write the per-op counts and each case's status")
     ap.add_argument("--markdown", type=Path, help="write the table and the grouped skip reasons as Markdown")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -262,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if o.status != "passed":
             print(f"{o.status}: {o.case}: {o.reason}")
     if args.json:
+        summary["cases"] = {o.case: o.status for o in sorted(outcomes, key=lambda o: o.case)}
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     if args.markdown:
         args.markdown.write_text(markdown(outcomes))

@@ -20,6 +20,15 @@ class UnsupportedOpError(WeightlessError):
     exit_status = 3
 
 
+class FoldError(WeightlessError):
+    """A node whose inputs are all constant could not be evaluated at compile time.
+    For the command line it is one more model we cannot compile (status 3); the
+    conformance run counts it as a failure, not a refusal, since the ops it folds
+    are meant to work."""
+
+    exit_status = 3
+
+
 class ShapeError(WeightlessError):
     """A shape is symbolic, missing or inconsistent."""
 

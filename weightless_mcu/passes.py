@@ -11,7 +11,7 @@ import onnx
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from .errors import ShapeError, UnsupportedOpError
+from .errors import FoldError, ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
 from .ir import Graph, Node, Tensor
 from .op_semantics import ACT, activation
@@ -142,7 +142,7 @@ def fold_constants(graph: Graph) -> None:
                 try:
                     outs = _evaluate(graph, node)
                 except Exception as exc:
-                    raise UnsupportedOpError(f"{node.describe()} has constant inputs but could not be evaluated: {exc}") from None
+                    raise FoldError(f"{node.describe()} has constant inputs but could not be evaluated: {exc}") from None
                 for name, arr in zip(node.outputs, outs):
                     if name:
                         arr = np.asarray(arr)
