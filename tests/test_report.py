@@ -117,9 +117,10 @@ def _chromium_flags(tmp_path):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
 def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
-    page = tmp_path / "report.html"
-    proc = run("report", compiled, "--html", page, "--part", "STM32F411", "-q")
+    page, js = tmp_path / "report.html", tmp_path / "report.json"
+    proc = run("report", compiled, "--html", page, "--json", js, "--part", "STM32F411", "-q")
     assert proc.returncode == 0, proc.stderr
+    res = json.loads(js.read_text())
     text = page.read_text()
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "<script" not in text  # self-contained
     flags = _chromium_flags(tmp_path)
@@ -129,6 +130,15 @@ def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
     # the browser parsed the page: the bars, the tables and the verdicts are in its DOM
     assert html.count('class="seg-table"') == 2 and html.count('class="seg-code"') == 1 and html.count('class="ratio"') == 2
     assert "Flash per layer" in html and "Compression per layer" in html and "STM32F411RE" in html and ">OK<" in html
+    # the numbers on the page are the report's: totals, each step's flash, each layer's bytes and ratio, the limits
+    assert f"<th>{res['flash_bytes']:,}</th>" in html and f"<b>{res['compression_ratio']:.1f}x</b>" in html
+    for step in res["steps"]:
+        assert re.search(rf"<td>{re.escape(step['kernel'])}</td>(<td>[0-9,]*</td>)*<td>{step['flash_bytes']:,}</td></tr>", html), step
+    for layer in res["layers"]:
+        assert f"<td>{layer['bytes']:,}</td><td>{layer['float32_bytes'] / layer['bytes']:.1f}x</td>" in html, layer
+    for row in res["limits"]["rows"]:
+        assert f"<td>{row['used_bytes']:,}</td><td>{row['limit_bytes']:,}</td>" in html, row
+    assert f"Arena {res['arena_bytes']:,} B" in html
     shot = tmp_path / "shot.png"
     subprocess.run([CHROMIUM, *flags, "--window-size=1000,1400", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
