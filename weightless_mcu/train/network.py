@@ -40,6 +40,7 @@ class Network:
         self.output = graph.outputs[0]
         self._producer = graph.producers()
         self.input_grads = False  # gradients of the model's inputs (only tests want them)
+        self.dtype = np.float32  # of every activation; the gradient checks run in float64
 
     # -- parameters ---------------------------------------------------------------
     def set_values(self, name: str, value: np.ndarray) -> None:
@@ -126,7 +127,7 @@ class Network:
             c = (axes, keep, ins[0].shape)
         else:
             raise UnsupportedOpError(f"{node.describe()}: retraining does not support op {op}")
-        y = np.asarray(y, np.float32)
+        y = np.asarray(y, self.dtype)
         y, act = ops.apply_act(node, y)
         return y, (c, act)
 
@@ -201,7 +202,7 @@ class Network:
             g = dy if keep else np.expand_dims(dy, axes)
             if op == "ReduceMean":
                 g = g / np.prod([shape[a] for a in axes])
-            return [np.broadcast_to(g, shape).astype(np.float32)] + [None] * (len(ins) - 1)
+            return [np.broadcast_to(g, shape).astype(dy.dtype)] + [None] * (len(ins) - 1)
         raise UnsupportedOpError(f"{node.describe()}: no backward for op {op}")
 
 

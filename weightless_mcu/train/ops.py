@@ -69,7 +69,7 @@ def _scatter_windows(dwin: np.ndarray, shape: tuple[int, ...], w: Window) -> np.
     """Sum [N, C, kh, kw, OH, OW] window gradients back into the input [N, C, H, W]."""
     n, c, h, wd = shape
     t, l, b, r = w.pad
-    dxp = np.zeros((n, c, h + t + b, wd + l + r), np.float32)
+    dxp = np.zeros((n, c, h + t + b, wd + l + r), dwin.dtype)
     for ky in range(w.k_h):
         y0 = ky * w.dil_h
         for kx in range(w.k_w):
@@ -111,7 +111,7 @@ def conv_forward(node: Node, graph: Graph, x: np.ndarray, w: np.ndarray, b: np.n
     y = np.matmul(w_g, cols_g).reshape(m, n, win.out_h, win.out_w).transpose(1, 0, 2, 3)
     if b is not None:
         y = y + b.reshape(1, -1, 1, 1)
-    y = np.ascontiguousarray(y, np.float32)
+    y = np.ascontiguousarray(y, x.dtype)
     if one_d:
         y = y[:, :, 0, :]
     return y, (cols_g, w_g, x4.shape, win, group, one_d, w.shape)
@@ -126,7 +126,7 @@ def conv_backward(cache, dy: np.ndarray, need_dx: bool = True):
     dw = np.matmul(dy_g, cols_g.transpose(0, 2, 1)).reshape(wshape)
     db = dy4.sum(axis=(0, 2, 3))
     if not need_dx:  # e.g. the model's input
-        return None, dw.astype(np.float32), db.astype(np.float32)
+        return None, dw.astype(dy.dtype), db.astype(dy.dtype)
     dcols = np.matmul(w_g.transpose(0, 2, 1), dy_g)  # G, cg*kh*kw, N*P
     cg = xshape[1] // group
     dwin = dcols.reshape(group, cg, win.k_h, win.k_w, n, win.out_h, win.out_w).transpose(4, 0, 1, 2, 3, 5, 6)
@@ -134,7 +134,7 @@ def conv_backward(cache, dy: np.ndarray, need_dx: bool = True):
     dx = _scatter_windows(dwin, xshape, win)
     if one_d:
         dx = dx[:, :, 0, :]
-    return dx, dw.astype(np.float32), db.astype(np.float32)
+    return dx, dw.astype(dy.dtype), db.astype(dy.dtype)
 
 
 def pool_forward(node: Node, graph: Graph, x: np.ndarray):
@@ -174,7 +174,7 @@ def pool_forward(node: Node, graph: Graph, x: np.ndarray):
             ones = _windows(_pad(np.ones((1, 1) + x4.shape[2:], np.float32), win), win)[0, 0].sum(axis=(0, 1))
         y = cols.sum(axis=(2, 3)) / ones
         cache = ("avg", ones, x4.shape, win, one_d)
-    y = y.astype(np.float32)
+    y = y.astype(x.dtype)
     return (y[:, :, 0, :] if one_d else y), cache
 
 
@@ -183,7 +183,7 @@ def pool_backward(cache, dy: np.ndarray):
     dy4 = dy[:, :, None, :] if one_d else dy
     taps = win.k_h * win.k_w
     if kind == "tiles":
-        dx = np.empty(xshape, np.float32)
+        dx = np.empty(xshape, dy.dtype)
         for i, sel in enumerate(aux):
             ky, kx = divmod(i, win.k_w)
             dx[:, :, ky::win.k_h, kx::win.k_w] = sel * dy4
