@@ -21,6 +21,7 @@ def host_outcomes():
     return conformance.run(OPS, "host", lambda _: None)
 
 
+@pytest.mark.slow
 def test_node_cases_pass_on_the_host(host_outcomes):
     summary = conformance.summarize(host_outcomes)["ops"]
     failed = [f"{o.case}: {o.reason}" for o in host_outcomes if o.status == "failed"]
@@ -41,6 +42,7 @@ def test_node_cases_pass_on_the_host(host_outcomes):
     assert training.status == "skipped" and "training-mode Dropout" in training.reason  # random: refused, not bypassed
 
 
+@pytest.mark.slow
 def test_node_cases_pass_under_qemu(host_outcomes):
     """The same cases as firmware on cortex-m4: every case that passes on the host passes,
     except those whose tensors do not fit the board's RAM (a 1000x1000 pooling input)."""
@@ -70,6 +72,7 @@ def test_unknown_target_is_one_clear_error(capsys):
     assert "unknown target 'cortex-m99'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_no_case_recorded_as_passing_is_refused_or_fails_now(host_outcomes):
     """docs/conformance.json records each case's outcome (written by the command in
     docs/CONFORMANCE.md). A refusal is a skip, so a lowering that starts refusing

@@ -77,7 +77,7 @@ def test_fragment_lists_exactly_the_library_sources(make_build):
     assert cmake_listed == on_disk
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed")
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake is not installed (scripts/install.sh installs it)")
 def test_cmake_add_subdirectory_build_runs_under_qemu(make_build, expected, tmp_path):
     build = tmp_path / "cmake"
     cfg = subprocess.run(["cmake", "-S", str(EXAMPLE), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={EXAMPLE / 'arm-none-eabi.cmake'}",

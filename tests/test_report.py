@@ -115,7 +115,7 @@ def _chromium_flags(tmp_path):
             f"--user-data-dir={tmp_path / 'profile'}"]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (scripts/install.sh installs it)")
 def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
     page, js = tmp_path / "report.html", tmp_path / "report.json"
     proc = run("report", compiled, "--html", page, "--json", js, "--part", "STM32F411", "-q")
@@ -146,7 +146,7 @@ def test_html_report_renders_in_headless_chromium(compiled, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000  # a blank page compresses to a few KB
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium package is not installed (scripts/install.sh installs it)")
 def test_verify_html_shows_accuracy_and_instructions(tmp_path):
     import numpy as np
 
