@@ -67,10 +67,13 @@ SMALL = {
 @pytest.mark.parametrize("case", sorted(SMALL))
 @pytest.mark.parametrize("bits", [5, 8, 11])
 def test_small_conv_models(tmp_path, case, target, bits):
+    """Bloomier tables of t < 8, t = 8 and t > 8 behind each compressed conv kernel
+    (forced: auto would store these small layers as codebooks whatever t is)."""
     path = _conv_model(tmp_path / "m.onnx", **dict(SMALL[case]))
-    res = verify(path, target=target, samples=2, compression=settings(density=0.4, clusters=7, bits=bits, min_positions=0))
+    res = verify(path, target=target, samples=2,
+                 compression=settings(density=0.4, clusters=7, bits=bits, min_positions=0, encoding="bloomier"))
     assert res["match"], res["max_rel_error"]
-    assert res["layers"][0]["encoding"] in ("bloomier", "codebook")
+    assert (res["layers"][0]["encoding"], res["layers"][0]["bits"]) == ("bloomier", bits)
 
 
 @pytest.mark.parametrize("encoding", ["bloomier", "codebook"])
@@ -229,3 +232,23 @@ def test_every_fc_path_gives_onnxruntime_s_nan_for_a_zero_weight_times_inf(tmp_p
     assert np.isnan(y).any(axis=1).all()  # every sample has NaN outputs: the pruned positions of its Inf input
     assert not np.isnan(y).all()  # not the whole output: some rows keep that input's weight (Inf, not NaN)
     assert verify(path, target="host", inputs=tmp_path / "finite.npz", compression=comp)["match"]
+
+
+@pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7", "cortex-m33"])
+def test_compressed_model_on_every_core(tmp_path, target):
+    """A conv + fc model with Bloomier tables at t = 8 (the fc fast path), t = 5 and t = 11
+    and a codebook layer, as firmware on the cores other than the m4 (soft float on the m3)."""
+    nodes = [H("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1]), H("Relu", ["c"], ["r"]), H("Flatten", ["r"], ["f"]),
+             H("Gemm", ["f", "w2", "b2"], ["h"], transB=1), H("Relu", ["h"], ["hr"]),
+             H("Gemm", ["hr", "w3", "b3"], ["g"], transB=1), H("Gemm", ["g", "w4"], ["y"], transB=1)]
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 2, 6, 6]}, {"y": None},
+                      {"w1": rand(8, 2, 3, 3, seed=1), "b1": rand(8, seed=2), "w2": rand(40, 288, seed=3, scale=0.1),
+                       "b2": rand(40, seed=4), "w3": rand(24, 40, seed=5), "b3": rand(24, seed=6), "w4": rand(10, 24, seed=7)})
+    from weightless_mcu.compress.settings import CompressionSettings, LayerSettings
+
+    comp = CompressionSettings(defaults=LayerSettings(density=0.4, clusters=7, min_positions=0, bits=8, encoding="bloomier"),
+                               layers={"w1": {"bits": 5}, "w3": {"bits": 11}, "w4": {"encoding": "codebook"}})
+    res = verify(path, target=target, samples=2, compression=comp)
+    assert res["match"] and res["target"] == target, res["max_rel_error"]
+    assert [(layer["encoding"], layer["bits"]) for layer in res["layers"]] == [
+        ("bloomier", 5), ("bloomier", 8), ("bloomier", 11), ("codebook", 3)]

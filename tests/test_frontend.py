@@ -26,12 +26,19 @@ def test_external_data_model(tmp_path):
 
 
 def test_opset_11_model_is_upgraded(tmp_path):
-    # Opset 11: Softmax flattens from axis 1; after upgrade it is one axis, same result for 2-D.
+    """Opset 11: Softmax flattens from its axis (here 1 of [1, 3, 4]: one softmax over all 12
+    values); from opset 13 it is along that one axis. The upgraded model must keep opset 11's
+    meaning: checked against numpy, not only against onnxruntime."""
     path = make_model(tmp_path / "m.onnx", [H("Clip", ["x", "lo", "hi"], ["c"]), H("Softmax", ["c"], ["y"], axis=1)],
-                      {"x": [1, 10]}, {"y": [1, 10]}, {"lo": np.array(-1, np.float32), "hi": np.array(1, np.float32)}, opset=11)
+                      {"x": [1, 3, 4]}, {"y": [1, 3, 4]}, {"lo": np.array(-1, np.float32), "hi": np.array(1, np.float32)}, opset=11)
     model, graph = load_model(path)
     assert graph.opset >= 13
-    assert verify(path, target="host", samples=2)["match"]
+    x = rand(2, 3, 4, seed=3) * 2
+    np.savez(tmp_path / "x.npz", x=x)
+    assert verify(path, target="host", inputs=tmp_path / "x.npz", outputs=tmp_path / "y.npz")["match"]
+    c = np.clip(x, -1, 1).reshape(2, 12).astype(np.float64)
+    want = (np.exp(c) / np.exp(c).sum(axis=1, keepdims=True)).reshape(2, 3, 4)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["y"], want, rtol=1e-5)
 
 
 def test_passes_fold_batchnorm_and_fuse_relu(tmp_path):

@@ -1,0 +1,73 @@
+"""Instruction counts under QEMU are exact: a probe whose run function executes a
+known number of instructions (nops, and a two-instruction loop taken as often as
+its input says) gives counts that differ by exactly the instructions added,
+between two builds and between samples of one run, and the same counts again;
+and each count equals what the disassembly says is executed between the two
+markers: the harness's call (argument set-up, bl, saving the status) and the
+run function's straight-line instructions plus the loop's extra passes."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from weightless_mcu.qemu import run_firmware
+from weightless_mcu.targets import get_target
+from weightless_mcu.toolchain import build_image
+
+from .conftest import REPO
+
+
+def _probe(tmp_path, target: str, nops: int):
+    header = ("int wl_count_probe_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
+              "#define WL_HARNESS_OUTPUT_SIZE 1\n#define WL_HARNESS_RUN(in, out) wl_count_probe_run(in, out)\n"
+              f'#define WL_PROBE_NOPS "{nops}"\n')
+    build = tmp_path / f"build-{target}-{nops}"
+    return build_image(get_target(target), build, [REPO / "tests" / "c" / "wl_count_probe.c"], [build], header)
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_counts_differ_by_exactly_the_instructions_added(tmp_path, target):
+    loops = np.array([[1.0], [2.0 ** 4], [2.0 ** 104]], np.float32)  # the loop taken 1, 5 and 105 times
+    counts = {}
+    for nops in (10, 1010):
+        elf = _probe(tmp_path, target, nops)
+        run = run_firmware(elf, get_target(target), loops, 1, model="probe")
+        assert np.array_equal(run.outputs[:, 0], loops[:, 0])
+        counts[nops] = run.instructions
+        assert run_firmware(elf, get_target(target), loops, 1, model="probe").instructions == run.instructions  # repeatable
+    for c in counts.values():
+        assert c[1] - c[0] == 2 * 4 and c[2] - c[1] == 2 * 100  # subs + bne per extra pass of the loop
+    assert [b - a for a, b in zip(counts[10], counts[1010])] == [1000, 1000, 1000]
+
+
+def _static_counts(elf) -> tuple[int, int]:
+    """(instructions of main strictly between the last bl to the begin marker and the bl
+    to the end marker, instructions of the probe's run function), from objdump."""
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+
+    def body(fn):
+        block = re.search(rf"^[0-9a-f]+ <{fn}>:\n(.*?)(?:\n\n|\Z)", dis, re.S | re.M).group(1)
+        return [line for line in block.splitlines() if re.match(r"\s+[0-9a-f]+:\t[0-9a-f ]+\t", line)]
+
+    main = body("main")
+    begin = max(i for i, line in enumerate(main) if "<wlh_count_begin>" in line)
+    end = next(i for i in range(begin, len(main)) if "<wlh_count_end>" in main[i])
+    assert any("<wl_count_probe_run>" in line for line in main[begin:end])
+    run = body("wl_count_probe_run")
+    ret = next(i for i, line in enumerate(run) if re.search(r"\tbx\tlr|\tpop\t\{.*pc\}", line))
+    run = run[:ret + 1]  # what follows the return is alignment padding, never executed
+    assert sum("\tbne" in line for line in run) == 1 and sum("\tnop" in line for line in run) == 10
+    assert not any(re.search(r"\tbl\t|\tb\.n\t|\tb\.w\t|\tc?bn?z", line) for line in run)  # straight-line but the loop
+    return end - begin - 1, len(run)
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_counts_equal_the_disassembly(tmp_path, target):
+    elf = _probe(tmp_path, target, 10)
+    loops = np.array([[1.0], [2.0], [2.0 ** 29]], np.float32)  # 1, 2 and 30 times
+    call, run = _static_counts(elf)
+    got = run_firmware(elf, get_target(target), loops, 1, model="probe").instructions
+    assert got == [call + run + 2 * (k - 1) for k in (1, 2, 30)]
