@@ -11,6 +11,7 @@ from weightless_mcu import verify
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+pytestmark = pytest.mark.slow  # the whole sweep; tests/test_exporters.py keeps a few exports in the quick run
 F = torch.nn.functional
 
 
@@ -208,7 +209,6 @@ def _export(tmp_path, name, exporter, opset=None, dynamic_batch=False):
     return path
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("opset", OPSETS)
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
 @pytest.mark.parametrize("name", sorted(MODELS))
