@@ -160,13 +160,30 @@ def test_backward_matches_finite_differences(tmp_path, case, passes):
                                    err_msg=f"{case}: gradient of {name}")
 
 
-def test_float32_training_stays_float32(tmp_path):
-    net, _, shape = _net(tmp_path, "conv_relu", passes=True)
+@pytest.mark.parametrize("passes", [False, True], ids=["as_loaded", "after_passes"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forward_matches_onnxruntime_and_float32_stays_float32(tmp_path, case, passes):
+    """The forward itself against an outside reference (a wrong forward with a consistent
+    backward passes the finite differences); in float32, as in training, every output and
+    gradient stays float32."""
+    import onnxruntime as ort
+
+    net, _, shape = _net(tmp_path, case, passes)
+    batch = 1 if case == "gemm_transA_beta" else 2
+    x = np.random.default_rng(1).standard_normal((batch, *shape[1:])).astype(np.float32)
+    if case == "div_of_constant":
+        x = np.sign(x) * (np.abs(x) + 0.5)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    want = np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(batch)]) if batch > 1 else sess.run(None, {"x": x})[0]
+    got64 = net.forward({"x": x.astype(np.float64)})[0][net.output]
+    np.testing.assert_allclose(got64, want, rtol=1e-5, atol=1e-6, err_msg=case)
     net.dtype = np.float32
     for name in list(net.values):
         if net.values[name].dtype == np.float64:
             net.values[name] = net.values[name].astype(np.float32)
-    env, tape = net.forward({"x": np.ones((2, *shape[1:]), np.float32)}, keep=True)
+    env, tape = net.forward({"x": x}, keep=True)
     assert env[net.output].dtype == np.float32
-    pgrads = net.backward(tape, {net.output: np.ones(env[net.output].shape, np.float32)})
-    assert all(g.dtype == np.float32 for g in pgrads.values())
+    np.testing.assert_allclose(env[net.output], want, rtol=1e-4, atol=1e-5, err_msg=case)
+    grads = {net.output: np.ones(env[net.output].shape, np.float32)}
+    pgrads = net.backward(tape, grads)
+    assert all(g.dtype == np.float32 for g in [*pgrads.values(), grads["x"]]), case

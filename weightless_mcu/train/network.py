@@ -214,7 +214,7 @@ def _unary_forward(node: Node, ins: list):
             float(ins[1]) if len(ins) > 1 and ins[1] is not None else -np.inf,
             float(ins[2]) if len(ins) > 2 and ins[2] is not None else np.inf)
         y = np.clip(x, lo, hi)
-        return y, ((y > lo) & (y < hi)).astype(np.float32)
+        return y, ((y > lo) & (y < hi)).astype(x.dtype)
     if op == "Sigmoid":
         y = 1.0 / (1.0 + np.exp(-x))
         return y, y * (1 - y)
@@ -223,11 +223,11 @@ def _unary_forward(node: Node, ins: list):
         return y, 1 - y * y
     if op == "LeakyRelu":
         a = node.attrs.get("alpha", 0.01)
-        return np.where(x < 0, a * x, x), np.where(x < 0, a, 1.0).astype(np.float32)
+        return np.where(x < 0, a * x, x), np.where(x < 0, a, 1.0).astype(x.dtype)
     if op == "HardSigmoid":
         a, b = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
         z = a * x + b
-        return np.clip(z, 0, 1), ((z > 0) & (z < 1)) * a
+        return np.clip(z, 0, 1), (((z > 0) & (z < 1)) * a).astype(x.dtype)  # a Python float: keep x's dtype
     r = np.clip(x / 6 + 0.5, 0, 1)  # HardSwish
     return x * r, r + x * ((x > -3) & (x < 3)) / 6
 
