@@ -95,6 +95,26 @@ CASES.update({
     "clip_min_only_after_conv": ([H("Conv", ["x", "w"], ["c"]), H("Clip", ["c", "lo"], ["y"])], {"x": [1, 2, 4, 4]},
                                  {"w": rand(3, 2, 3, 3, seed=17), "lo": np.array(-0.2, np.float32)}),
 })
+CASES.update({
+    "gemm_no_bias": ([H("Gemm", ["x", "w"], ["y"], transB=1)], {"x": [1, 5]}, {"w": rand(3, 5, seed=20)}),
+    "matmul_batched_constant": ([H("MatMul", ["x", "w"], ["y"])], {"x": [1, 2, 3, 4]}, {"w": rand(2, 4, 5, seed=21)}),
+    "softmax_default_axis_3d": ([H("Softmax", ["x"], ["y"])], {"x": [1, 3, 4]}, {}),
+    "log_softmax_default_axis_3d": ([H("LogSoftmax", ["x"], ["y"])], {"x": [1, 3, 4]}, {}),
+    "reduce_mean_default_axes": ([H("ReduceMean", ["x"], ["y"])], {"x": [1, 3, 4]}, {}),
+    "reduce_mean_keepdims": ([H("ReduceMean", ["x"], ["y"], axes=[1])], {"x": [1, 3, 4]}, {}),
+    "clip_max_only": ([H("Clip", ["x", "", "hi"], ["y"])], {"x": [1, 8]}, {"hi": np.array(0.3, np.float32)}),
+    "conv_clip": ([H("Conv", ["x", "w"], ["c"]), H("Clip", ["c", "lo", "hi"], ["y"])], {"x": [1, 2, 4, 4]},
+                  {"w": rand(3, 2, 3, 3, seed=22), "lo": np.array(-1.0, np.float32), "hi": np.array(1.5, np.float32)}),
+    "maxpool_tiles_odd_height": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], {"x": [1, 2, 7, 8]}, {}),
+    "maxpool_1d_tiles": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2], strides=[2])], {"x": [1, 2, 8]}, {}),
+    "maxpool_pads_all_negative": ([H("Sub", ["x", "c"], ["n"]), H("MaxPool", ["n"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
+                                                                  pads=[1, 1, 1, 1])], {"x": [1, 2, 5, 5]},
+                                  {"c": np.array(20.0, np.float32)}),
+    "softmax_shifted_far": ([H("Add", ["x", "c"], ["s"]), H("Softmax", ["s"], ["y"], axis=1)], {"x": [1, 6]},
+                            {"c": np.array(400.0, np.float32)}),
+    "softmax_rows_far_apart": ([H("Mul", ["x", "c"], ["s"]), H("Softmax", ["s"], ["y"], axis=2)], {"x": [1, 3, 4]},
+                               {"c": np.array([[1.0], [1.0], [300.0]], np.float32)}),
+})
 CASES["gemm_transA_beta"] = ([H("Gemm", ["x", "w", "b"], ["y"], transA=1, beta=2.5, alpha=0.5)], {"x": [1, 6]},
                              {"w": rand(1, 4, seed=18), "b": rand(6, 4, seed=19)})
 # ops whose backward takes the gradient of a constant operand as well as of the activation
@@ -132,7 +152,7 @@ def test_backward_matches_finite_differences(tmp_path, case, passes):
     net, wanted, shape = _net(tmp_path, case, passes)
     rng = np.random.default_rng(0)
     batch = 1 if case == "gemm_transA_beta" else 2  # transA reads the batch axis as the features
-    x = rng.standard_normal((batch, *shape[1:]))
+    x = 3 * rng.standard_normal((batch, *shape[1:]))  # wide enough to reach every piece of HardSwish, HardSigmoid, Clip
     if case == "div_of_constant":
         x = np.sign(x) * (np.abs(x) + 0.5)  # away from the pole
     _, env, _ = _loss(net, x, 0)
@@ -170,7 +190,7 @@ def test_forward_matches_onnxruntime_and_float32_stays_float32(tmp_path, case, p
 
     net, _, shape = _net(tmp_path, case, passes)
     batch = 1 if case == "gemm_transA_beta" else 2
-    x = np.random.default_rng(1).standard_normal((batch, *shape[1:])).astype(np.float32)
+    x = (3 * np.random.default_rng(1).standard_normal((batch, *shape[1:]))).astype(np.float32)
     if case == "div_of_constant":
         x = np.sign(x) * (np.abs(x) + 0.5)
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
@@ -187,3 +207,93 @@ def test_forward_matches_onnxruntime_and_float32_stays_float32(tmp_path, case, p
     grads = {net.output: np.ones(env[net.output].shape, np.float32)}
     pgrads = net.backward(tape, grads)
     assert all(g.dtype == np.float32 for g in [*pgrads.values(), grads["x"]]), case
+
+
+def _conv_chain(tmp_path):
+    nodes = [H("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), H("Relu", ["c1"], ["r"]),
+             H("Conv", ["r", "w2", "b2"], ["c2"]), H("Flatten", ["c2"], ["f"]), H("Gemm", ["f", "w3", "b3"], ["g"], transB=1),
+             H("MatMul", ["g", "w4"], ["y"])]
+    inits = {"w1": rand(3, 2, 3, 3, seed=1), "b1": rand(3, seed=2), "w2": rand(2, 3, 3, 3, seed=3), "b2": rand(2, seed=4),
+             "w3": rand(4, 2 * 3 * 3, seed=5), "b3": rand(4, seed=6), "w4": rand(4, 3, seed=7)}
+    path = make_model(tmp_path / "chain.onnx", nodes, {"x": [1, 2, 5, 5]}, {"y": None}, inits)
+    _, graph = load_model(path)
+    return Network(graph)
+
+
+def test_parameters_constraints_and_partial_forward(tmp_path):
+    net = _conv_chain(tmp_path)
+    assert net.params == ["w1", "b1", "w2", "b2", "w3", "b3", "w4"] and net.dtype == np.float32
+    x = np.ones((2, 2, 5, 5), np.float32)
+    env, _ = net.forward({"x": x})
+    assert env[net.output].dtype == np.float32  # the default: training runs in float32
+    env, tape = net.forward({"x": x}, upto="r", keep=True)
+    assert "r" in env and "c2" not in env and [n.op for n, _, _ in tape] == ["Conv", "Relu"]
+    net.set_values("w4", np.arange(12, dtype=np.float64).reshape(12))
+    assert net.values["w4"].dtype == np.float32 and net.values["w4"].shape == (4, 3)
+    before = net.values["w3"].copy()
+    net.constrain("w3", Constraint())  # free: the values stay
+    assert np.array_equal(net.values["w3"], before)
+    mask = np.arange(before.size).reshape(before.shape) % 3 == 0
+    net.constrain("w3", Constraint("masked", mask=mask))
+    assert np.array_equal(net.values["w3"], np.where(mask, before, 0))
+    index = (np.arange(before.size) % 4).reshape(before.shape)
+    net.constrain("w3", Constraint("shared", index=index, codebook=np.array([0.5, -1.0, 2.0], np.float32)))
+    assert np.array_equal(net.values["w3"], np.array([0.0, 0.5, -1.0, 2.0], np.float32)[index])
+    assert net.values["w3"].dtype == np.float32
+
+
+def test_gradients_reach_the_first_layer_without_input_gradients(tmp_path):
+    """Training asks for no gradient of the model's input: the first conv skips its dx,
+    every layer's parameters still get theirs, equal to those with input gradients."""
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    results = []
+    for input_grads in (False, True):
+        net = _conv_chain(tmp_path)
+        net.input_grads = input_grads
+        env, tape = net.forward({"x": x}, keep=True)
+        grads = {net.output: np.ones(env[net.output].shape, np.float32)}
+        pgrads = net.backward(tape, grads)
+        assert sorted(pgrads) == sorted(net.params)
+        assert all(g.dtype == np.float32 for g in pgrads.values())
+        assert ("x" in grads) == input_grads
+        results.append(pgrads)
+    for name in results[0]:
+        np.testing.assert_allclose(results[0][name], results[1][name], rtol=1e-6, err_msg=name)
+
+
+def test_retraining_refuses_what_it_cannot_train_with_clear_errors(tmp_path):
+    from weightless_mcu.errors import UnsupportedOpError
+
+    path = make_model(tmp_path / "erf.onnx", [H("Relu", ["x"], ["r"]), H("Pad", ["r", "p"], ["y"])], {"x": [1, 4]}, {"y": None},
+                      {"p": np.array([0, 1, 0, 1], np.int64)})
+    _, graph = load_model(path)
+    with pytest.raises(UnsupportedOpError, match=r"retraining does not support op Pad; it supports .*Conv.*Gemm"):
+        Network(graph)
+    path = make_model(tmp_path / "t.onnx", [H("Transpose", ["x"], ["y"], perm=[1, 0])], {"x": [1, 4]}, {"y": None})
+    _, graph = load_model(path)
+    with pytest.raises(UnsupportedOpError, match="keep the batch axis first"):
+        Network(graph).forward({"x": np.ones((2, 4), np.float32)})
+
+
+def test_max_pool_gives_each_output_s_gradient_to_one_input_even_on_ties(tmp_path):
+    """After a Relu most windows tie at 0: each output's gradient goes to exactly one
+    input of its window (the first maximum), never to several."""
+    path = make_model(tmp_path / "m.onnx", [H("Relu", ["x"], ["r"]), H("MaxPool", ["r"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+                      {"x": [1, 3, 6, 6]}, {"y": None})
+    _, graph = load_model(path)
+    net = Network(graph)
+    net.input_grads = True
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32) - 1.0  # mostly negative: ties at 0
+    env, tape = net.forward({"x": x}, keep=True)
+    dy = np.random.default_rng(1).standard_normal(env["y"].shape).astype(np.float32)
+    grads = {"y": dy}
+    net.backward(tape, grads)
+    # the gradient reaching the Relu's output, tile by tile
+    _, cache, _ = tape[1]
+    from weightless_mcu.train import ops
+
+    dr = ops.pool_backward(cache[0], dy)
+    tiles = dr.reshape(2, 3, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 3, 3, 3, 4)
+    assert np.array_equal(np.count_nonzero(tiles, axis=-1), np.ones((2, 3, 3, 3), int) * (dy != 0))
+    np.testing.assert_allclose(tiles.sum(axis=-1), dy, rtol=1e-6)
+    assert (env["r"] == 0).reshape(2, 3, 3, 2, 3, 2).all(axis=(3, 5)).any()  # some tiles really tie
