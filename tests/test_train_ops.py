@@ -110,6 +110,11 @@ CASES.update({
     "maxpool_pads_all_negative": ([H("Sub", ["x", "c"], ["n"]), H("MaxPool", ["n"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
                                                                   pads=[1, 1, 1, 1])], {"x": [1, 2, 5, 5]},
                                   {"c": np.array(20.0, np.float32)}),
+    "maxpool_begin_pad_tiles": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 0, 0])],
+                                {"x": [1, 2, 6, 6]}, {}),
+    "maxpool_tiles_odd_width": ([H("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])], {"x": [1, 2, 8, 7]}, {}),
+    "matmul_two_activations": ([H("Tanh", ["x"], ["t"]), H("MatMul", ["x", "t"], ["y"])], {"x": [1, 3, 3]}, {}),
+    "clip_no_bounds": ([H("Clip", ["x"], ["y"])], {"x": [1, 5]}, {}),
     "softmax_shifted_far": ([H("Add", ["x", "c"], ["s"]), H("Softmax", ["s"], ["y"], axis=1)], {"x": [1, 6]},
                             {"c": np.array(400.0, np.float32)}),
     "softmax_rows_far_apart": ([H("Mul", ["x", "c"], ["s"]), H("Softmax", ["s"], ["y"], axis=2)], {"x": [1, 3, 4]},
@@ -267,12 +272,30 @@ def test_retraining_refuses_what_it_cannot_train_with_clear_errors(tmp_path):
     path = make_model(tmp_path / "erf.onnx", [H("Relu", ["x"], ["r"]), H("Pad", ["r", "p"], ["y"])], {"x": [1, 4]}, {"y": None},
                       {"p": np.array([0, 1, 0, 1], np.int64)})
     _, graph = load_model(path)
-    with pytest.raises(UnsupportedOpError, match=r"retraining does not support op Pad; it supports .*Conv.*Gemm"):
+    with pytest.raises(UnsupportedOpError, match=r"retraining does not support op Pad; it supports Add, AveragePool, "
+                                                 r"BatchNormalization, Clip, Conv, Div"):
         Network(graph)
-    path = make_model(tmp_path / "t.onnx", [H("Transpose", ["x"], ["y"], perm=[1, 0])], {"x": [1, 4]}, {"y": None})
+    for attrs in ({"perm": [1, 0]}, {}):  # without perm, Transpose reverses the axes: the batch axis too
+        path = make_model(tmp_path / "t.onnx", [H("Transpose", ["x"], ["y"], **attrs)], {"x": [1, 4]}, {"y": None})
+        _, graph = load_model(path)
+        with pytest.raises(UnsupportedOpError, match="keep the batch axis first"):
+            Network(graph).forward({"x": np.ones((2, 4), np.float32)})
+    path = make_model(tmp_path / "r.onnx", [H("Reshape", ["x", "s"], ["y"])], {"x": [1, 4]}, {"y": None},
+                      {"s": np.array([2, 2], np.int64)})
     _, graph = load_model(path)
-    with pytest.raises(UnsupportedOpError, match="keep the batch axis first"):
-        Network(graph).forward({"x": np.ones((2, 4), np.float32)})
+    with pytest.raises(UnsupportedOpError, match=r"needs a batch axis first; tensor 'y' has shape \(2, 2\)"):
+        Network(graph).forward({"x": np.ones((3, 4), np.float32)})
+
+
+def test_a_weight_read_by_two_layers_is_one_parameter(tmp_path):
+    path = make_model(tmp_path / "m.onnx", [H("Gemm", ["x", "w"], ["h"], transB=1), H("Gemm", ["h", "w"], ["y"], transB=1)],
+                      {"x": [1, 4]}, {"y": None}, {"w": rand(4, 4)})
+    _, graph = load_model(path)
+    net = Network(graph)
+    assert net.params == ["w"]
+    env, tape = net.forward({"x": np.ones((2, 4), np.float32)}, keep=True)
+    pgrads = net.backward(tape, {net.output: np.ones(env[net.output].shape, np.float32)})
+    assert list(pgrads) == ["w"]  # both uses' gradients summed into one
 
 
 def test_max_pool_gives_each_output_s_gradient_to_one_input_even_on_ties(tmp_path):
