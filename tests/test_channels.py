@@ -105,3 +105,85 @@ def test_one_shot_compression_cuts_channels_and_the_firmware_agrees(model_path):
     assert any("3 of 6 output channels kept" in line for line in log)
     original = 4 * (6 * 9 + 6 + 8 * 6 * 9 + 8 + 12 * 32 + 12 + 5 * 12 + 5)
     assert res["weights_float32_bytes"] == original
+
+
+def _cut_and_compare(path, layer, drop, x):
+    """Zero the dropped channels' weights, remove them, and check onnxruntime gives the same outputs."""
+    _, g = load_model(path)
+    run_passes(g)
+    node = next(n for n in g.nodes if n.name == layer)
+    chain = channel_chain(g, node)
+    assert chain is not None
+    w = g.tensors[node.inputs[1]].data.copy()
+    w[drop] = 0
+    g.tensors[node.inputs[1]].data = w
+    before = run(g, x)
+    keep = np.ones(w.shape[0], bool)
+    keep[drop] = False
+    removed = remove_channels(g, chain, keep)
+    assert removed > 0 and g.tensors[node.inputs[1]].shape[0] == w.shape[0] - len(drop)
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    return g
+
+
+def test_removing_channels_through_a_reshape_of_a_1d_conv(tmp_path):
+    """Conv1d -> Relu -> Reshape (a constant target) -> Gemm: the Reshape's target shrinks with the channels."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Reshape", ["r", "s"], ["f"], name="reshape"),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1, name="fc")]
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 2, 7]}, {"y": [1, 3]},
+                      {"w1": rand(5, 2, 3, seed=1), "b1": rand(5, seed=2), "s": np.array([1, 35], np.int64),
+                       "w2": rand(3, 35, seed=3), "b2": rand(3, seed=4)})
+    g = _cut_and_compare(path, "conv", [1, 3], rand(1, 2, 7, seed=5))
+    reshape = next(n for n in g.nodes if n.op == "Reshape")
+    assert list(g.const(reshape.inputs[1])) == [1, 21]
+
+
+def test_removing_channels_of_layers_without_bias(tmp_path):
+    """A producer without bias (its removed channels output 0) and a consumer without bias
+    (the constants of a producer with bias become the consumer's new bias)."""
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], name="conv"), helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["h"], transB=1, name="fc1"),
+             helper.make_node("Gemm", ["h", "w3"], ["y"], transB=1, name="fc2")]
+    path = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 2, 4, 4]}, {"y": [1, 3]},
+                      {"w1": rand(4, 2, 3, 3, seed=1), "w2": rand(6, 16, seed=2), "b2": np.abs(rand(6, seed=3)) + 0.5,
+                       "w3": rand(3, 6, seed=4)})
+    x = rand(1, 2, 4, 4, seed=5)
+    _cut_and_compare(path, "conv", [0, 2], x)
+    g = _cut_and_compare(path, "fc1", [1, 4], x)
+    fc2 = next(n for n in g.nodes if n.name == "fc2")
+    assert len(fc2.inputs) == 3 and g.const(fc2.inputs[2]).shape == (3,)  # the folded constants, as a new bias
+
+
+def test_chains_through_ops_that_are_not_plain_are_refused(model_path):
+    lenet(model_path)
+    for change in ({"conv1": {"group": 2}}, {"fc1": {"alpha": 2.0}}, {"fc1": {"transA": 1}}, {"fc1": {"beta": 0.5}},
+                   {"fc2": {"alpha": 2.0}}):
+        _, g = load_model(model_path)
+        run_passes(g)
+        nodes = {n.name: n for n in g.nodes}
+        (name, attrs), = change.items()
+        nodes[name].attrs.update(attrs)
+        producer = {"conv1": "conv1", "fc1": "fc1", "fc2": "fc1"}[name]
+        assert channel_chain(g, nodes[producer]) is None, change
+    # a padded average pool between the layers: the constant channel would not stay constant
+    for attrs in ({"pads": [1, 1, 1, 1]}, {"auto_pad": "SAME_UPPER"}):
+        _, g = load_model(model_path)
+        run_passes(g)
+        nodes = {n.name: n for n in g.nodes}
+        assert channel_chain(g, nodes["conv2"]) is not None
+        nodes["pool2"].attrs.update(attrs)
+        assert channel_chain(g, nodes["conv2"]) is None, attrs
+
+
+def test_a_channel_mask_must_keep_some_channels_of_the_right_count(model_path):
+    lenet(model_path)
+    _, g = load_model(model_path)
+    run_passes(g)
+    chain = channel_chain(g, next(n for n in g.nodes if n.name == "conv2"))
+    g.tensors["w2"].data[:] = 0
+    for keep in (np.zeros(8, bool), np.ones(7, bool)):
+        with pytest.raises(OptionError, match="must keep some of its 8 channels"):
+            remove_channels(g, chain, keep)
