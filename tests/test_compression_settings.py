@@ -1,0 +1,138 @@
+"""Compression settings (options over a TOML config, typed, validated), the config
+that init-config writes, the per-layer report of each encoding, and the choice of
+the smallest encoding, float32 included."""
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+
+from weightless_mcu.compress import encode_indices, make_settings
+from weightless_mcu.compress.prune import kmeans_1d
+from weightless_mcu.compress.settings import LayerSettings, config_text
+from weightless_mcu.errors import OptionError
+
+
+def test_options_over_the_config_file_typed_and_validated(tmp_path):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[defaults]\ndensity = 0.25\nclusters = 8.0\nbits = 6\nprune = "global"\n'
+                   '[layers."conv 1"]\nbits = 9\nencoding = "codebook"\n[layers.fc]\ndensity = 1\n')
+    s = make_settings({"clusters": 12, "hashes": None}, cfg)
+    assert s.prune == "global"
+    assert (s.defaults.density, s.defaults.clusters, s.defaults.bits, s.defaults.hashes) == (0.25, 12, 6, 4)
+    assert isinstance(s.defaults.clusters, int)
+    assert s.layers == {"conv 1": {"bits": 9, "encoding": "codebook"}, "fc": {"density": 1.0}}
+    assert isinstance(s.layers["fc"]["density"], float)
+    conv = s.for_layer("conv 1", "w1")
+    assert (conv.bits, conv.encoding, conv.density, conv.clusters) == (9, "codebook", 0.25, 12)
+    assert s.for_layer("other", "fc").density == 1.0  # a table may name the tensor as well as the node
+    assert make_settings({"prune": "layer"}, cfg).prune == "layer"  # the command line wins
+    assert make_settings({}) is None and make_settings({"density": None}) is None
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("[defaults]\ndensity = 0.5\n[extra]\na = 1\n", "unknown section(s) extra; use [defaults] and [layers.NAME]"),
+    ("[defaults]\ncolour = 1\n", "[defaults]: unknown setting 'colour' (known: bits, cells_per_key, channels"),
+    ("[defaults]\nclusters = 2.5\n", "[defaults]: setting 'clusters' has a bad value 2.5"),
+    ("[defaults]\nclusters = true\n", "setting 'clusters' has a bad value True"),
+    ("[layers]\nfc = 3\n", "[layers] entries must be tables, like [layers.\"fc\"]"),
+    ("[layers.fc]\nbits = \"many\"\n", "[layers.fc]: setting 'bits' has a bad value 'many'"),
+    ("[defaults]\ndensity = 0\n", "compression settings: density must be in (0, 1], not 0.0"),
+    ("[defaults]\nprune = \"some\"\n", "prune must be 'layer' or 'global', not 'some'"),
+    ("[defaults\n", "is not valid TOML"),
+])
+def test_config_errors_name_the_file_section_and_setting(tmp_path, text, needle):
+    cfg = tmp_path / "w.toml"
+    cfg.write_text(text)
+    with pytest.raises(OptionError) as err:
+        make_settings({}, cfg)
+    assert needle in str(err.value)
+
+
+def test_a_missing_config_file_and_a_bad_option(tmp_path):
+    with pytest.raises(OptionError, match=r"--config .*nope.toml: No such file"):
+        make_settings({}, tmp_path / "nope.toml")
+    with pytest.raises(OptionError, match="--min-positions: setting 'min_positions' has a bad value 'x'"):
+        make_settings({"min_positions": "x"})
+
+
+def test_the_written_config_is_valid_toml_with_every_default():
+    defaults = LayerSettings(density=0.3, bits=7)
+    text = config_text("net", [("conv 1", "Conv", 54), ("fc", "Gemm", 30000)], defaults)
+    parsed = tomllib.loads(text)
+    assert parsed["defaults"] == {**LayerSettings(density=0.3, bits=7).__dict__, "prune": "layer"}
+    assert parsed["layers"] == {"conv 1": {}, "fc": {}}
+    lines = text.splitlines()
+    assert lines[0].startswith("# Compression settings for net:")
+    assert '[layers."conv 1"]  # Conv, 54 weights (below min_positions: stays dense)' in lines
+    assert '[layers."fc"]  # Gemm, 30,000 weights' in lines
+    comments = [line.index("#") for line in lines if line and line[0].isalpha() and "=" in line]
+    assert len(set(comments)) == 1  # the comments line up
+    assert "# density = 0.3" in lines and "# clusters = 16" in lines
+
+
+def _indices(n, density, clusters, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < density, rng.integers(1, clusters + 1, n), 0).astype(np.uint32)
+
+
+def test_each_encoding_s_report_row():
+    idx = _indices(4000, 0.2, 8)
+    book = np.linspace(-1, 1, 8, dtype=np.float32)
+    kept = int((idx > 0).sum())
+    enc, r = encode_indices("fc", "w", idx, book, LayerSettings(bits=6, clusters=8, encoding="bloomier"), 5)
+    assert (r.name, r.tensor, r.encoding, r.positions, r.kept, r.clusters, r.bits) == ("fc", "w", "bloomier", 4000, kept, 8, 6)
+    assert r.cells == enc.table.cells and r.cells_per_key == round(r.cells / kept, 4)
+    assert r.false_positives == int(np.count_nonzero(enc.decode()[idx == 0])) > 0
+    assert (r.bytes, r.float32_bytes) == (enc.nbytes(), 16000) and enc.kept == kept
+    enc, r = encode_indices("fc", "w", idx, book, LayerSettings(clusters=8, encoding="codebook"), 5)
+    assert (r.encoding, r.kept, r.clusters, r.bits, r.cells, r.cells_per_key, r.false_positives) == \
+        ("codebook", kept, 8, 4, None, None, 0)
+    assert (r.bytes, r.float32_bytes) == (enc.nbytes(), 16000)
+
+
+def test_auto_takes_float32_when_it_is_the_smallest():
+    """300 positions with 255 shared values: indices (300 B) and codebook (1,020 B) cost more
+    than the 1,200 B of float32 weights, so auto keeps them dense (the weights as given)."""
+    idx = _indices(300, 1.0, 255)
+    idx[:255] = np.arange(1, 256)
+    book = np.linspace(-1, 1, 255, dtype=np.float32)
+    dense = book[idx - 1]
+    enc, r = encode_indices("fc", "w", idx, book, LayerSettings(clusters=255, bits=8), 5, dense)
+    assert enc.kind == "dense" and np.array_equal(enc.decode(), dense)
+    assert (r.encoding, r.positions, r.kept, r.clusters, r.bits, r.false_positives, r.bytes, r.float32_bytes) == \
+        ("dense", 300, 300, None, None, 0, 1200, 1200)
+    # one position more per shared value: the indices win
+    idx = _indices(3000, 1.0, 255)
+    enc, r = encode_indices("fc", "w", idx, book, LayerSettings(clusters=255, bits=8), 5, book[np.maximum(idx, 1) - 1])
+    assert r.encoding == "codebook" and r.bytes < 12000
+
+
+def test_kmeans_keeps_k_distinct_values_under_heavy_ties():
+    """Most values equal: the quantile start collapses, the rest is spread over the
+    other distinct values; still exactly k shared values, each value at its nearest."""
+    values = np.concatenate([np.zeros(500), np.linspace(1, 2, 40), [5.0, 6.0]])
+    for k in (3, 8, 20):
+        book, idx = kmeans_1d(values, k)
+        assert book.size == k and np.unique(book).size == k
+        nearest = np.abs(values[:, None] - book[None, :].astype(np.float64)).min(axis=1)
+        assert np.all(np.abs(values - book[idx]) <= nearest + 1e-6)
+    with pytest.raises(OptionError, match="the number of clusters must be at least 1, not 0"):
+        kmeans_1d(values, 0)
+
+
+def test_one_shot_compression_keeps_a_layer_float32_when_that_is_smallest(tmp_path):
+    from onnx import helper
+
+    from weightless_mcu.api import _prepare
+
+    from .conftest import make_model, rand
+
+    w = rand(10, 30)
+    path = make_model(tmp_path / "m.onnx", [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], {"x": [1, 30]},
+                      {"y": [1, 10]}, {"w": w})
+    comp = make_settings({"density": 1.0, "clusters": 255, "bits": 8, "min_positions": 0})
+    _, graph, (report,) = _prepare(path, None, None, comp, lambda _: None)
+    assert (report.encoding, report.bytes) == ("dense", 1200)
+    assert "w" not in graph.encodings and np.array_equal(graph.const("w"), w)  # the weights as they were
