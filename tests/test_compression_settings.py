@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from weightless_mcu.compress import encode_indices, make_settings
+from weightless_mcu.compress.bloomier import build_table
 from weightless_mcu.compress.prune import kmeans_1d
 from weightless_mcu.compress.settings import LayerSettings, config_text
 from weightless_mcu.errors import OptionError
@@ -136,3 +137,67 @@ def test_one_shot_compression_keeps_a_layer_float32_when_that_is_smallest(tmp_pa
     _, graph, (report,) = _prepare(path, None, None, comp, lambda _: None)
     assert (report.encoding, report.bytes) == ("dense", 1200)
     assert "w" not in graph.encodings and np.array_equal(graph.const("w"), w)  # the weights as they were
+
+
+def _two_fc(tmp_path, shared=False):
+    from onnx import helper
+
+    from .conftest import make_model, rand
+
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+             helper.make_node("Gemm", ["h", "w1" if shared else "w2"], ["y"], transB=1, name="fc2")]
+    inits = {"w1": rand(32, 32)} if shared else {"w1": rand(32, 32), "w2": rand(16, 32, seed=1)}
+    return make_model(tmp_path / "m.onnx", nodes, {"x": [1, 32]}, {"y": None}, inits)
+
+
+def test_layer_tables_name_a_node_or_its_tensor(tmp_path):
+    from weightless_mcu.api import _prepare
+
+    cfg = tmp_path / "w.toml"
+    cfg.write_text('[defaults]\ndensity = 0.5\nclusters = 4\nmin_positions = 0\n[layers.fc1]\ndensity = 0.25\n'
+                   '[layers.w2]\nencoding = "codebook"\n')
+    _, _, reports = _prepare(_two_fc(tmp_path), None, None, make_settings({}, cfg), lambda _: None)
+    by_name = {r.name: r for r in reports}
+    assert by_name["fc1"].kept == 256 and by_name["fc2"].encoding == "codebook" and by_name["fc2"].kept == 256
+    cfg.write_text('[layers.nope]\ndensity = 0.5\n[layers.gone]\ndensity = 0.5\n')
+    with pytest.raises(OptionError) as err:
+        _prepare(_two_fc(tmp_path), None, None, make_settings({}, cfg), lambda _: None)
+    assert str(err.value) == ("the settings name layer(s) gone, nope, which have no compressible weights; "
+                              "compressible: fc1, fc2")
+
+
+def test_a_weight_read_by_two_layers_stays_float32(tmp_path):
+    from weightless_mcu.api import _prepare
+
+    comp = make_settings({"density": 0.3, "min_positions": 0})
+    _, graph, reports = _prepare(_two_fc(tmp_path, shared=True), None, None, comp, lambda _: None)
+    assert reports == [] and not graph.encodings
+
+
+def test_pruning_and_table_options_out_of_range():
+    from weightless_mcu.compress.bloomier import padded_stream_bytes
+    from weightless_mcu.compress.prune import magnitude_masks
+
+    w = np.ones((4, 4), np.float32)
+    for density in (0.0, 1.5):
+        with pytest.raises(OptionError, match=f"density must be in \\(0, 1\\], not {density}"):
+            magnitude_masks([w], density)
+    with pytest.raises(OptionError, match="global pruning takes one density for all layers"):
+        magnitude_masks([w, w], [0.5, 0.6], "global")
+    with pytest.raises(OptionError, match="Bloomier cells must have 1 to 16 bits, not 17"):
+        build_table(16, np.array([1]), np.array([1]), 17)
+    with pytest.raises(OptionError, match="the number of location hashes must be 2 to 4, not 5"):
+        build_table(16, np.array([1]), np.array([1]), 8, hashes=5)
+    # a stream is whole 32-bit words plus one, so that any 32 bits can be read with two aligned loads
+    assert [padded_stream_bytes(n) for n in (0, 1, 32, 33, 64)] == [4, 8, 8, 12, 12]
+
+
+@pytest.mark.parametrize("hashes,at_most", [(4, 1.05), (3, 1.13), (2, 2.4)])
+def test_cells_per_key_near_the_thresholds_for_each_hash_count(hashes, at_most):
+    """A 40,000-key table is sized near the k-XORSAT threshold of its hash count."""
+    rng = np.random.default_rng(0)
+    keys = np.sort(rng.choice(400_000, 40_000, replace=False))
+    values = rng.integers(1, 16, keys.size)
+    table = build_table(400_000, keys, values, 8, hashes=hashes)
+    assert np.array_equal(table.query(keys), values)
+    assert table.cells / keys.size <= at_most
