@@ -201,3 +201,40 @@ def test_cells_per_key_near_the_thresholds_for_each_hash_count(hashes, at_most):
     table = build_table(400_000, keys, values, 8, hashes=hashes)
     assert np.array_equal(table.query(keys), values)
     assert table.cells / keys.size <= at_most
+
+
+def test_setting_bounds_are_inclusive_where_they_should_be():
+    for ok in (dict(bits=1, clusters=1), dict(bits=16, clusters=65535), dict(seed=0), dict(seed=2**32 - 1),
+               dict(hashes=2), dict(hashes=4), dict(cells_per_key=1.0), dict(cells_per_key=4.0), dict(min_positions=0),
+               dict(density=1.0, channels=1.0)):
+        LayerSettings(**ok).validate("x")
+    for bad, needle in ((dict(bits=0), "bits must be 1 to 16, not 0"), (dict(bits=17), "bits must be 1 to 16"),
+                        (dict(clusters=0), "clusters must be at least 1, not 0"),
+                        (dict(bits=2, clusters=4), "2 bits hold at most 3 clusters (2^t - 1), not 4"),
+                        (dict(seed=2**32), "seed must be a 32-bit unsigned integer"),
+                        (dict(seed=-1), "seed must be a 32-bit unsigned integer"),
+                        (dict(hashes=1), "hashes must be 2 to 4, not 1"), (dict(cells_per_key=0.9), "cells_per_key must be in [1, 4]"),
+                        (dict(min_positions=-1), "min_positions must be >= 0"), (dict(channels=0.0), "channels must be in (0, 1]"),
+                        (dict(encoding="zip"), "encoding must be one of auto, bloomier, codebook, dense, not 'zip'")):
+        with pytest.raises(OptionError) as err:
+            LayerSettings(**bad).validate("layer 'fc'")
+        assert str(err.value).startswith("layer 'fc': ") and needle in str(err.value), (bad, str(err.value))
+    with pytest.raises(OptionError, match="3 clusters are more than the 2 kept weights"):
+        kmeans_1d(np.array([1.0, 2.0]), 3)
+
+
+def test_layers_below_min_positions_are_reported_as_float32(tmp_path):
+    from onnx import helper
+
+    from weightless_mcu.api import _prepare
+
+    from .conftest import make_model, rand
+
+    path = make_model(tmp_path / "m.onnx", [helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="big"),
+                                            helper.make_node("Gemm", ["h", "w2"], ["y"], transB=1, name="small")],
+                      {"x": [1, 40]}, {"y": None}, {"w1": rand(30, 40), "w2": rand(5, 30, seed=1)})
+    _, _, reports = _prepare(path, None, None, make_settings({"density": 0.5, "min_positions": 200}), lambda _: None)
+    small = next(r for r in reports if r.name == "small")
+    assert (small.encoding, small.positions, small.kept, small.bytes, small.float32_bytes, small.false_positives) == \
+        ("dense", 150, 150, 600, 600, 0)
+    assert next(r for r in reports if r.name == "big").encoding != "dense"
