@@ -63,10 +63,19 @@ _undocumented_skips: list[str] = []
 
 def pytest_runtest_logreport(report):
     if report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        reason = reason.removeprefix("Skipped: ")
-        if not reason.startswith("optional:"):
-            _undocumented_skips.append(f"{report.nodeid}: {reason}")
+        _note_skip(report)
+
+
+def pytest_collectreport(report):  # a module skipped as a whole (pytest.importorskip at its top)
+    if report.skipped:
+        _note_skip(report)
+
+
+def _note_skip(report):
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    if not reason.startswith("optional:"):
+        _undocumented_skips.append(f"{report.nodeid}: {reason}")
 
 
 def pytest_terminal_summary(terminalreporter):
