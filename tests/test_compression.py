@@ -234,6 +234,7 @@ def test_every_fc_path_gives_onnxruntime_s_nan_for_a_zero_weight_times_inf(tmp_p
     assert verify(path, target="host", inputs=tmp_path / "finite.npz", compression=comp)["match"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["cortex-m3", "cortex-m7", "cortex-m33"])
 def test_compressed_model_on_every_core(tmp_path, target):
     """A conv + fc model with Bloomier tables at t = 8 (the fc fast path), t = 5 and t = 11

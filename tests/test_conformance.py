@@ -55,6 +55,7 @@ def test_node_cases_pass_under_qemu(host_outcomes):
     assert len(too_big) <= 2 and len(on_board) >= 250
 
 
+@pytest.mark.slow
 def test_command_writes_the_table_and_json(tmp_path, capsys):
     js, md = tmp_path / "c.json", tmp_path / "c.md"
     assert conformance.main(["--ops", "Relu,Sigmoid,Abs", "--json", str(js), "--markdown", str(md), "-q"]) == 0

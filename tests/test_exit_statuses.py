@@ -74,6 +74,7 @@ def test_3_unsupported_op_and_shape(tmp_path):
     assert_status(run("compile", sym, "-o", tmp_path / "out"), 3, "--input-shape")
 
 
+@pytest.mark.slow
 def test_4_unknown_target_and_the_fit_check_of_compile_verify_and_report(tmp_path, good):
     assert_status(run("compile", good, "-o", tmp_path / "out", "--target", "cortex-m99"), 4, "cortex-m99")
     big = make_model(tmp_path / "big.onnx", [H("Gemm", ["x", "w"], ["y"])], {"x": [1, 1100]}, {"y": [1, 1024]},

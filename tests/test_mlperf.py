@@ -22,6 +22,7 @@ def test_mlperf_model_matches_onnxruntime_on_cortex_m4(name):
     assert res["flash_bytes"] < res["image_flash_bytes"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["cortex-m3", "cortex-m33", "cortex-m7"])
 def test_ad01_on_other_cores(target):
     res = verify(mlperf("ad01"), target=target, samples=8)

@@ -186,6 +186,7 @@ def test_accuracy_budget_picks_a_density(tmp_path):
     assert all(r.encoding != "dense" and r.kept < r.positions for r in reports)
 
 
+@pytest.mark.slow
 def test_cli_retraining_options_and_errors(tmp_path):
     path = mlp(tmp_path / "m.onnx")
     x, y = blobs(400)
