@@ -55,7 +55,7 @@ def test_truncated_model(tmp_path, good_model):
 def test_unsupported_op_names_op_node_and_supported_list(tmp_path):
     path = make_model(tmp_path / "m.onnx", [H("Relu", ["x"], ["r"]), H("Erf", ["r"], ["y"], name="my_erf")], {"x": [1, 4]}, {"y": [1, 4]})
     line = assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "Erf", "my_erf", "supported ops:", "Conv")
-    assert "Gemm" in line
+    assert "Gemm" in line and "supported ops: Add, AveragePool, BatchNormalization, Clip, Concat, Conv, " in line
 
 
 def test_symbolic_dim_needs_override(tmp_path):
@@ -129,3 +129,21 @@ def test_inputs_and_outputs_count_against_ram(tmp_path):
     line = assert_clean_error(run_cli("compile", path, "-o", tmp_path / "out"), "RAM", "2400000 inputs and outputs")
     assert "0 arena" in line
     assert run_cli("compile", path, "-o", tmp_path / "out", "--target", "host").returncode == 0
+
+
+def test_conv_refusals_say_why(tmp_path):
+    from weightless_mcu import compile_model
+    from weightless_mcu.errors import UnsupportedOpError
+
+    weights_in = make_model(tmp_path / "a.onnx", [H("Conv", ["x", "w"], ["y"], name="c")], {"x": [1, 2, 5, 5], "w": [3, 2, 3, 3]},
+                            {"y": None})
+    with pytest.raises(UnsupportedOpError, match="Conv node 'c': only Conv with constant weights and bias is supported"):
+        compile_model(weights_in, tmp_path / "o", target="host")
+    conv3d = make_model(tmp_path / "b.onnx", [H("Conv", ["x", "w"], ["y"], name="c3")], {"x": [1, 2, 4, 4, 4]}, {"y": None},
+                        {"w": rand(3, 2, 3, 3, 3)})
+    with pytest.raises(UnsupportedOpError, match=r"Conv node 'c3': only 1-D and 2-D convolutions are supported \(input rank 5\)"):
+        compile_model(conv3d, tmp_path / "o", target="host")
+    batch2 = make_model(tmp_path / "c.onnx", [H("Conv", ["x", "w"], ["y"], name="cb")], {"x": [2, 2, 4, 4]}, {"y": None},
+                        {"w": rand(3, 2, 3, 3)})
+    with pytest.raises(UnsupportedOpError, match="Conv node 'cb': batch size 2 is not supported; the batch must be 1"):
+        compile_model(batch2, tmp_path / "o", target="host")

@@ -36,6 +36,8 @@ CASES = {
                           {"x": [1, 2, 3, 3]}, {"y": None}, {}),
     "add_two_inputs_broadcast": ([H("Add", ["x", "z"], ["y"])], {"x": [1, 3, 1, 5], "z": [1, 1, 4, 1]}, {"y": None}, {}),
     "relu": ([H("Relu", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}),
+    "transpose_size2_axes": ([H("Transpose", ["x"], ["y"], perm=[0, 2, 1])], {"x": [1, 2, 3]}, {"y": None}, {}),
+    "add_scalars": ([H("Add", ["x", "c"], ["y"])], {"x": []}, {"y": None}, {"c": np.array(1.5, np.float32)}),
     "clip": ([H("Clip", ["x", "lo", "hi"], ["y"])], {"x": [1, 30]}, {"y": None},
              {"lo": np.array(-0.5, np.float32), "hi": np.array(0.7, np.float32)}),
     "clip_min_only": ([H("Clip", ["x", "lo"], ["y"])], {"x": [1, 30]}, {"y": None}, {"lo": np.array(0.1, np.float32)}),
