@@ -20,11 +20,16 @@ def activation(node: Node) -> tuple[float, float]:
     return node.attrs.get(ACT, NO_ACT)
 
 
+def auto_pad(node: Node) -> str:
+    """A node's auto_pad as text (ONNX string attributes arrive as bytes)."""
+    auto = node.attrs.get("auto_pad", "NOTSET")
+    return auto.decode() if isinstance(auto, bytes) else auto
+
+
 def spatial_pads(node: Node, in_hw, out_hw, k_hw, strides, dils) -> list[int]:
     """Begin pads per spatial axis of a Conv, ConvTranspose or pooling node,
     auto_pad resolved from the output shape (SAME_UPPER puts the odd pad at the end)."""
-    auto = node.attrs.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = auto_pad(node)
     nd = len(in_hw)
     if auto in ("NOTSET", ""):
         pads = list(node.attrs.get("pads", [0] * 2 * nd))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir import Graph, Node, Tensor
-from ..op_semantics import activation
+from ..op_semantics import activation, auto_pad
 
 _UNARY = {
     "Relu": lambda v, n: np.maximum(v, 0),
@@ -52,7 +52,7 @@ def _plain_gemm(node: Node, graph: Graph) -> bool:
 
 
 def _unpadded(node: Node) -> bool:
-    return not any(node.attrs.get("pads", [])) and node.attrs.get("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+    return not any(node.attrs.get("pads", [])) and auto_pad(node) in ("NOTSET", "VALID")
 
 
 def channel_chain(graph: Graph, node: Node) -> ChannelChain | None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..op_semantics import activation, spatial_pads
+from ..op_semantics import activation, auto_pad, spatial_pads
 from . import register, register_weights
 from .layout import WeightLayout
 from .step import ConstArray, Lowered, Step
@@ -116,8 +116,7 @@ def lower_conv_transpose(node: Node, graph: Graph) -> Lowered:
     strides = list(node.attrs.get("strides", [1] * nd))
     dils = list(node.attrs.get("dilations", [1] * nd))
     out_pad = list(node.attrs.get("output_padding", [0] * nd))
-    auto = node.attrs.get("auto_pad", "NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = auto_pad(node)
     ins, outs = list(xs[2:]), list(ys[2:])
     if "output_shape" in node.attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
         # The transposed convolution's own rule for the total padding.

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..op_semantics import spatial_pads
+from ..op_semantics import auto_pad, spatial_pads
 from . import register
 from .step import Lowered, Step
 
@@ -49,9 +49,7 @@ def lower_pool(node: Node, graph: Graph) -> Lowered:
         strides = list(node.attrs.get("strides", [1] * nd))
         dils = list(node.attrs.get("dilations", [1] * nd))
         begins = spatial_pads(node, xs[2:], ys[2:], k, strides, dils)
-        auto = node.attrs.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
-        if auto in ("NOTSET", ""):
+        if auto_pad(node) in ("NOTSET", ""):
             ends = list(node.attrs.get("pads", [0] * 2 * nd))[nd:]
         else:
             ends = [max(0, (o - 1) * s + (kk - 1) * d + 1 - i) - b
