@@ -9,8 +9,6 @@ channel cutting keeps the strongest channels."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from weightless_mcu.targets import get_target
 from weightless_mcu.toolchain import build_firmware
 
 from .conftest import make_model, rand
+from .test_errors import run_cli
 
 H = helper.make_node
 
@@ -112,9 +111,8 @@ def test_pruning_keeps_the_largest_weights_per_layer_or_over_all(tmp_path, prune
 def test_prune_global_end_to_end_through_the_command_line(tmp_path):
     path, w1, w2 = _two_layers(tmp_path)
     js = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, "-m", "weightless_mcu", "verify", str(path), "--prune", "global", "--density", "0.3",
-                           "--clusters", "8", "--bits", "7", "--min-positions", "0", "--json", str(js), "-q"],
-                          capture_output=True, text=True, timeout=600)
+    proc = run_cli("verify", path, "--prune", "global", "--density", "0.3", "--clusters", "8", "--bits", "7",
+                   "--min-positions", "0", "--json", js, "-q")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(js.read_text())
     keep = top_mask(np.concatenate([np.abs(w1).ravel(), np.abs(w2).ravel()]), 0.3)

@@ -7,12 +7,16 @@ import tomllib
 
 import numpy as np
 import pytest
+from onnx import helper
 
+from weightless_mcu.api import _prepare
 from weightless_mcu.compress import encode_indices, make_settings
-from weightless_mcu.compress.bloomier import build_table
-from weightless_mcu.compress.prune import kmeans_1d
+from weightless_mcu.compress.bloomier import build_table, padded_stream_bytes
+from weightless_mcu.compress.prune import kmeans_1d, magnitude_masks
 from weightless_mcu.compress.settings import LayerSettings, config_text
 from weightless_mcu.errors import OptionError
+
+from .conftest import make_model, rand
 
 
 def test_options_over_the_config_file_typed_and_validated(tmp_path):
@@ -124,12 +128,6 @@ def test_kmeans_keeps_k_distinct_values_under_heavy_ties():
 
 
 def test_one_shot_compression_keeps_a_layer_float32_when_that_is_smallest(tmp_path):
-    from onnx import helper
-
-    from weightless_mcu.api import _prepare
-
-    from .conftest import make_model, rand
-
     w = rand(10, 30)
     path = make_model(tmp_path / "m.onnx", [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], {"x": [1, 30]},
                       {"y": [1, 10]}, {"w": w})
@@ -140,10 +138,6 @@ def test_one_shot_compression_keeps_a_layer_float32_when_that_is_smallest(tmp_pa
 
 
 def _two_fc(tmp_path, shared=False):
-    from onnx import helper
-
-    from .conftest import make_model, rand
-
     nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
              helper.make_node("Gemm", ["h", "w1" if shared else "w2"], ["y"], transB=1, name="fc2")]
     inits = {"w1": rand(32, 32)} if shared else {"w1": rand(32, 32), "w2": rand(16, 32, seed=1)}
@@ -151,8 +145,6 @@ def _two_fc(tmp_path, shared=False):
 
 
 def test_layer_tables_name_a_node_or_its_tensor(tmp_path):
-    from weightless_mcu.api import _prepare
-
     cfg = tmp_path / "w.toml"
     cfg.write_text('[defaults]\ndensity = 0.5\nclusters = 4\nmin_positions = 0\n[layers.fc1]\ndensity = 0.25\n'
                    '[layers.w2]\nencoding = "codebook"\n')
@@ -167,17 +159,12 @@ def test_layer_tables_name_a_node_or_its_tensor(tmp_path):
 
 
 def test_a_weight_read_by_two_layers_stays_float32(tmp_path):
-    from weightless_mcu.api import _prepare
-
     comp = make_settings({"density": 0.3, "min_positions": 0})
     _, graph, reports = _prepare(_two_fc(tmp_path, shared=True), None, None, comp, lambda _: None)
     assert reports == [] and not graph.encodings
 
 
 def test_pruning_and_table_options_out_of_range():
-    from weightless_mcu.compress.bloomier import padded_stream_bytes
-    from weightless_mcu.compress.prune import magnitude_masks
-
     w = np.ones((4, 4), np.float32)
     for density in (0.0, 1.5):
         with pytest.raises(OptionError, match=f"density must be in \\(0, 1\\], not {density}"):
@@ -224,12 +211,6 @@ def test_setting_bounds_are_inclusive_where_they_should_be():
 
 
 def test_layers_below_min_positions_are_reported_as_float32(tmp_path):
-    from onnx import helper
-
-    from weightless_mcu.api import _prepare
-
-    from .conftest import make_model, rand
-
     path = make_model(tmp_path / "m.onnx", [helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="big"),
                                             helper.make_node("Gemm", ["h", "w2"], ["y"], transB=1, name="small")],
                       {"x": [1, 40]}, {"y": None}, {"w1": rand(30, 40), "w2": rand(5, 30, seed=1)})

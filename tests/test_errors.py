@@ -14,8 +14,9 @@ from .conftest import make_model, rand
 H = helper.make_node
 
 
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "weightless_mcu", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "weightless_mcu", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=600)
 
 
 def assert_clean_error(proc, *needles):

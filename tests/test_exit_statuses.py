@@ -10,24 +10,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from onnx import helper
 
 from weightless_mcu import cli as cli_module
 from weightless_mcu.errors import (FitError, FoldError, ModelLoadError, OptionError, RunError, ShapeError, TargetError,
                                    ToolchainError, UnsupportedOpError)
+from weightless_mcu.qemu import run_firmware
 from weightless_mcu.targets import get_target
 from weightless_mcu.toolchain import build_firmware
 
 from .conftest import REPO, make_model, rand
+from .test_errors import run_cli as run
 
 H = helper.make_node
 EXAMPLE = REPO / "examples" / "digits_mlp.onnx"
-
-
-def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "weightless_mcu", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=600)
 
 
 def assert_status(proc, status: int, *needles: str) -> str:
@@ -105,10 +103,8 @@ def test_6_timeout_and_a_failing_firmware(tmp_path, good):
     head, tail = model_c.read_text().rsplit("return WL_OK;", 1)
     model_c.write_text(head + "return 3;" + tail)  # the run function's last statement
     elf = build_firmware(out, get_target("host"), tmp_path / "build")
-    from weightless_mcu.qemu import run_firmware
-
-    with pytest.raises(RunError):
-        run_firmware(elf, get_target("host"), __import__("numpy").zeros((1, 4), "float32"), 3, model="good")
+    with pytest.raises(RunError, match="status 3"):
+        run_firmware(elf, get_target("host"), np.zeros((1, 4), np.float32), 3, model="good")
 
 
 def test_70_internal_error_is_one_line(monkeypatch, capsys, good):
