@@ -9,6 +9,7 @@ Writes lenet300.onnx and lenet5.onnx and prints their test error.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -84,8 +85,27 @@ def split(x: np.ndarray, y: np.ndarray):
     return x[order[VALIDATION:]], y[order[VALIDATION:]], x[order[:VALIDATION]], y[order[:VALIDATION]]
 
 
-def train_model(model: onnx.ModelProto, path: Path, mnist: Path, epochs: float, lr: float, log) -> float:
-    """Train on the MNIST training images minus the held-out set; the test error."""
+RECIPE_KEY = "weightless_mcu_benchmark_recipe"
+
+
+def recipe(name: str, epochs: float, lr: float) -> str:
+    """What a trained model is: the builder, its initialisation seed, the held-out split and
+    the training schedule. Stored in the ONNX file; a model whose recipe differs is retrained."""
+    return json.dumps({"model": name, "init_seed": 0, "validation": VALIDATION, "split_seed": 0, "epochs": epochs,
+                       "lr": lr, "schedule": "3 steps: lr, lr/3, lr/10", "batch_size": 64, "version": 1}, sort_keys=True)
+
+
+def has_recipe(path: Path, expected: str) -> bool:
+    if not path.exists():
+        return False
+    props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    return props.get(RECIPE_KEY) == expected
+
+
+def train_model(model: onnx.ModelProto, path: Path, mnist: Path, epochs: float, lr: float, log,
+                stamp: str | None = None) -> float:
+    """Train on the MNIST training images minus the held-out set; the test error.
+    With a stamp, the saved model carries it (see recipe())."""
     onnx.save(model, path)
     _, graph = load_model(path)
     run_passes(graph)
@@ -98,7 +118,10 @@ def train_model(model: onnx.ModelProto, path: Path, mnist: Path, epochs: float, 
     for i, rate in enumerate((lr, lr / 3, lr / 10)):  # a short step schedule
         train(net, x, y, obj, TrainConfig(epochs=epochs / 3, batch_size=64, lr=rate, seed=i), log, path.stem)
     net.export()
-    onnx.save(graph_to_onnx(graph), path)
+    trained = graph_to_onnx(graph)
+    if stamp is not None:
+        onnx.helper.set_model_props(trained, {RECIPE_KEY: stamp})
+    onnx.save(trained, path)
     return 1.0 - accuracy(net, xt, yt)
 
 
@@ -109,14 +132,13 @@ def main() -> int:
     ap.add_argument("--epochs", type=float, default=12)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-
     def log(msg):
         print(msg, flush=True)
 
     for name, build, lr in (("lenet300", lenet300, 1e-3), ("lenet5", lenet5, 1e-3)):
         t0 = time.perf_counter()
-        err = train_model(build(rng), args.out / f"{name}.onnx", args.mnist, args.epochs, lr, log)
+        err = train_model(build(np.random.default_rng(0)), args.out / f"{name}.onnx", args.mnist, args.epochs, lr, log,
+                          recipe(name, args.epochs, lr))
         print(f"{name}: test error {100 * err:.2f}% ({time.perf_counter() - t0:.0f} s)", flush=True)
     return 0
 

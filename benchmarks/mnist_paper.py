@@ -15,7 +15,11 @@ already in --work) are compressed by
       hash seeds chosen on a calibration batch, structured pruning (whole
       channels and neurons cut out of the model before each layer is pruned),
       the shared values learning through the fixed tables, distillation from
-      the original model next to the labels, and our own per-layer settings.
+      the original model next to the labels, and our own per-layer settings;
+  (d) auto: the same pipeline with no per-layer settings, only a budget
+      (--budget-lenet300, --budget-lenet5, in points of validation accuracy):
+      the budget search chooses channels, density, K, t and encoding per layer
+      on the 5,000 validation images (--jobs processes).
 The models are trained on 55,000 training images; the other 5,000 validate.
 Bytes are the weights and biases as stored (for (b) and (c), exactly what the
 compiled firmware holds); test_error is over the 10,000 MNIST test images.
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +168,16 @@ def weightless(graph, dataset: Dataset, cfg: TrainConfig, settings: dict, hashes
     return manifest["weights_stored_bytes"]
 
 
+def auto(graph, dataset: Dataset, cfg: TrainConfig, budget: float, jobs: int, log, tmp: Path, final_epochs: float,
+         teacher_weight: float) -> int:
+    cs = CompressionSettings(LayerSettings(hashes=4, cells_per_key=1.03, min_positions=0), {})
+    opts = RetrainOptions(cfg, seeds=4, accuracy_budget=budget, final_epochs=final_epochs, teacher_weight=teacher_weight,
+                          jobs=jobs)
+    reports = retrain_compress(graph, cs, dataset, opts, log)
+    manifest = _generate(graph, reports, tmp / "out-auto", get_target("cortex-m4"), log)
+    return manifest["weights_stored_bytes"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mnist", type=Path, required=True)
@@ -181,7 +196,13 @@ def main() -> int:
                     help="ours: epochs of a last retraining at a tenth of the learning rate, all tables fixed")
     ap.add_argument("--firmware-images", type=int, default=1000)
     ap.add_argument("--models", default="lenet300,lenet5")
-    ap.add_argument("--methods", default="deep_compression,weightless_2018,ours")
+    ap.add_argument("--methods", default="deep_compression,weightless_2018,ours,auto")
+    ap.add_argument("--budget-lenet300", type=float, default=0.3, help="auto: budget in points of validation accuracy")
+    ap.add_argument("--budget-lenet5", type=float, default=0.2, help="auto: budget in points of validation accuracy")
+    ap.add_argument("--auto-epochs", type=float, help="auto: epochs per retraining step (default: as --epochs)")
+    ap.add_argument("--auto-teacher-weight", type=float, default=0.5,
+                    help="auto: weight of distillation from the original model (default 0.5, not tuned)")
+    ap.add_argument("--jobs", type=int, default=2, help="auto: trial processes")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -193,10 +214,13 @@ def main() -> int:
     results = {"models": {}, "timings_s": {}}
     for name in args.models.split(","):
         path = args.work / f"{name}.onnx"
-        if not path.exists():
+        stamp = mnist_models.recipe(name, args.train_epochs, 1e-3)
+        if not mnist_models.has_recipe(path, stamp):  # absent, or trained some other way: train it by this recipe
+            if path.exists():
+                log(f"{path} was not trained by this recipe ({stamp}): training it again")
             t0 = time.perf_counter()
             builder = getattr(mnist_models, name)
-            mnist_models.train_model(builder(np.random.default_rng(0)), path, args.mnist, args.train_epochs, 1e-3, log)
+            mnist_models.train_model(builder(np.random.default_rng(0)), path, args.mnist, args.train_epochs, 1e-3, log, stamp)
             results["timings_s"][f"{name}_training"] = time.perf_counter() - t0
         base = _load(path)
         shape = base.tensors[base.inputs[0]].shape
@@ -215,6 +239,11 @@ def main() -> int:
                 t0 = time.perf_counter()
                 if method == "deep_compression":
                     size = deep_compression(graph, dataset, cfg, DC_DENSITY[name], log)
+                elif method == "auto":
+                    acfg = cfg if args.auto_epochs is None else replace(cfg, epochs=args.auto_epochs)
+                    size = auto(graph, dataset, acfg, getattr(args, f"budget_{name}"), args.jobs, log, tmp,
+                                args.final_epochs, args.auto_teacher_weight)
+                    row.setdefault("auto_summary", {}).update(graph.compression_summary)
                 elif method == "weightless_2018":
                     size = weightless(graph, dataset, cfg, WEIGHTLESS_2018[name], 3, 1.23, 1, log, tmp, True)
                 else:
@@ -242,6 +271,8 @@ def main() -> int:
     print("\n| model | method | bytes | ratio | test error |\n|---|---|---|---|---|")
     for name, row in results["models"].items():
         for method, r in row.items():
+            if method.endswith("_summary"):
+                continue
             print(f"| {name} | {method} | {r['bytes']:,} | {r['ratio']:.1f}x | {100 * r['test_error']:.2f}% |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

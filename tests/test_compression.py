@@ -28,7 +28,12 @@ def test_ad01_compresses_over_25x_and_matches_decoded_model():
     assert res["compression_ratio"] >= 25
     assert res["weights_float32_bytes"] / res["weights_stored_bytes"] == pytest.approx(res["compression_ratio"], rel=1e-3)
     assert res["flash_bytes"] < res["weights_float32_bytes"] / 20  # the dense weights are not in the image
-    for layer in res["layers"]:
+    total = sum(layer["positions"] for layer in res["layers"])
+    protected = [layer for layer in res["layers"] if layer["positions"] < 0.02 * total]
+    assert [layer["positions"] for layer in protected] == [1024, 1024]  # the 8-neuron bottleneck, in and out
+    for layer in protected:  # dense indices: every weight kept, no false positives
+        assert layer["encoding"] == "codebook" and layer["kept"] == layer["positions"] and layer["false_positives"] == 0
+    for layer in (layer for layer in res["layers"] if layer not in protected):
         assert layer["encoding"] == "bloomier"
         assert layer["kept"] == int(np.ceil(0.1 * layer["positions"]))
         assert layer["clusters"] == 16 and layer["bits"] == 8
@@ -45,7 +50,21 @@ def test_conv_models_compressed_match_on_cortex_m4(name):
     res = verify(mlperf(name), target="cortex-m4", samples=4, compression=settings(density=0.3, clusters=16, bits=8))
     assert res["match"], res["max_rel_error"]
     assert res["compression_ratio"] > 5
-    assert all(layer["encoding"] == "bloomier" for layer in res["layers"] if layer["positions"] >= 256)
+    _assert_bloomier_but_protected(res["layers"])
+
+
+def _assert_bloomier_but_protected(layers):
+    """Every layer in a Bloomier table but the protected ones: the output layer and layers
+    under 2% of the weights (here the output layer is under 2% too), kept as dense indices."""
+    total = sum(layer["positions"] for layer in layers)
+    for layer in layers:
+        if layer["positions"] < 256:  # min_positions: float32
+            assert layer["encoding"] == "dense", layer
+        elif layer["positions"] < 0.02 * total:
+            assert layer["encoding"] == "codebook" and layer["kept"] == layer["positions"], layer
+        else:
+            assert layer["encoding"] == "bloomier", layer
+    assert layers[-1]["encoding"] == "codebook"
 
 
 def _conv_model(path, **attrs):
@@ -188,7 +207,7 @@ def test_compressed_compile_is_byte_identical_and_reported(tmp_path):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     rep = report(a)
     assert rep["compression_ratio"] > 5
-    assert {layer["encoding"] for layer in rep["layers"]} == {"bloomier"}  # every layer has >= 256 weights
+    _assert_bloomier_but_protected(rep["layers"])
     # The model's flash holds the tables, not the float32 weights.
     assert rep["flash_bytes"] < rep["weights_float32_bytes"] / 3
 

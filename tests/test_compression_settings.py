@@ -66,7 +66,7 @@ def test_the_written_config_is_valid_toml_with_every_default():
     defaults = LayerSettings(density=0.3, bits=7)
     text = config_text("net", [("conv 1", "Conv", 54), ("fc", "Gemm", 30000)], defaults)
     parsed = tomllib.loads(text)
-    assert parsed["defaults"] == {**LayerSettings(density=0.3, bits=7).__dict__, "prune": "layer"}
+    assert parsed["defaults"] == {**LayerSettings(density=0.3, bits=7).__dict__, "prune": "layer", "protect": "auto"}
     assert parsed["layers"] == {"conv 1": {}, "fc": {}}
     lines = text.splitlines()
     assert lines[0].startswith("# Compression settings for net:")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -45,6 +46,8 @@ class Retraining:
     accuracy_budget: float | None = None  # --target-accuracy-drop, percentage points
     teacher_weight: float = 0.0  # with labels: weight of distillation from the original model
     final_epochs: float = 0.0  # a last retraining at lr / 10 with every table fixed
+    jobs: int | None = None  # parallel trial processes of the budget search (None: the cores)
+    warn_drop: float = 5.0  # points of validation accuracy one step may cost before a warning
 
 
 def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
@@ -67,8 +70,14 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
             raise OptionError(f"--teacher-weight must be in [0, 1], not {retraining.teacher_weight}")
         if retraining.final_epochs < 0:
             raise OptionError(f"--final-epochs must be >= 0, not {retraining.final_epochs}")
+        jobs = retraining.jobs if retraining.jobs is not None else (os.cpu_count() or 1)
+        if jobs < 1:
+            raise OptionError(f"--jobs must be at least 1, not {jobs}")
+        if retraining.warn_drop < 0:
+            raise OptionError(f"--warn-drop must be >= 0, not {retraining.warn_drop}")
         opts = RetrainOptions(retraining.config.validate(), retraining.seeds, accuracy_budget=retraining.accuracy_budget,
-                              teacher_weight=retraining.teacher_weight, final_epochs=retraining.final_epochs)
+                              teacher_weight=retraining.teacher_weight, final_epochs=retraining.final_epochs, jobs=jobs,
+                              warn_drop=retraining.warn_drop)
         return onnx_model, graph, retrain_compress(graph, compression, data, opts, progress)
     # Without compression every layer is reported as it stays: dense float32.
     settings = compression or CompressionSettings(LayerSettings(encoding="dense"), {})
@@ -83,6 +92,8 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
     files = render(program, tgt, weights_section)
     manifest = json.loads(files["manifest.json"])
     manifest["layers"] = [r.as_dict() for r in reports]
+    if graph.compression_summary:
+        manifest["retraining"] = graph.compression_summary
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     write_tree(Path(out_dir), files)
     return manifest
@@ -227,6 +238,8 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         "max_rel_error": max_rel,
         "samples": n,
     }
+    if "retraining" in manifest:
+        result["retraining"] = manifest["retraining"]
     original = ref
     if graph.encodings or graph.removed_parameters:
         original = _onnxruntime_outputs(onnx_model, arrays, manifest)

@@ -22,7 +22,7 @@ from .frontend import parse_input_shapes
 from .outdir import write_file
 from .parts import PARTS, check_limits, make_limits
 from .report_html import write_html
-from .report_text import encoding_lines, limit_lines, size_lines
+from .report_text import encoding_lines, limit_lines, retraining_lines, size_lines
 from .targets import DEFAULT_TARGET, target_names
 
 EXIT_MISMATCH = 1
@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--encoding", choices=["auto", "bloomier", "codebook", "dense"],
                        help="force an encoding for every layer (default auto: the smallest)")
         c.add_argument("--prune", choices=["layer", "global"], help="magnitude threshold per layer (default) or global")
+        c.add_argument("--protect", choices=["auto", "none"],
+                       help="auto (default): the output layer, when under a quarter of the model's weights, and layers under "
+                            "2%% of them keep every weight as a dense cluster index (no pruning, no false positives); "
+                            "none: compress them like the others")
         c.add_argument("--min-positions", type=int, help="layers with fewer weights stay dense (default 256)")
         c.add_argument("--config", type=Path, help="TOML file with [defaults] and [layers.NAME] settings")
         r = sp.add_argument_group("retraining (the Weightless pipeline: prune, share, encode, freeze, retrain, layer by layer)")
@@ -71,8 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--final-epochs", type=float, default=0.0,
                        help="epochs of a last retraining at a tenth of --lr once every table is fixed (default 0)")
         r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
-        r.add_argument("--target-accuracy-drop", type=float,
-                       help="accuracy budget in percentage points: each layer takes the lowest density that stays within it")
+        r.add_argument("--target-accuracy-drop", type=float, metavar="P",
+                       help="accuracy budget in percentage points of validation accuracy: each layer's channels, density, "
+                            "K, t and encoding are searched, from the input side, for the fewest bytes within its share")
+        r.add_argument("--jobs", type=int, help="trials of the budget search run in this many processes (default: the cores)")
+        r.add_argument("--warn-drop", type=float, default=5.0, metavar="POINTS",
+                       help="warn when one compression step costs more than this many points of validation accuracy "
+                            "(default 5)")
 
     def limits(sp):
         g = sp.add_argument_group("limits (exit status 4 when the model does not fit)")
@@ -122,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _compression(args) -> object:
     opts = {k: getattr(args, k) for k in ("density", "channels", "clusters", "bits", "hashes", "cells_per_key", "encoding",
-                                             "prune", "min_positions")}
+                                             "prune", "protect", "min_positions")}
     return make_settings(opts, args.config)
 
 
@@ -133,7 +142,8 @@ def _retraining(args):
         return None
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, schedule=args.schedule)
-    return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs)
+    return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs,
+                      args.jobs, args.warn_drop)
 
 
 def _limits(args):
@@ -150,6 +160,17 @@ def _print_report(res: dict, limits, html: Path | None) -> int:
     if html is not None:
         write_html(html, res)
     return 0 if all(r["fits"] for r in rows) else EXIT_TOO_BIG
+
+
+def _print_retraining(res: dict, quiet: bool) -> None:
+    """Validation metric before and after compression, the budget; the warnings last, on stderr even with -q."""
+    summary = res.get("retraining")
+    if not summary:
+        return
+    if not quiet:
+        print("\n".join(retraining_lines(summary)))
+    for w in summary.get("warnings", []):
+        print(f"weightless-mcu: warning: {w}", file=sys.stderr)
 
 
 def _write_json(path: Path | None, data: dict) -> None:
@@ -169,6 +190,7 @@ def _main(argv: list[str] | None) -> int:
             print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
                   f"entry point {m['run_function']}, arena {m['arena_bytes']:,} B)")
             print("\n".join(encoding_lines(m)))
+        _print_retraining(m, args.quiet)
         return 0
     if args.command == "init-config":
         text = init_config(args.model, args.output, input_shapes=parse_input_shapes(args.input_shape), overwrite=args.force)
@@ -193,6 +215,7 @@ def _main(argv: list[str] | None) -> int:
                   f"{res['predictions_match']}/{res['samples']} predictions equal onnxruntime's")
         if res["instructions"] is not None:
             print(f"  instructions    {res['instructions']:,} per inference (exact, QEMU)")
+        _print_retraining(res, args.quiet)
         fits = _print_report(res, limits, args.html)
         _write_json(args.json, res)
         return EXIT_MISMATCH if not res["match"] else fits

@@ -52,6 +52,8 @@ class Graph:
     # Float32 weights and biases cut out by structured pruning: part of the
     # original model's size, no longer in the graph.
     removed_parameters: int = 0
+    # What compression with retraining measured: validation metric before and after, warnings, the budget.
+    compression_summary: dict[str, Any] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

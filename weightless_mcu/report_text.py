@@ -39,6 +39,23 @@ def encoding_lines(res: dict) -> list[str]:
     return out
 
 
+def retraining_lines(summary: dict) -> list[str]:
+    """Validation accuracy (or loss) of the original and the compressed model, and the budget."""
+    out = []
+    if "validation_accuracy_original" in summary:
+        out.append(f"  validation      accuracy {100 * summary['validation_accuracy_original']:.2f}% original, "
+                   f"{100 * summary['validation_accuracy_compressed']:.2f}% compressed")
+    elif "validation_loss_original" in summary:
+        out.append(f"  validation      loss {summary['validation_loss_original']:.5f} original, "
+                   f"{summary['validation_loss_compressed']:.5f} compressed (distillation)")
+    budget = summary.get("budget")
+    if budget:
+        out.append(f"  budget          {budget['drop_points']:.2f} of {budget['target_drop_points']:g} points used"
+                   + ("" if budget["met"] else " (NOT MET)")
+                   + (f"; float32: {', '.join(budget['float32_layers'])}" if budget["float32_layers"] else ""))
+    return out
+
+
 def size_lines(res: dict) -> list[str]:
     out = [f"  model flash     {kib(res['flash_bytes'])}  (tables, constants and code)"]
     stack = res.get("stack")

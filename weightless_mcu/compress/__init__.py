@@ -9,7 +9,7 @@ records the encoding in `graph.encodings`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,9 +20,9 @@ from .bloomier import build_table
 from .channels import channel_chain, cut_channels, strongest_channels
 from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding
 from .prune import kmeans_1d, magnitude_masks
-from .settings import CompressionSettings, LayerSettings, make_settings
+from .settings import PROTECT_OUTPUT_SHARE, PROTECT_SHARE, CompressionSettings, LayerSettings, make_settings
 
-__all__ = ["CompressionSettings", "LayerReport", "candidates", "dense_report", "plan_layers", "compress_graph", "encode_indices", "encode_layer",
+__all__ = ["CompressionSettings", "LayerReport", "candidates", "protection_note", "dense_report", "plan_layers", "compress_graph", "encode_indices", "encode_layer",
            "make_settings", "share_weights"]
 
 
@@ -67,9 +67,58 @@ def plan_layers(graph: Graph, settings: CompressionSettings):
         raise OptionError(f"the settings name layer(s) {', '.join(unknown)}, which have no compressible weights; "
                           f"compressible: {', '.join(n.name for n, _, _ in cands) or 'none'}")
     per_layer = [settings.for_layer(n.name, t) for n, t, _ in cands]
+    for i in protected_layers(graph, settings, cands, per_layer):
+        per_layer[i] = replace(per_layer[i], density=1.0, encoding="codebook")
     active = [i for i, (s, (_, _, lay)) in enumerate(zip(per_layer, cands))
               if s.encoding != "dense" and lay.positions >= s.min_positions]
     return cands, per_layer, active
+
+
+def protected_layers(graph: Graph, settings: CompressionSettings, cands, per_layer: list[LayerSettings]) -> list[int]:
+    """With protect = auto: the output layer when it holds under PROTECT_OUTPUT_SHARE of the
+    model's weights, and any layer under PROTECT_SHARE, unless the layer's own settings name a
+    density or an encoding (settings.py)."""
+    if settings.protect != "auto" or "encoding" in settings.given:  # an encoding forced for every layer is obeyed
+        return []
+    outputs = output_layers(graph, cands)
+    total = sum(layout.positions for _, _, layout in cands)
+    found = []
+    for i, (node, tensor, layout) in enumerate(cands):
+        own = set(settings.layers.get(tensor, {})) | set(settings.layers.get(node.name, {}))
+        share = layout.positions / max(1, total)
+        small = share < PROTECT_SHARE or (i in outputs and share < PROTECT_OUTPUT_SHARE)
+        if small and not own & {"density", "encoding"} and per_layer[i].encoding != "dense" \
+                and layout.positions >= per_layer[i].min_positions:
+            found.append(i)
+    return found
+
+
+def protection_note(graph: Graph, settings: CompressionSettings, cands, per_layer) -> str | None:
+    names = [cands[i][0].name for i in protected_layers(graph, settings, cands, per_layer)]
+    if not names:
+        return None
+    return (f"{', '.join(names)}: every weight kept as a dense cluster index (protected by default: the output layer "
+            f"under {PROTECT_OUTPUT_SHARE:.0%} of the model's weights, any layer under {PROTECT_SHARE:.0%}; their own "
+            f"density or encoding, or --protect none, compresses them like the others)")
+
+
+def output_layers(graph: Graph, cands) -> set[int]:
+    """The candidates from whose output no other candidate can be reached: the layers that make the outputs."""
+    consumers = graph.consumers()
+    layer_nodes = {id(n) for n, _, _ in cands}
+    found = set()
+    for i, (node, _, _) in enumerate(cands):
+        todo, seen, last = list(node.outputs), set(), True
+        while todo and last:
+            for user in consumers.get(todo.pop(), []):
+                if id(user) in layer_nodes:
+                    last = False
+                elif id(user) not in seen:
+                    seen.add(id(user))
+                    todo.extend(user.outputs)
+        if last:
+            found.add(i)
+    return found
 
 
 def dense_report(node: Node, tensor: str, layout: WeightLayout) -> LayerReport:
@@ -91,11 +140,20 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
             progress(f"{node.name}: {int(keep.sum())} of {keep.size} output channels kept")
     if any(per_layer[i].channels < 1.0 for i in active):
         cands, per_layer, active = plan_layers(graph, settings)
-    weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in active]
-    masks = magnitude_masks(weights, [per_layer[i].density for i in active] if settings.prune == "layer"
-                            else per_layer[active[0]].density if active else 1.0, settings.prune)
+    own = [settings.for_layer(n.name, t) for n, t, _ in cands]
+    protected = set(protected_layers(graph, settings, cands, own))
+    note = protection_note(graph, settings, cands, own)
+    if note:
+        progress(note)
+    if settings.prune == "layer":
+        weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in active]
+        mask_of = dict(zip(active, magnitude_masks(weights, [per_layer[i].density for i in active])))
+    else:  # one threshold over the layers that are pruned; protected ones keep every weight
+        pruned = [i for i in active if i not in protected]
+        weights = [np.asarray(graph.const(cands[i][1]), np.float32) for i in pruned]
+        mask_of = dict(zip(pruned, magnitude_masks(weights, settings.defaults.density, "global")))
+        mask_of.update({i: np.ones(graph.const(cands[i][1]).shape, bool) for i in active if i not in mask_of})
     reports: list[LayerReport] = []
-    mask_of = dict(zip(active, masks))
     for i, (node, tensor, layout) in enumerate(cands):
         s = per_layer[i]
         w = np.asarray(graph.const(tensor), np.float32)

@@ -13,20 +13,22 @@
   5. retrain it with the layers after it; go on to the next layer.
 
 With labels the loss is cross-entropy; without, the network is distilled from
-the original model's outputs. With an accuracy budget, each layer takes the
-smallest setting (lowest density) whose accuracy stays within its share of the
-budget after retraining.
+the original model's outputs. With an accuracy budget, budget_search.py
+chooses each layer's setting instead (the steps here are its trials).
+
+Every step that costs more than `warn_drop` points of validation accuracy is
+reported as a warning naming the layer and the setting.
 """
 from __future__ import annotations
 
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers, share_weights
+from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers, protection_note, share_weights
 from ..compress.channels import channel_chain, remove_channels, strongest_channels
 from ..compress.encodings import BloomierEncoding
 from ..compress.prune import magnitude_masks
@@ -36,8 +38,6 @@ from ..ir import Graph
 from .data import Dataset, fit_to_input
 from .network import Constraint, Network
 from .trainer import Objective, TrainConfig, predict, train
-
-DENSITY_LADDER = (0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.35, 0.6, 1.0)
 
 
 @dataclass
@@ -50,88 +50,167 @@ class RetrainOptions:
     accuracy_budget: float | None = None  # percentage points of validation accuracy
     teacher_weight: float = 0.0  # with labels: weight of distillation from the original model (0: labels only)
     final_epochs: float = 0.0  # at the end, every table fixed: retrain at a tenth of the learning rate
+    jobs: int = 1  # parallel processes for the trials of the budget search
+    warn_drop: float = 5.0  # points of validation accuracy a step may cost before it is reported as a warning
 
 
-class _Scorer:
-    def __init__(self, net: Network, objective: Objective, data: Dataset, x_val, targets_val, calib_x, calib_t):
-        self.net, self.objective = net, objective
+class Context:
+    """What every step and trial reads: the data, the targets, the options, where progress goes."""
+
+    def __init__(self, graph: Graph, data: Dataset, opts: RetrainOptions, progress: Callable[[str], None]):
+        name = graph.inputs[0]
+        shape = graph.tensors[name].shape
+        self.opts, self.progress = opts, progress
         self.labelled = data.y is not None
-        self.x_val, self.y_val, self.t_val = x_val, data.y_val, targets_val
-        self.calib_x, self.calib_t = calib_x, calib_t
+        self.x = fit_to_input(data.x, shape, "--train-data")
+        self.x_val = fit_to_input(data.x_val, shape, "--train-data (validation)")
+        self.y_val = data.y_val
+        net = Network(graph)
+        objective = self.objective(net)
+        self.targets_val = None
+        if not self.labelled:
+            teacher = Network(copy.deepcopy(graph))
+            self.targets = objective.teacher_targets(teacher, self.x)
+            self.targets_val = objective.teacher_targets(teacher, self.x_val)
+        elif objective.teacher_weight > 0:
+            self.targets = objective.teacher_rows(Network(copy.deepcopy(graph)), self.x, data.y)
+        else:
+            self.targets = data.y
+        rng = np.random.default_rng(opts.config.seed)
+        calib = rng.choice(len(self.x), size=min(opts.calibration, len(self.x)), replace=False)
+        self.calib_x, self.calib_t = self.x[calib], self.targets[calib]
+        self.warnings: list[str] = []
+        self.epoch_metric = True  # the validation metric after every epoch (progress only)
+
+    def objective(self, net: Network) -> Objective:
+        return Objective(net, labelled=self.labelled, teacher_weight=self.opts.teacher_weight)
+
+    def scorer(self, net: Network) -> "Scorer":
+        return Scorer(net, self.objective(net), self)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.progress(f"warning: {message}")
+
+
+class Scorer:
+    def __init__(self, net: Network, objective: Objective, ctx: Context):
+        self.net, self.objective, self.ctx = net, objective, ctx
+        self.labelled = ctx.labelled
 
     def metric(self) -> float:
         """Validation accuracy with labels (higher is better), else minus the distillation loss."""
+        ctx = self.ctx
         if self.labelled:
-            out = predict(self.net, self.x_val)
-            return float((out.reshape(len(out), -1).argmax(axis=1) == self.y_val).mean())
+            out = predict(self.net, ctx.x_val)
+            return float((out.reshape(len(out), -1).argmax(axis=1) == ctx.y_val).mean())
         total = 0.0
-        for i in range(0, len(self.x_val), 500):
-            env, _ = self.net.forward({self.net.graph.inputs[0]: self.x_val[i:i + 500]})
-            total += self.objective.loss_and_grads(env, self.t_val[i:i + 500])[0] * len(self.x_val[i:i + 500])
-        return -total / len(self.x_val)
+        for i in range(0, len(ctx.x_val), 500):
+            env, _ = self.net.forward({self.net.graph.inputs[0]: ctx.x_val[i:i + 500]})
+            total += self.objective.loss_and_grads(env, ctx.targets_val[i:i + 500])[0] * len(ctx.x_val[i:i + 500])
+        return -total / len(ctx.x_val)
 
     def describe(self, value: float) -> str:
         return f"validation accuracy {100 * value:.2f}%" if self.labelled else f"validation loss {-value:.5f}"
 
+    def cost(self, before: float, after: float) -> float:
+        """What a step cost, in the unit of warn_drop: points of accuracy, or the relative rise of the loss x 100."""
+        if self.labelled:
+            return 100 * (before - after)
+        return 100 * (after - before) / max(abs(before), 1e-12)
+
     def calibration_loss(self) -> float:
-        env, _ = self.net.forward({self.net.graph.inputs[0]: self.calib_x})
-        return self.objective.loss_and_grads(env, self.calib_t)[0]
+        env, _ = self.net.forward({self.net.graph.inputs[0]: self.ctx.calib_x})
+        return self.objective.loss_and_grads(env, self.ctx.calib_t)[0]
+
+
+@dataclass
+class Step:
+    """One layer's step on a network: the scorer and the label of its progress lines."""
+
+    net: Network
+    ctx: Context
+    scorer: Scorer = field(init=False)
+    objective: Objective = field(init=False)
+
+    def __post_init__(self):
+        self.scorer = self.ctx.scorer(self.net)
+        self.objective = self.scorer.objective
+
+    def train(self, label: str, epochs: float | None = None, lr: float | None = None) -> None:
+        cfg = self.ctx.opts.config
+        if epochs is not None:
+            cfg = replace(cfg, epochs=epochs, lr=cfg.lr if lr is None else lr)
+        evaluate = (lambda: self.scorer.describe(self.scorer.metric())) if self.ctx.epoch_metric else None
+        train(self.net, self.ctx.x, self.ctx.targets, self.objective, cfg, self.ctx.progress, label, evaluate)
 
 
 def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset, opts: RetrainOptions,
                      progress: Callable[[str], None]) -> list[LayerReport]:
-    cands, per_layer, active = plan_layers(graph, settings)
+    """Compress graph in place, layer by layer with retraining. graph.compression_summary
+    gets the validation metric before and after, the warnings and (with a budget) whether it was met."""
     if settings.prune == "global":
         raise OptionError("global pruning is not available with retraining; the layers are pruned one at a time")
-    name = graph.inputs[0]
-    shape = graph.tensors[name].shape
-    x = fit_to_input(data.x, shape, "--train-data")
-    x_val = fit_to_input(data.x_val, shape, "--train-data (validation)")
+    plan_layers(graph, settings)  # unknown layer names fail before any data is read
+    ctx = Context(graph, data, opts, progress)
+    if opts.accuracy_budget is not None:
+        from .budget_search import budget_search  # the search runs the steps below as its trials
+
+        return budget_search(graph, settings, ctx)
+    cands, per_layer, active = plan_layers(graph, settings)
+    note = protection_note(graph, settings, cands, [settings.for_layer(n.name, t) for n, t, _ in cands])
+    if note:
+        progress(note)
     net = Network(graph)
-    objective = Objective(net, labelled=data.y is not None, teacher_weight=opts.teacher_weight)
-    if data.y is None:
-        teacher = Network(copy.deepcopy(graph))
-        targets, targets_val = objective.teacher_targets(teacher, x), objective.teacher_targets(teacher, x_val)
-    elif objective.teacher_weight > 0:
-        targets, targets_val = objective.teacher_rows(Network(copy.deepcopy(graph)), x, data.y), None
-    else:
-        targets, targets_val = data.y, None
-    rng = np.random.default_rng(opts.config.seed)
-    calib = rng.choice(len(x), size=min(opts.calibration, len(x)), replace=False)
-    scorer = _Scorer(net, objective, data, x_val, targets_val, x[calib], targets[calib])
-    baseline = scorer.metric()
-    progress(f"original model: {scorer.describe(baseline)}")
+    step = Step(net, ctx)
+    baseline = step.scorer.metric()
+    progress(f"original model: {step.scorer.describe(baseline)}")
     reports: dict[int, LayerReport] = {}
-    for step, i in enumerate(active):
+    for i in active:
         s = per_layer[i]
         t0 = time.perf_counter()
-        if s.channels < 1.0 and _prune_channels(net, scorer, objective, x, targets, cands[i][0], s, opts, progress):
+        node = cands[i][0]
+        if s.channels < 1.0 and prune_channels(step, node, s.channels):
             cands = candidates(graph)  # this layer and the next one changed shape
         node, tensor, layout = cands[i]
-        if opts.accuracy_budget is None:
-            report = _compress_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, progress)
-        else:
-            allowed = baseline - opts.accuracy_budget / 100 * (step + 1) / len(active)
-            report = _search_layer(net, scorer, objective, x, targets, node.name, tensor, layout, s, opts, allowed, progress)
-        reports[i] = report
-        progress(f"{node.name}: done in {time.perf_counter() - t0:.0f} s, {scorer.describe(scorer.metric())}")
-    if opts.final_epochs > 0:
-        train(net, x, targets, objective, replace(opts.config, epochs=opts.final_epochs, lr=opts.config.lr / 10),
-              progress, "all tables fixed, final retraining", lambda: scorer.describe(scorer.metric()))
-    # The encodings take the shared values as they ended up; their tables do not change.
-    for i in active:
-        tensor = cands[i][1]
-        c = net.constraints[tensor]
-        if reports[i].encoding != "dense":
-            graph.encodings[tensor] = c.encoding if c.codebook is None else replace(c.encoding, codebook=c.codebook.astype(np.float32))
-            net.set_values(tensor, cands[i][2].unwalk(graph.encodings[tensor].decode()))
-    net.export()
+        reports[i] = compress_layer(step, node.name, tensor, layout, s)
+        progress(f"{node.name}: done in {time.perf_counter() - t0:.0f} s, {step.scorer.describe(step.scorer.metric())}")
+    finish(step, graph, cands, reports, baseline)
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
 
 
-def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerSettings, opts, progress) -> bool:
+def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], baseline: float) -> float:
+    """The last retraining, the encodings into the graph, the summary; the final metric."""
+    ctx, net = step.ctx, step.net
+    if ctx.opts.final_epochs > 0:
+        step.train("all tables fixed, final retraining", ctx.opts.final_epochs, ctx.opts.config.lr / 10)
+    # The encodings take the shared values as they ended up; their tables do not change.
+    for i, report in reports.items():
+        tensor = cands[i][1]
+        c = net.constraints[tensor]
+        if report.encoding != "dense" and c.encoding is not None:
+            graph.encodings[tensor] = c.encoding if c.codebook is None else replace(c.encoding, codebook=c.codebook.astype(np.float32))
+            net.set_values(tensor, cands[i][2].unwalk(graph.encodings[tensor].decode()))
+    net.export()
+    final = step.scorer.metric()
+    ctx.progress(f"compressed model: {step.scorer.describe(final)} (original: {step.scorer.describe(baseline)})")
+    cost = step.scorer.cost(baseline, final)
+    if ctx.opts.accuracy_budget is None and cost > ctx.opts.warn_drop:
+        ctx.warn(f"the compressed model lost {cost:.1f} {'points of validation accuracy' if ctx.labelled else '% of validation loss'} "
+                 f"({step.scorer.describe(baseline)} -> {step.scorer.describe(final)}); "
+                 f"--target-accuracy-drop P searches each layer's setting within a budget")
+    key = "validation_accuracy" if ctx.labelled else "validation_loss"
+    sign = 1 if ctx.labelled else -1
+    graph.compression_summary = {f"{key}_original": sign * baseline, f"{key}_compressed": sign * final,
+                                 "warnings": list(ctx.warnings)}
+    return final
+
+
+def prune_channels(step: Step, node, fraction: float) -> bool:
     """Structured pruning: keep the layer's most important output channels
-    (in two cuts, retraining after each), then cut the others out of the graph."""
+    (in two cuts, retraining after each), then cut the others out of the graph.
+    False when the layer's output does not lead into one layer that can absorb the cut."""
+    net, progress = step.net, step.ctx.progress
     graph = net.graph
     chain = channel_chain(graph, node)
     if chain is None:
@@ -139,12 +218,12 @@ def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerS
         return False
     tensor = node.inputs[1]
     total = net.values[tensor].shape[0]
+    before = step.scorer.metric()
     for k in (1, 2):
-        keep = strongest_channels(graph, chain, s.channels ** (k / 2), net.values)
+        keep = strongest_channels(graph, chain, fraction ** (k / 2), net.values)
         mask = np.broadcast_to(keep.reshape((-1,) + (1,) * (net.values[tensor].ndim - 1)), net.values[tensor].shape)
         net.constrain(tensor, Constraint("masked", mask=mask.copy()))
-        train(net, x, targets, objective, opts.config, progress, f"{node.name}: {int(keep.sum())} of {total} channels",
-              lambda: scorer.describe(scorer.metric()))
+        step.train(f"{node.name}: {int(keep.sum())} of {total} channels")
     net.export()
     remove_channels(graph, chain, keep)
     # The graph's constants are the truth again; the two layers' weights are free until pruned.
@@ -154,81 +233,104 @@ def _prune_channels(net: Network, scorer, objective, x, targets, node, s: LayerS
             net.constraints[p] = Constraint()
             if p not in net.params:
                 net.params.append(p)
-    progress(f"{node.name}: {int(keep.sum())} of {total} output channels kept, {scorer.describe(scorer.metric())}")
+    after = step.scorer.metric()
+    progress(f"{node.name}: {int(keep.sum())} of {total} output channels kept, {step.scorer.describe(after)}")
+    _check_cost(step, before, after, f"{node.name}: keeping {int(keep.sum())} of {total} output channels")
     return True
 
 
-def _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, progress) -> LayerReport:
-    cfg = opts.config
-    # 1. prune gradually (density d^(1/3), d^(2/3), d), retraining after each cut
+def _check_cost(step: Step, before: float, after: float, what: str) -> None:
+    cost = step.scorer.cost(before, after)
+    if cost > step.ctx.opts.warn_drop:
+        unit = "points of validation accuracy" if step.ctx.labelled else "% of validation loss"
+        step.ctx.warn(f"{what} cost {cost:.1f} {unit} ({step.scorer.describe(before)} -> {step.scorer.describe(after)}); "
+                      f"a higher density, more clusters or bits, or --target-accuracy-drop would search for a setting that keeps it")
+
+
+def prune(step: Step, name: str, tensor: str, density: float) -> np.ndarray:
+    """Magnitude pruning in prune_stages cuts (density d^(1/3), d^(2/3), d), retraining after each; the mask."""
+    net, stages = step.net, step.ctx.opts.prune_stages
     mask = np.ones(net.values[tensor].shape, bool)
-    for k in range(1, opts.prune_stages + 1 if s.density < 1.0 else 1):  # nothing to cut at density 1
-        d = s.density ** (k / opts.prune_stages)
+    for k in range(1, stages + 1 if density < 1.0 else 1):  # nothing to cut at density 1
+        d = density ** (k / stages)
         (mask,) = magnitude_masks([net.values[tensor]], d)
         net.constrain(tensor, Constraint("masked", mask=mask))
-        train(net, x, targets, objective, cfg, progress, f"{name}: pruned to {d:.3g}",
-              lambda: scorer.describe(scorer.metric()))
-    # 2. share weights and retrain the shared values
+        step.train(f"{name}: pruned to {d:.3g}")
+    return mask
+
+
+def share(step: Step, name: str, tensor: str, layout, mask: np.ndarray, clusters: int, retrain: bool = True):
+    """K-means of the kept weights, then (retrain) training of the K shared values: (flat index, codebook)."""
+    net = step.net
     flat_keep = layout.walk(mask.astype(np.float32)) > 0.5
-    flat_index, codebook = share_weights(name, layout.walk(net.values[tensor]), flat_keep, s.clusters)
+    flat_index, codebook = share_weights(name, layout.walk(net.values[tensor]), flat_keep, clusters)
     index = layout.unwalk(flat_index.astype(np.float32)).astype(np.int64)
     net.constrain(tensor, Constraint("shared", index=index, codebook=codebook))
-    train(net, x, targets, objective, cfg, progress, f"{name}: {codebook.size} shared values",
-          lambda: scorer.describe(scorer.metric()))
-    codebook = net.constraints[tensor].codebook.astype(np.float32)
-    # 3. encode, choosing the hash seed whose false positives cost least
+    if retrain:
+        step.train(f"{name}: {codebook.size} shared values")
+    return flat_index, net.constraints[tensor].codebook.astype(np.float32)
+
+
+def encode(step: Step, name: str, tensor: str, layout, flat_index, codebook, s: LayerSettings, seeds: int):
+    """Encode the shared layer, trying `seeds` hash seeds for a Bloomier table and keeping
+    the one whose false positives cost least on the calibration batch. The network holds
+    the decoded weights afterwards. (calibration loss, encoding, report, seed)."""
+    net = step.net
     best = None
     shared_values = net.values[tensor].copy()
-    for k in range(max(1, opts.seeds)):
+    for k in range(max(1, seeds)):
         seed = (s.seed + 0x9E3779B9 * k) % 2**32
         enc, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, s, seed, layout.walk(shared_values))
         net.set_values(tensor, layout.unwalk(enc.decode()))
-        loss = scorer.calibration_loss()
+        loss = step.scorer.calibration_loss()
         if best is None or loss < best[0]:
             best = (loss, enc, report, seed)
         if report.encoding != "bloomier":
             break  # no false positives: the seed does not matter
-    loss, enc, report, seed = best
-    progress(f"{name}: {report.encoding}, {report.false_positives} false positives, seed {seed:#x} "
-             f"(calibration loss {loss:.4f}, {report.bytes} bytes)")
-    # 4. freeze the table: which positions hold which shared value, false
-    # positives included, no longer changes; the K shared values still learn,
-    # through every position that reads them. 5. Retrain it and what follows.
+    net.set_values(tensor, layout.unwalk(best[1].decode()))
+    return best
+
+
+def fix_and_retrain(step: Step, name: str, tensor: str, layout, enc, codebook) -> None:
+    """Freeze the table: which positions hold which shared value, false positives
+    included, no longer changes; the K shared values still learn, through every
+    position that reads them. Then retrain it and what follows."""
     words = enc.words() if isinstance(enc, BloomierEncoding) else getattr(enc, "indices", None)
-    if words is None or not opts.tune_through_table:
+    if words is None or not step.ctx.opts.tune_through_table:
         c = Constraint("frozen")
     else:
         valid = (words >= 1) & (words <= codebook.size)
         index = layout.unwalk(np.where(valid, words, 0).astype(np.float32)).astype(np.int64)
         c = Constraint("shared", index=index, codebook=codebook.copy())
     c.encoding = enc
-    net.constrain(tensor, c)
-    train(net, x, targets, objective, cfg, progress, f"{name}: table fixed, retraining",
-          lambda: scorer.describe(scorer.metric()))
+    step.net.constrain(tensor, c)
+    step.train(f"{name}: table fixed, retraining")
+
+
+def describe_setting(s: LayerSettings, encoding: str | None = None) -> str:
+    enc = encoding or s.encoding
+    text = f"density {s.density:g}, K={s.clusters}"
+    if enc == "bloomier":
+        text += f", t={s.bits}"
+    if s.channels < 1.0:
+        text = f"channels {s.channels:g}, " + text
+    return f"{text}, {enc}"
+
+
+def compress_layer(step: Step, name: str, tensor: str, layout, s: LayerSettings) -> LayerReport:
+    """Steps 1 to 5 for one layer at the given settings; warns when a step costs too much."""
+    before = step.scorer.metric()
+    warned = len(step.ctx.warnings)
+    mask = prune(step, name, tensor, s.density)
+    after_prune = step.scorer.metric()
+    _check_cost(step, before, after_prune, f"{name}: pruning to density {s.density:g}")
+    flat_index, codebook = share(step, name, tensor, layout, mask, s.clusters)
+    after_share = step.scorer.metric()
+    _check_cost(step, after_prune, after_share, f"{name}: sharing {s.clusters} values")
+    loss, enc, report, seed = encode(step, name, tensor, layout, flat_index, codebook, s, step.ctx.opts.seeds)
+    step.ctx.progress(f"{name}: {report.encoding}, {report.false_positives} false positives, seed {seed:#x} "
+                      f"(calibration loss {loss:.4f}, {report.bytes} bytes)")
+    fix_and_retrain(step, name, tensor, layout, enc, codebook)
+    if len(step.ctx.warnings) == warned:  # one warning per layer is enough
+        _check_cost(step, before, step.scorer.metric(), f"{name} at {describe_setting(s, report.encoding)}")
     return report
-
-
-def _search_layer(net, scorer, objective, x, targets, name, tensor, layout, s: LayerSettings, opts, allowed, progress):
-    """The lowest density on the ladder whose accuracy stays above `allowed`."""
-    saved_values = {k: v.copy() for k, v in net.values.items()}
-    saved_constraints = copy.deepcopy(net.constraints)
-    ladder = [d for d in DENSITY_LADDER if d < s.density] + [s.density] if s.density < 1.0 else list(DENSITY_LADDER)
-    for n_try, d in enumerate(ladder):
-        trial = replace(s, density=d, bits=_bits_for(d, s.clusters))
-        try:
-            report = _compress_layer(net, scorer, objective, x, targets, name, tensor, layout, trial, opts, progress)
-        except OptionError:
-            continue  # too few kept weights for K clusters at this density
-        metric = scorer.metric()
-        progress(f"{name}: density {d:g}, {trial.bits} bits: {scorer.describe(metric)} (needed {scorer.describe(allowed)})")
-        if metric >= allowed or n_try == len(ladder) - 1:
-            return report  # within budget, or the least aggressive setting there is
-        net.values = {k: v.copy() for k, v in saved_values.items()}
-        net.constraints = copy.deepcopy(saved_constraints)
-    raise OptionError(f"layer '{name}' could not be compressed at any density")
-
-
-def _bits_for(density: float, clusters: int) -> int:
-    """Bits for which the false positives are about a quarter of the kept weights."""
-    need = int(np.ceil(np.log2(4 * clusters * (1 - density) / max(density, 1e-6) + 1)))
-    return int(min(16, max(need, int(np.ceil(np.log2(clusters + 1))))))

@@ -1,0 +1,194 @@
+"""The budget search's contract (--target-accuracy-drop), and the warnings and
+protected layers of compression with explicit settings, on small models."""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from weightless_mcu.api import Retraining, _prepare
+from weightless_mcu.compress import make_settings
+from weightless_mcu.compress.settings import LayerSettings
+from weightless_mcu.export import graph_to_onnx
+from weightless_mcu.frontend import load_model
+from weightless_mcu.passes import run_passes
+from weightless_mcu.train.budget_search import Trial, TrialRunner
+from weightless_mcu.train.data import Dataset
+from weightless_mcu.train.network import Network
+from weightless_mcu.train.trainer import Objective, TrainConfig, train
+from weightless_mcu.train.weightless import Context, RetrainOptions
+
+from .conftest import make_model, rand
+from .test_errors import run_cli
+
+H = helper.make_node
+
+
+def blobs(n, dims=32, classes=10, seed=0, spread=2.2):
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(99).standard_normal((classes, dims)) * spread
+    y = rng.integers(0, classes, n)
+    return (centers[y] + rng.standard_normal((n, dims))).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A trained 32-96-48-10 MLP and its data (train.npz with a validation split)."""
+    tmp = tmp_path_factory.mktemp("budget")
+    dims = [32, 96, 48, 10]
+    nodes, inits, x = [], {}, "x"
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        inits[f"w{i}"], inits[f"b{i}"] = rand(b, a, seed=i, scale=np.sqrt(2 / a)), np.zeros(b, np.float32)
+        nodes.append(H("Gemm", [x, f"w{i}", f"b{i}"], [f"h{i}"], transB=1, name=f"fc{i + 1}"))
+        x = f"h{i}"
+        if i < 2:
+            nodes.append(H("Relu", [x], [x + "r"]))
+            x += "r"
+    path = make_model(tmp / "mlp.onnx", nodes, {"x": [1, 32]}, {x: [1, 10]}, inits)
+    xs, ys = blobs(3000)
+    _, graph = load_model(path)
+    run_passes(graph)
+    net = Network(graph)
+    train(net, xs[:2000], ys[:2000], Objective(net, True), TrainConfig(epochs=6, lr=3e-3), lambda _: None, "t")
+    net.export()
+    onnx.save(graph_to_onnx(graph), path)
+    np.savez(tmp / "train.npz", x=xs[:2000], y=ys[:2000], x_val=xs[2000:], y_val=ys[2000:])
+    return path, tmp / "train.npz", Dataset(xs[:2000], ys[:2000], xs[2000:], ys[2000:])
+
+
+def _context(path, data, **kw):
+    _, graph = load_model(path)
+    run_passes(graph)
+    opts = RetrainOptions(TrainConfig(epochs=1, lr=2e-3), seeds=1, accuracy_budget=1.0, **kw)
+    return graph, Context(graph, data, opts, lambda _: None)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failed_trial_leaves_no_trace_in_the_next(trained, jobs):
+    """A trial that fails after pruning and retraining (more clusters than kept weights)
+    must not hand its damaged network to the next trial: each starts from the saved state."""
+    path, _, data = trained
+    graph, ctx = _context(path, data)
+    saved = Network(graph)
+    before = {k: v.copy() for k, v in saved.values.items()}
+    s = LayerSettings(clusters=40, min_positions=0, seed=7)
+    fails = Trial(0, "weights", 0.01, 0.0, s, frozenset({"bits", "encoding"}))  # 31 kept weights < 40 clusters
+    works = Trial(0, "weights", 0.3, 0.0, replace(s, clusters=4), frozenset({"bits", "encoding"}))
+    runner = TrialRunner(ctx, jobs)
+    try:
+        failed, after = runner.run(saved, [fails, works])
+        (alone,) = runner.run(saved, [works])
+    finally:
+        runner.close()
+    assert failed.error is not None and "40 clusters" in failed.error and failed.net is None and not failed.passed
+    assert after.error is None and after.passed and after.report.kept == int(np.ceil(0.3 * 96 * 32))
+    assert after.metric == alone.metric and after.bytes == alone.bytes
+    for k in alone.net.values:
+        np.testing.assert_array_equal(after.net.values[k], alone.net.values[k])
+    for k, v in before.items():  # the saved state itself is untouched
+        np.testing.assert_array_equal(saved.values[k], v)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the diverging training overflows on purpose
+def test_the_end_of_run_check_catches_a_budget_that_was_not_met(trained):
+    """Every layer's trials fail (a learning rate that makes training diverge), the layers
+    stay float32, and the last retraining then ruins the model: the final check must say so."""
+    path, npz, _ = trained
+    log = []
+    retraining = Retraining(npz, TrainConfig(epochs=1, lr=50.0, optimizer="sgd"), seeds=1, accuracy_budget=1.0,
+                            final_epochs=1.0, jobs=1)
+    _, graph, reports = _prepare(path, None, None, make_settings(dict(min_positions=0)), log.append, retraining)
+    budget = graph.compression_summary["budget"]
+    assert not budget["met"] and budget["drop_points"] > 1.0
+    assert budget["float32_layers"] == ["fc1", "fc2", "fc3"] and all(r.encoding == "dense" for r in reports)
+    assert any("the budget was NOT met" in w and "fc1, fc2, fc3 stayed float32" in w
+               for w in graph.compression_summary["warnings"])
+    assert any(line.startswith("warning: the budget was NOT met") for line in log)
+
+
+def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(trained):
+    path, npz, _ = trained
+    runs = {}
+    for name, fixed in (("full", {}), ("density", dict(channels=1.0, clusters=15, bits=8, encoding="bloomier"))):
+        log = []
+        retraining = Retraining(npz, TrainConfig(epochs=1, lr=2e-3), seeds=1, accuracy_budget=1.0, jobs=2)
+        _, graph, reports = _prepare(path, None, None, make_settings(dict(min_positions=0, **fixed)), log.append, retraining)
+        assert graph.compression_summary["budget"]["met"], log
+        runs[name] = (sum(r.bytes for r in reports), reports, log)
+    full, density = runs["full"], runs["density"]
+    assert full[0] < density[0], (full[0], density[0])
+    assert all(r.clusters == 15 and r.bits == 8 for r in density[1] if r.encoding == "bloomier")
+    # the full search used what the density-only one may not: cut channels, K = 4, another t or dense indices
+    assert any(r.positions < 96 * 32 for r in full[1][:1]) or any(r.clusters == 4 or r.encoding == "codebook"
+                                                                   or (r.bits or 8) != 8 for r in full[1])
+    # progress: every trial with its layer, setting, bytes and validation accuracy
+    trials = [line for line in full[2] if line.lstrip().startswith("trial fc")]
+    assert len(trials) >= 6 and all(" B, validation accuracy " in line for line in trials)
+    assert not any(line.lstrip().startswith("trial fc") and "channels" in line for line in density[2])
+
+
+def test_the_budget_needs_labels_and_a_positive_budget(trained, tmp_path):
+    path, _, data = trained
+    np.savez(tmp_path / "unlabelled.npz", x=data.x)
+    for npz, budget, needle in ((tmp_path / "unlabelled.npz", 1.0, "needs labels"), (trained[1], 0.0, "must be > 0")):
+        with pytest.raises(Exception, match=needle):
+            _prepare(path, None, None, None, lambda _: None,
+                     Retraining(npz, TrainConfig(epochs=0.1), seeds=1, accuracy_budget=budget, jobs=1))
+
+
+def _collapse_model(tmp_path):
+    """A 64-128-10 classifier on blobs whose output layer cannot lose 90% of its weights."""
+    inits = {"w1": rand(128, 64, seed=1, scale=0.15), "b1": np.zeros(128, np.float32),
+             "w2": rand(10, 128, seed=2, scale=0.1), "b2": np.zeros(10, np.float32)}
+    nodes = [H("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"), H("Relu", ["h"], ["r"]),
+             H("Gemm", ["r", "w2", "b2"], ["y"], transB=1, name="out")]
+    path = make_model(tmp_path / "c.onnx", nodes, {"x": [1, 64]}, {"y": [1, 10]}, inits)
+    xs, ys = blobs(2400, dims=64, spread=0.9, seed=3)
+    _, graph = load_model(path)
+    run_passes(graph)
+    net = Network(graph)
+    train(net, xs[:2000], ys[:2000], Objective(net, True), TrainConfig(epochs=8, lr=3e-3), lambda _: None, "t")
+    net.export()
+    onnx.save(graph_to_onnx(graph), path)
+    np.savez(tmp_path / "train.npz", x=xs[:2000], y=ys[:2000], x_val=xs[2000:], y_val=ys[2000:])
+    return path, tmp_path / "train.npz"
+
+
+def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_path):
+    path, npz = _collapse_model(tmp_path)
+    uniform = ["--density", "0.05", "--clusters", "8", "--bits", "6", "--train-data", npz, "--epochs", "0.5",
+               "--seeds", "1", "--target", "host"]
+    # protect none: the output layer is pruned to 5% like the others, and the run says what that cost
+    proc = run_cli("compile", path, "-o", tmp_path / "bare", *uniform, "--protect", "none", "-q", "--json", tmp_path / "b.json")
+    assert proc.returncode == 0, proc.stderr
+    summary = __import__("json").loads((tmp_path / "b.json").read_text())["retraining"]
+    drop = 100 * (summary["validation_accuracy_original"] - summary["validation_accuracy_compressed"])
+    assert drop > 5, summary
+    assert "out: pruning to density 0.05 cost" in proc.stderr and "--target-accuracy-drop" in proc.stderr
+    assert "the compressed model lost" in proc.stderr
+    # by default the output layer keeps dense indices, and the model keeps its accuracy
+    proc = run_cli("compile", path, "-o", tmp_path / "auto", *uniform, "--json", tmp_path / "a.json")
+    assert proc.returncode == 0, proc.stderr
+    manifest = __import__("json").loads((tmp_path / "a.json").read_text())
+    out = next(r for r in manifest["layers"] if r["name"] == "out")
+    assert out["encoding"] == "codebook" and out["kept"] == out["positions"] and out["false_positives"] == 0
+    summary = manifest["retraining"]
+    protected_drop = 100 * (summary["validation_accuracy_original"] - summary["validation_accuracy_compressed"])
+    assert protected_drop < drop - 5, (protected_drop, drop)
+    # within 2 points, or the run ends with the warning naming what cost too much
+    assert protected_drop <= 2 or (summary["warnings"] and proc.stderr.rstrip().splitlines()[-1].startswith(
+        "weightless-mcu: warning: the compressed model lost")), summary
+    assert "validation      accuracy" in proc.stdout and "out: every weight kept as a dense cluster index" in proc.stderr
+    # a layer's own setting wins over the protection
+    _, graph, reports = _prepare(path, None, None, make_settings(dict(density=0.5, clusters=8, bits=6, min_positions=0)),
+                                 lambda _: None)
+    assert reports[1].encoding == "codebook" and reports[1].kept == reports[1].positions
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[defaults]\ndensity = 0.5\nclusters = 8\nbits = 6\n[layers.out]\ndensity = 0.5\n')
+    _, graph, reports = _prepare(path, None, None, make_settings({}, cfg), lambda _: None)
+    assert reports[1].kept == int(np.ceil(0.5 * reports[1].positions))
+    assert copy.copy(reports[0]).kept == int(np.ceil(0.5 * reports[0].positions))

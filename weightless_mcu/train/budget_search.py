@@ -1,0 +1,346 @@
+"""The budget search (--target-accuracy-drop P): each layer's setting chosen on
+validation data, one layer at a time from the input side.
+
+Layer k may bring the validation accuracy down to baseline - P * (w_0 + ... + w_k)
+/ (w_0 + ... + w_n-1), w being the square root of a layer's weights: the large
+layers, where the bytes are, get more of the budget without starving the
+small ones, and what an earlier layer did not spend a later one may. For each layer:
+
+  1. channels: trials on CHANNEL_LADDER (the kept fraction of its output
+     channels); the fewest channels whose accuracy keeps within half the
+     layer's room wins. Layers whose output does not lead into one layer that
+     can absorb the cut skip this stage.
+  2. weights: trials on DENSITY_LADDER. A trial prunes, then for each K in
+     CLUSTER_CHOICES shares the weights and prices its encodings: dense
+     indices (codebook), and Bloomier tables from the t whose false positives
+     are about a quarter of the kept weights, down while accuracy holds and up
+     until it does; the cheapest one that keeps accuracy is fixed and
+     retrained (first with up to REFINE_BITS fewer bits, since retraining
+     recovers part of what false positives cost). The trial with the fewest
+     stored bytes that keeps the layer within its share wins; if none does,
+     the layer stays float32.
+
+Trials are independent: each starts from a copy of the same saved state (a
+failed one leaves nothing behind), so they run in parallel processes (jobs),
+each with one BLAS thread. The ladders are searched by parallel bisection,
+on the assumption that accuracy grows with channels and density. Settings the
+user gave (uniform or per layer) are kept as given rather than searched. At
+the end the whole model's drop is checked against P and reported plainly
+when it was not met.
+"""
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers
+from ..compress.channels import channel_chain
+from ..compress.settings import CompressionSettings, LayerSettings
+from ..errors import OptionError, WeightlessError
+from ..ir import Graph
+from .network import Network
+from .weightless import (Context, Step, describe_setting, encode, finish, fix_and_retrain, prune, prune_channels,
+                         share)
+
+CHANNEL_LADDER = (0.06, 0.1, 0.15, 0.25, 0.4, 0.6)
+DENSITY_LADDER = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.7, 1.0)
+CLUSTER_CHOICES = (4, 15)  # 15: the most that 4-bit dense indices hold (0 is a pruned weight)
+CHANNEL_SHARE = 0.5  # of the room a layer has, what cutting its channels may spend
+REFINE_BITS = 2  # t below the one priced without retraining, tried with retraining
+
+
+@dataclass(frozen=True)
+class Trial:
+    layer: int  # index among the graph's compressible layers
+    kind: str  # "channels" | "weights"
+    value: float  # the channel fraction or the density
+    allowed: float  # the validation metric the trial must keep
+    settings: LayerSettings  # the layer's settings (the searched ones are overridden)
+    searched: frozenset[str]  # which of clusters, bits, encoding the trial chooses
+
+
+@dataclass
+class TrialResult:
+    trial: Trial
+    net: Network | None  # the network after the trial (None if it failed)
+    metric: float
+    bytes: int
+    report: LayerReport | None
+    setting: str
+    error: str | None
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.metric >= self.trial.allowed
+
+
+def bits_for(density: float, clusters: int) -> int:
+    """Bits for which the false positives are about a quarter of the kept weights."""
+    need = int(np.ceil(np.log2(4 * clusters * (1 - density) / max(density, 1e-6) + 1)))
+    return int(min(16, max(need, clusters.bit_length())))
+
+
+def run_trial(ctx: Context, net: Network, trial: Trial) -> TrialResult:
+    """One trial on `net` (the caller's copy of the saved state). Never raises for
+    a setting that cannot be built: the result carries the error instead."""
+    t0 = time.perf_counter()
+    step = Step(net, ctx)
+    node, tensor, layout = candidates(net.graph)[trial.layer]
+    try:
+        if trial.kind == "channels":
+            prune_channels(step, node, trial.value)
+            positions = candidates(net.graph)[trial.layer][2].positions
+            return TrialResult(trial, net, step.scorer.metric(), 4 * positions, None, f"channels {trial.value:g}",
+                               None, time.perf_counter() - t0)
+        metric, report, setting = _weights_trial(step, node.name, tensor, layout, trial)
+        return TrialResult(trial, net, metric, report.bytes, report, setting, None, time.perf_counter() - t0)
+    except (WeightlessError, ValueError) as exc:
+        return TrialResult(trial, None, float("-inf"), 0, None, f"{trial.kind} {trial.value:g}", str(exc),
+                           time.perf_counter() - t0)
+
+
+def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
+    s = replace(trial.settings, density=trial.value)
+    mask = prune(step, name, tensor, s.density)
+    kept = int(mask.sum())
+    if "clusters" in trial.searched:
+        ks = [k for k in CLUSTER_CHOICES if k <= kept] or [kept]
+    else:
+        ks = [s.clusters]  # more than the kept weights: share() says so
+    best = None  # (passes, -bytes or metric, ...)
+    for n, k in enumerate(ks):
+        branch = step if n == len(ks) - 1 else Step(copy.deepcopy(step.net), step.ctx)
+        flat_index, codebook = share(branch, name, tensor, layout, mask, k)
+        option = _cheapest_encoding(branch, name, tensor, layout, flat_index, codebook, replace(s, clusters=k), trial)
+        key = (option[0] >= trial.allowed, -option[1] if option[0] >= trial.allowed else option[0])
+        if best is None or key > best[0]:
+            best = (key, branch, flat_index, codebook, option)
+    _, branch, flat_index, codebook, (metric, nbytes, settings) = best
+    step.net.__dict__.update(branch.net.__dict__)  # the chosen branch becomes the trial's network
+    # Retraining recovers part of what false positives cost, so the t priced without it is
+    # an upper bound: try up to two bits fewer with the table fixed and retrained.
+    if settings.encoding == "bloomier" and "bits" in trial.searched:
+        for bits in range(max(int(codebook.size).bit_length(), settings.bits - REFINE_BITS), settings.bits):
+            candidate = Step(copy.deepcopy(step.net), step.ctx)
+            done = _encode_fix(candidate, name, tensor, layout, flat_index, codebook, replace(settings, bits=bits))
+            if done[0] >= trial.allowed:
+                step.net.__dict__.update(candidate.net.__dict__)
+                return done
+    return _encode_fix(Step(step.net, step.ctx), name, tensor, layout, flat_index, codebook, settings)
+
+
+def _encode_fix(step: Step, name, tensor, layout, flat_index, codebook, settings: LayerSettings):
+    """Encode (the hash seed chosen on the calibration batch), fix the table, retrain: (metric, report, setting)."""
+    loss, enc, report, seed = encode(step, name, tensor, layout, flat_index, codebook, settings, step.ctx.opts.seeds)
+    fix_and_retrain(step, name, tensor, layout, enc, codebook)
+    return step.scorer.metric(), report, describe_setting(settings, report.encoding)
+
+
+def _cheapest_encoding(step: Step, name: str, tensor: str, layout, flat_index, codebook, s: LayerSettings, trial: Trial):
+    """(validation metric, bytes, settings) of the cheapest encoding of the shared
+    layer that keeps trial.allowed before the table is fixed and retrained, or the
+    most accurate one if none does. Prices dense indices and Bloomier tables over t."""
+    net = step.net
+    shared = net.values[tensor].copy()
+    shared_metric = step.scorer.metric()
+    encodings = ("codebook", "bloomier") if "encoding" in trial.searched else (s.encoding,)
+    if s.density >= 1.0 and "encoding" in trial.searched:
+        encodings = ("codebook",)  # nothing pruned: a table would store every position
+    tried: list[tuple[float, int, LayerSettings]] = []
+    if "codebook" in encodings or "auto" in encodings:
+        cs = replace(s, encoding="codebook")
+        _, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, cs, s.seed)
+        tried.append((shared_metric, report.bytes, cs))
+
+    def bloomier(bits: int) -> tuple[float, int, LayerSettings]:
+        bs = replace(s, encoding="bloomier", bits=bits)
+        enc, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, bs, s.seed)
+        net.set_values(tensor, layout.unwalk(enc.decode()))
+        result = (step.scorer.metric(), report.bytes, bs)
+        tried.append(result)
+        return result
+
+    if "bloomier" in encodings or "auto" in encodings:
+        low = max(1, codebook.size.bit_length())
+        if "bits" not in trial.searched:
+            bloomier(s.bits)
+        else:
+            t = max(low, bits_for(s.density, int(codebook.size)))
+            first = bloomier(t)
+            if first[0] >= trial.allowed:
+                while t > low and bloomier(t - 1)[0] >= trial.allowed:
+                    t -= 1
+            else:
+                cheapest_safe = min((b for m, b, _ in tried if m >= trial.allowed), default=None)
+                while t < 16:
+                    t += 1
+                    m, b, _ = bloomier(t)
+                    if m >= trial.allowed or (cheapest_safe is not None and b >= cheapest_safe):
+                        break
+    net.set_values(tensor, shared)
+    passing = [o for o in tried if o[0] >= trial.allowed]
+    if passing:
+        return min(passing, key=lambda o: (o[1], -o[0]))
+    return max(tried, key=lambda o: (o[0], -o[1]))
+
+
+# -- trials in processes -----------------------------------------------------------
+_WORKER_CONTEXT: Context | None = None
+
+
+def _init_worker() -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # two processes on two cores: oversubscribed BLAS threads spin
+    except ImportError:
+        pass
+
+
+def _trial_in_worker(net: Network, trial: Trial) -> TrialResult:
+    ctx = copy.copy(_WORKER_CONTEXT)
+    ctx.progress, ctx.warnings, ctx.epoch_metric = (lambda _: None), [], False
+    return run_trial(ctx, net, trial)
+
+
+class TrialRunner:
+    """Runs batches of trials from one saved state: in this process (jobs 1) or in a pool of forked ones."""
+
+    def __init__(self, ctx: Context, jobs: int):
+        self.ctx, self.jobs, self.pool = ctx, max(1, jobs), None
+        if self.jobs > 1:
+            global _WORKER_CONTEXT
+            _WORKER_CONTEXT = ctx  # the workers are forked: they inherit the data instead of receiving it
+            self.pool = ProcessPoolExecutor(self.jobs, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_init_worker)
+
+    def run(self, saved: Network, trials: list[Trial]) -> list[TrialResult]:
+        if self.pool is None:
+            out = []
+            for t in trials:
+                ctx = copy.copy(self.ctx)
+                ctx.warnings, ctx.epoch_metric = [], False
+                out.append(run_trial(ctx, copy.deepcopy(saved), t))
+            return out
+        try:
+            return [f.result() for f in [self.pool.submit(_trial_in_worker, saved, t) for t in trials]]
+        except BrokenProcessPool:
+            raise WeightlessError("a trial process of the budget search died (out of memory?); try --jobs 1") from None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make, report) -> TrialResult | None:
+    """The passing trial with the fewest bytes among those tried, searching the
+    ascending `values` (accuracy assumed to grow along them) by parallel bisection."""
+    lo, hi = -1, len(values)  # values[lo] fails, values[hi] passes (sentinels: none known)
+    results: list[TrialResult] = []
+    while hi - lo > 1:
+        width = min(runner.jobs, hi - lo - 1)
+        probes = sorted({lo + max(1, round((hi - lo) * (k + 1) / (width + 1))) for k in range(width)} - {hi})
+        batch = runner.run(saved, [make(values[i]) for i in probes])
+        for i, r in zip(probes, batch):
+            report(r)
+            results.append(r)
+        passed = [i for i, r in zip(probes, batch) if r.passed]
+        if passed:
+            hi = min(passed)
+        failed = [i for i, r in zip(probes, batch) if not r.passed and i < hi]
+        if failed:
+            lo = max(failed)
+        if not passed and not failed:
+            break
+    passing = [r for r in results if r.passed]
+    return min(passing, key=lambda r: (r.bytes, -r.metric)) if passing else None
+
+
+def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> list[LayerReport]:
+    opts = ctx.opts
+    if not ctx.labelled:
+        raise OptionError("--target-accuracy-drop needs labels: give y (and y_val) in --train-data")
+    if not opts.accuracy_budget > 0:
+        raise OptionError(f"--target-accuracy-drop must be > 0 percentage points, not {opts.accuracy_budget}")
+    progress = ctx.progress
+    cands, per_layer, active = plan_layers(graph, settings)
+    net = Network(graph)
+    step = Step(net, ctx)
+    baseline = step.scorer.metric()
+    budget = opts.accuracy_budget / 100
+    progress(f"original model: {step.scorer.describe(baseline)}; budget {opts.accuracy_budget:g} points over "
+             f"{len(active)} layers, {opts.jobs} trial process{'es' if opts.jobs > 1 else ''}")
+    weights = np.sqrt([cands[i][2].positions for i in active])
+    reports: dict[int, LayerReport] = {}
+    dense_layers: list[str] = []
+    runner = TrialRunner(ctx, opts.jobs)
+    try:
+        for k, i in enumerate(active):
+            t0 = time.perf_counter()
+            node, tensor, _ = cands[i]
+            s = per_layer[i]
+            given = settings.given_for(node.name, tensor)
+            searched = frozenset({"clusters", "bits", "encoding"} - given)
+            allowed = baseline - budget * float(np.sum(weights[:k + 1]) / np.sum(weights))
+            current = step.scorer.metric()
+            progress(f"{node.name}: searching from {step.scorer.describe(current)}, "
+                     f"may go down to {step.scorer.describe(allowed)}")
+
+            def show(r: TrialResult, name=node.name):
+                verdict = "error: " + r.error if r.error else ("keeps it" if r.passed else "too costly")
+                progress(f"  trial {name}: {r.setting}: {r.bytes:,} B, {step.scorer.describe(r.metric) if not r.error else ''}"
+                         f" (needs {100 * r.trial.allowed:.2f}%) {verdict}, {r.seconds:.0f} s")
+
+            chain = channel_chain(net.graph, node)
+            if "channels" not in given and chain is not None:
+                total = net.values[tensor].shape[0]
+                fractions = sorted({c for c in CHANNEL_LADDER if 1 <= int(np.ceil(c * total - 1e-9)) < total})
+                room = max(0.0, current - allowed)
+                allowed_c = current - CHANNEL_SHARE * room
+                best = ladder_search(runner, net, fractions,
+                                     lambda c: Trial(i, "channels", c, allowed_c, s, searched), show)
+                if best is not None:
+                    net, step = best.net, Step(best.net, ctx)
+                    progress(f"{node.name}: {best.setting} chosen")
+            elif s.channels < 1.0:
+                prune_channels(step, node, s.channels)
+            cands = candidates(net.graph)
+            node, tensor, layout = cands[i]
+            densities = list(DENSITY_LADDER) if "density" not in given else [s.density]
+            best = ladder_search(runner, net, densities, lambda d: Trial(i, "weights", d, allowed, s, searched), show)
+            if best is not None:
+                net, step = best.net, Step(best.net, ctx)
+                reports[i] = best.report
+                progress(f"{node.name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}, "
+                         f"layer done in {time.perf_counter() - t0:.0f} s")
+            else:
+                dense_layers.append(node.name)
+                progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
+                         f"({4 * layout.positions:,} B)")
+    finally:
+        runner.close()
+    graph.__dict__.update(net.graph.__dict__)  # the caller's graph becomes the searched one
+    net.graph = graph
+    step = Step(net, ctx)
+    final = finish(step, graph, cands, reports, baseline)
+    drop = 100 * (baseline - final)
+    met = drop <= opts.accuracy_budget + 1e-9
+    graph.compression_summary["budget"] = {"target_drop_points": opts.accuracy_budget, "drop_points": round(drop, 4),
+                                           "met": met, "float32_layers": dense_layers}
+    if met:
+        progress(f"budget met: validation accuracy dropped {drop:.2f} of {opts.accuracy_budget:g} points")
+    else:
+        instead = (f"layers {', '.join(dense_layers)} stayed float32 and " if dense_layers else "")
+        ctx.warn(f"the budget was NOT met: validation accuracy dropped {drop:.2f} points "
+                 f"({step.scorer.describe(baseline)} -> {step.scorer.describe(final)}), more than the {opts.accuracy_budget:g} "
+                 f"allowed; {instead}each other layer kept the cheapest setting that met its share when it was tried. "
+                 f"The output holds this model; a larger budget, more --epochs or --final-epochs may meet it")
+    graph.compression_summary["warnings"] = list(ctx.warnings)
+    return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
