@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--jobs", type=int, help="trials of the budget search run in this many processes (default: the cores)")
         r.add_argument("--warn-drop", type=float, default=5.0, metavar="POINTS",
                        help="warn when one compression step costs more than this many points of validation accuracy "
-                            "(default 5)")
+                            "(default 5), or the whole model more than 2 (or this, if lower)")
 
     def limits(sp):
         g = sp.add_argument_group("limits (exit status 4 when the model does not fit)")

@@ -52,6 +52,7 @@ class RetrainOptions:
     final_epochs: float = 0.0  # at the end, every table fixed: retrain at a tenth of the learning rate
     jobs: int = 1  # parallel processes for the trials of the budget search
     warn_drop: float = 5.0  # points of validation accuracy a step may cost before it is reported as a warning
+    warn_model_drop: float = 2.0  # points the whole compressed model may lose (explicit settings) before a warning
 
 
 class Context:
@@ -195,7 +196,7 @@ def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], bas
     final = step.scorer.metric()
     ctx.progress(f"compressed model: {step.scorer.describe(final)} (original: {step.scorer.describe(baseline)})")
     cost = step.scorer.cost(baseline, final)
-    if ctx.opts.accuracy_budget is None and cost > ctx.opts.warn_drop:
+    if ctx.opts.accuracy_budget is None and cost > min(ctx.opts.warn_drop, ctx.opts.warn_model_drop):
         ctx.warn(f"the compressed model lost {cost:.1f} {'points of validation accuracy' if ctx.labelled else '% of validation loss'} "
                  f"({step.scorer.describe(baseline)} -> {step.scorer.describe(final)}); "
                  f"--target-accuracy-drop P searches each layer's setting within a budget")
