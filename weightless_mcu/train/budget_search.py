@@ -10,7 +10,9 @@ small ones, and what an earlier layer did not spend a later one may. For each la
      channels); the fewest channels whose accuracy keeps within half the
      layer's room wins. Layers whose output does not lead into one layer that
      can absorb the cut skip this stage.
-  2. weights: trials on DENSITY_LADDER. A trial prunes, then for each K in
+  2. weights: trials on DENSITY_LADDER (only density 1 for the layers that
+     uniform settings protect: the output layer under a quarter of the
+     weights, any layer under 2%). A trial prunes, then for each K in
      CLUSTER_CHOICES shares the weights and prices its encodings: dense
      indices (codebook), and Bloomier tables from the t whose false positives
      are about a quarter of the kept weights, down while accuracy holds and up
@@ -39,7 +41,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers
+from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers, protected_layers
 from ..compress.channels import channel_chain
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError, WeightlessError
@@ -278,6 +280,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     progress(f"original model: {step.scorer.describe(baseline)}; budget {opts.accuracy_budget:g} points over "
              f"{len(active)} layers, {opts.jobs} trial process{'es' if opts.jobs > 1 else ''}")
     weights = np.sqrt([cands[i][2].positions for i in active])
+    small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
     dense_layers: list[str] = []
     runner = TrialRunner(ctx, opts.jobs)
@@ -313,7 +316,12 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 prune_channels(step, node, s.channels)
             cands = candidates(net.graph)
             node, tensor, layout = cands[i]
-            densities = list(DENSITY_LADDER) if "density" not in given else [s.density]
+            if "density" in given:
+                densities = [s.density]
+            elif i in small:  # as under uniform settings: dense indices only (see compress/settings.py)
+                densities = [1.0]
+            else:
+                densities = list(DENSITY_LADDER)
             best = ladder_search(runner, net, densities, lambda d: Trial(i, "weights", d, allowed, s, searched), show)
             if best is not None:
                 net, step = best.net, Step(best.net, ctx)
