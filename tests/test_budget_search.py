@@ -108,6 +108,9 @@ def test_the_end_of_run_check_catches_a_budget_that_was_not_met(trained):
     assert any("the budget was NOT met" in w and "fc1, fc2, fc3 stayed float32" in w
                for w in graph.compression_summary["warnings"])
     assert any(line.startswith("warning: the budget was NOT met") for line in log)
+    # and, first of all, that the retraining recipe itself ruins the uncompressed model
+    assert any(w.startswith("retraining alone, with nothing compressed") for w in graph.compression_summary["warnings"])
+    assert budget["retraining_alone_drop_points"] > 1.0
 
 
 def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(trained):

@@ -265,6 +265,23 @@ def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make
     return min(passing, key=lambda r: (r.bytes, -r.metric)) if passing else None
 
 
+def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
+    """One retraining step of the uncompressed model: what the recipe alone does to the
+    validation accuracy. When it spends a good part of the budget, the user should know."""
+    quiet = copy.copy(ctx)
+    quiet.progress, quiet.epoch_metric = (lambda _: None), False
+    step = Step(copy.deepcopy(net), quiet)
+    step.train("control")
+    control = step.scorer.metric()
+    ctx.progress(f"control: one retraining step with nothing compressed gives {step.scorer.describe(control)}")
+    if baseline - control > 0.25 * budget:
+        ctx.warn(f"retraining alone, with nothing compressed, moves {step.scorer.describe(baseline)} to "
+                 f"{100 * control:.2f}%: {100 * (baseline - control):.2f} of the {100 * budget:g} points of the budget; "
+                 f"a lower --lr (the model may be past the learning rate it was trained down to) or other --epochs "
+                 f"may leave more of it for compression")
+    return control
+
+
 def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> list[LayerReport]:
     opts = ctx.opts
     if not ctx.labelled:
@@ -279,6 +296,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     budget = opts.accuracy_budget / 100
     progress(f"original model: {step.scorer.describe(baseline)}; budget {opts.accuracy_budget:g} points over "
              f"{len(active)} layers, {opts.jobs} trial process{'es' if opts.jobs > 1 else ''}")
+    control = _control(net, ctx, baseline, budget)
     weights = np.sqrt([cands[i][2].positions for i in active])
     small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
@@ -341,7 +359,8 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     drop = 100 * (baseline - final)
     met = drop <= opts.accuracy_budget + 1e-9
     graph.compression_summary["budget"] = {"target_drop_points": opts.accuracy_budget, "drop_points": round(drop, 4),
-                                           "met": met, "float32_layers": dense_layers}
+                                           "met": met, "float32_layers": dense_layers,
+                                           "retraining_alone_drop_points": round(100 * (baseline - control), 4)}
     if met:
         progress(f"budget met: validation accuracy dropped {drop:.2f} of {opts.accuracy_budget:g} points")
     else:
