@@ -195,3 +195,38 @@ def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_pat
     _, graph, reports = _prepare(path, None, None, make_settings({}, cfg), lambda _: None)
     assert reports[1].kept == int(np.ceil(0.5 * reports[1].positions))
     assert copy.copy(reports[0]).kept == int(np.ceil(0.5 * reports[0].positions))
+
+
+def test_pricing_takes_the_cheapest_encoding_and_k_that_keep_accuracy(trained):
+    """Inside a trial: with nothing to keep, the cheapest K and t win; with an accuracy no
+    setting reaches, the most accurate encoding."""
+    from weightless_mcu.compress import candidates, encode_indices
+    from weightless_mcu.train.budget_search import _cheapest_encoding, run_trial
+    from weightless_mcu.train.weightless import Step, prune, share
+
+    path, _, data = trained
+    graph, ctx = _context(path, data)
+    searched = frozenset({"clusters", "bits", "encoding"})
+    s = LayerSettings(density=0.1, min_positions=0)
+    cheap = run_trial(ctx, Network(copy.deepcopy(graph)), Trial(0, "weights", 0.1, float("-inf"), s, searched))
+    assert cheap.report.clusters == 4 and cheap.report.encoding == "bloomier" and cheap.report.bits == 3, cheap.report
+    net = Network(copy.deepcopy(graph))
+    step = Step(net, ctx)
+    node, tensor, layout = candidates(net.graph)[0]
+    mask = prune(step, node.name, tensor, 0.1)
+    flat_index, codebook = share(step, node.name, tensor, layout, mask, 4)
+    prices = {t: encode_indices("fc1", tensor, flat_index.astype(np.uint32), codebook,
+                                replace(s, clusters=4, bits=t, encoding="bloomier"), s.seed)[1].bytes for t in range(3, 17)}
+    assert sorted(prices.values()) == list(prices.values())  # bytes grow with t
+    metric, nbytes, chosen = _cheapest_encoding(step, node.name, tensor, layout, flat_index, codebook, replace(s, clusters=4),
+                                                Trial(0, "weights", 0.1, float("-inf"), s, searched))
+    assert (chosen.encoding, chosen.bits, nbytes) == ("bloomier", 3, prices[3])
+    shared_metric = step.scorer.metric()
+    metric, nbytes, chosen = _cheapest_encoding(step, node.name, tensor, layout, flat_index, codebook, replace(s, clusters=4),
+                                                Trial(0, "weights", 0.1, 2.0, s, searched))
+    # dense indices are among the options, so the most accurate is at least as good as they are
+    # (a table whose false positives happen to help may beat them)
+    assert metric >= shared_metric
+    assert (chosen.encoding == "codebook") or (nbytes == prices[chosen.bits] and chosen.bits > 3)
+    # the network is left holding the shared weights, whatever was priced
+    assert step.scorer.metric() == shared_metric
