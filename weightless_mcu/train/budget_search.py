@@ -305,6 +305,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     try:
         for k, i in enumerate(active):
             t0 = time.perf_counter()
+            cands = candidates(net.graph)  # a chosen trial's network brings its own graph
             node, tensor, _ = cands[i]
             s = per_layer[i]
             given = settings.given_for(node.name, tensor)
@@ -352,6 +353,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                          f"({4 * layout.positions:,} B)")
     finally:
         runner.close()
+    cands = candidates(net.graph)
     graph.__dict__.update(net.graph.__dict__)  # the caller's graph becomes the searched one
     net.graph = graph
     step = Step(net, ctx)
