@@ -93,10 +93,11 @@ def protected_layers(graph: Graph, settings: CompressionSettings, cands, per_lay
     return found
 
 
-def protection_note(graph: Graph, settings: CompressionSettings, cands, per_layer) -> str | None:
-    names = [cands[i][0].name for i in protected_layers(graph, settings, cands, per_layer)]
-    if not names:
+def protection_note(cands, protected: list[int]) -> str | None:
+    """The progress line naming the protected layers (None: there are none)."""
+    if not protected:
         return None
+    names = [cands[i][0].name for i in protected]
     return (f"{', '.join(names)}: every weight kept as a dense cluster index (protected by default: the output layer "
             f"under {PROTECT_OUTPUT_SHARE:.0%} of the model's weights, any layer under {PROTECT_SHARE:.0%}; their own "
             f"density or encoding, or --protect none, compresses them like the others)")
@@ -140,9 +141,8 @@ def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callab
             progress(f"{node.name}: {int(keep.sum())} of {keep.size} output channels kept")
     if any(per_layer[i].channels < 1.0 for i in active):
         cands, per_layer, active = plan_layers(graph, settings)
-    own = [settings.for_layer(n.name, t) for n, t, _ in cands]
-    protected = set(protected_layers(graph, settings, cands, own))
-    note = protection_note(graph, settings, cands, own)
+    protected = protected_layers(graph, settings, cands, per_layer)  # as plan_layers found them
+    note = protection_note(cands, protected)
     if note:
         progress(note)
     if settings.prune == "layer":

@@ -207,9 +207,7 @@ def _init_worker() -> None:
 
 
 def _trial_in_worker(net: Network, trial: Trial) -> TrialResult:
-    ctx = copy.copy(_WORKER_CONTEXT)
-    ctx.progress, ctx.warnings, ctx.epoch_metric = (lambda _: None), [], False
-    return run_trial(ctx, net, trial)
+    return run_trial(_WORKER_CONTEXT.quiet(), net, trial)
 
 
 class TrialRunner:
@@ -225,12 +223,7 @@ class TrialRunner:
 
     def run(self, saved: Network, trials: list[Trial]) -> list[TrialResult]:
         if self.pool is None:
-            out = []
-            for t in trials:
-                ctx = copy.copy(self.ctx)
-                ctx.warnings, ctx.epoch_metric = [], False
-                out.append(run_trial(ctx, copy.deepcopy(saved), t))
-            return out
+            return [run_trial(self.ctx.quiet(self.ctx.progress), copy.deepcopy(saved), t) for t in trials]
         try:
             return [f.result() for f in [self.pool.submit(_trial_in_worker, saved, t) for t in trials]]
         except BrokenProcessPool:
@@ -268,9 +261,7 @@ def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make
 def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
     """One retraining step of the uncompressed model: what the recipe alone does to the
     validation accuracy. When it spends a good part of the budget, the user should know."""
-    quiet = copy.copy(ctx)
-    quiet.progress, quiet.epoch_metric = (lambda _: None), False
-    step = Step(copy.deepcopy(net), quiet)
+    step = Step(copy.deepcopy(net), ctx.quiet())
     step.train("control")
     control = step.scorer.metric()
     ctx.progress(f"control: one retraining step with nothing compressed gives {step.scorer.describe(control)}")

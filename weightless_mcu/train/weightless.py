@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..compress import LayerReport, candidates, dense_report, encode_indices, plan_layers, protection_note, share_weights
+from ..compress import (LayerReport, candidates, dense_report, encode_indices, plan_layers, protected_layers,
+                        protection_note, share_weights)
 from ..compress.channels import channel_chain, remove_channels, strongest_channels
 from ..compress.encodings import BloomierEncoding
 from ..compress.prune import magnitude_masks
@@ -86,6 +87,14 @@ class Context:
     def objective(self, net: Network) -> Objective:
         return Objective(net, labelled=self.labelled, teacher_weight=self.opts.teacher_weight)
 
+    def quiet(self, progress: Callable[[str], None] | None = None) -> "Context":
+        """A copy for a trial or a control run: the same data, its own warnings, no validation
+        metric after each epoch, its progress to `progress` (None: nowhere)."""
+        ctx = copy.copy(self)
+        ctx.warnings, ctx.epoch_metric = [], False
+        ctx.progress = progress if progress is not None else (lambda _: None)
+        return ctx
+
     def scorer(self, net: Network) -> "Scorer":
         return Scorer(net, self.objective(net), self)
 
@@ -114,6 +123,10 @@ class Scorer:
     def describe(self, value: float) -> str:
         return f"validation accuracy {100 * value:.2f}%" if self.labelled else f"validation loss {-value:.5f}"
 
+    @property
+    def cost_unit(self) -> str:
+        return "points of validation accuracy" if self.labelled else "% of validation loss"
+
     def cost(self, before: float, after: float) -> float:
         """What a step cost, in the unit of warn_drop: points of accuracy, or the relative rise of the loss x 100."""
         if self.labelled:
@@ -127,7 +140,7 @@ class Scorer:
 
 @dataclass
 class Step:
-    """One layer's step on a network: the scorer and the label of its progress lines."""
+    """A network with what its steps need: the context, the scorer and the objective."""
 
     net: Network
     ctx: Context
@@ -159,7 +172,7 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
 
         return budget_search(graph, settings, ctx)
     cands, per_layer, active = plan_layers(graph, settings)
-    note = protection_note(graph, settings, cands, [settings.for_layer(n.name, t) for n, t, _ in cands])
+    note = protection_note(cands, protected_layers(graph, settings, cands, per_layer))
     if note:
         progress(note)
     net = Network(graph)
@@ -197,7 +210,7 @@ def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], bas
     ctx.progress(f"compressed model: {step.scorer.describe(final)} (original: {step.scorer.describe(baseline)})")
     cost = step.scorer.cost(baseline, final)
     if ctx.opts.accuracy_budget is None and cost > min(ctx.opts.warn_drop, ctx.opts.warn_model_drop):
-        ctx.warn(f"the compressed model lost {cost:.1f} {'points of validation accuracy' if ctx.labelled else '% of validation loss'} "
+        ctx.warn(f"the compressed model lost {cost:.1f} {step.scorer.cost_unit} "
                  f"({step.scorer.describe(baseline)} -> {step.scorer.describe(final)}); "
                  f"--target-accuracy-drop P searches each layer's setting within a budget")
     key = "validation_accuracy" if ctx.labelled else "validation_loss"
@@ -243,8 +256,7 @@ def prune_channels(step: Step, node, fraction: float) -> bool:
 def _check_cost(step: Step, before: float, after: float, what: str) -> None:
     cost = step.scorer.cost(before, after)
     if cost > step.ctx.opts.warn_drop:
-        unit = "points of validation accuracy" if step.ctx.labelled else "% of validation loss"
-        step.ctx.warn(f"{what} cost {cost:.1f} {unit} ({step.scorer.describe(before)} -> {step.scorer.describe(after)}); "
+        step.ctx.warn(f"{what} cost {cost:.1f} {step.scorer.cost_unit} ({step.scorer.describe(before)} -> {step.scorer.describe(after)}); "
                       f"a higher density, more clusters or bits, or --target-accuracy-drop would search for a setting that keeps it")
 
 
@@ -260,15 +272,14 @@ def prune(step: Step, name: str, tensor: str, density: float) -> np.ndarray:
     return mask
 
 
-def share(step: Step, name: str, tensor: str, layout, mask: np.ndarray, clusters: int, retrain: bool = True):
-    """K-means of the kept weights, then (retrain) training of the K shared values: (flat index, codebook)."""
+def share(step: Step, name: str, tensor: str, layout, mask: np.ndarray, clusters: int):
+    """K-means of the kept weights, then training of the K shared values: (flat index, codebook)."""
     net = step.net
     flat_keep = layout.walk(mask.astype(np.float32)) > 0.5
     flat_index, codebook = share_weights(name, layout.walk(net.values[tensor]), flat_keep, clusters)
     index = layout.unwalk(flat_index.astype(np.float32)).astype(np.int64)
     net.constrain(tensor, Constraint("shared", index=index, codebook=codebook))
-    if retrain:
-        step.train(f"{name}: {codebook.size} shared values")
+    step.train(f"{name}: {codebook.size} shared values")
     return flat_index, net.constraints[tensor].codebook.astype(np.float32)
 
 
