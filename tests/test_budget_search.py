@@ -3,6 +3,7 @@ protected layers of compression with explicit settings, on small models."""
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -35,6 +36,20 @@ def blobs(n, dims=32, classes=10, seed=0, spread=2.2):
     return (centers[y] + rng.standard_normal((n, dims))).astype(np.float32), y
 
 
+def _train_and_save(path, xs, ys, epochs):
+    """Train the model at path on the first 2,000 samples and save it; train.npz beside it
+    holds those and the rest as the validation split. Its path."""
+    _, graph = load_model(path)
+    run_passes(graph)
+    net = Network(graph)
+    train(net, xs[:2000], ys[:2000], Objective(net, True), TrainConfig(epochs=epochs, lr=3e-3), lambda _: None, "t")
+    net.export()
+    onnx.save(graph_to_onnx(graph), path)
+    npz = path.parent / "train.npz"
+    np.savez(npz, x=xs[:2000], y=ys[:2000], x_val=xs[2000:], y_val=ys[2000:])
+    return npz
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A trained 32-96-48-10 MLP and its data (train.npz with a validation split)."""
@@ -50,14 +65,8 @@ def trained(tmp_path_factory):
             x += "r"
     path = make_model(tmp / "mlp.onnx", nodes, {"x": [1, 32]}, {x: [1, 10]}, inits)
     xs, ys = blobs(3000)
-    _, graph = load_model(path)
-    run_passes(graph)
-    net = Network(graph)
-    train(net, xs[:2000], ys[:2000], Objective(net, True), TrainConfig(epochs=6, lr=3e-3), lambda _: None, "t")
-    net.export()
-    onnx.save(graph_to_onnx(graph), path)
-    np.savez(tmp / "train.npz", x=xs[:2000], y=ys[:2000], x_val=xs[2000:], y_val=ys[2000:])
-    return path, tmp / "train.npz", Dataset(xs[:2000], ys[:2000], xs[2000:], ys[2000:])
+    npz = _train_and_save(path, xs, ys, epochs=6)
+    return path, npz, Dataset(xs[:2000], ys[:2000], xs[2000:], ys[2000:])
 
 
 def _context(path, data, **kw):
@@ -151,14 +160,7 @@ def _collapse_model(tmp_path):
              H("Gemm", ["r", "w2", "b2"], ["y"], transB=1, name="out")]
     path = make_model(tmp_path / "c.onnx", nodes, {"x": [1, 64]}, {"y": [1, 10]}, inits)
     xs, ys = blobs(2400, dims=64, spread=0.9, seed=3)
-    _, graph = load_model(path)
-    run_passes(graph)
-    net = Network(graph)
-    train(net, xs[:2000], ys[:2000], Objective(net, True), TrainConfig(epochs=8, lr=3e-3), lambda _: None, "t")
-    net.export()
-    onnx.save(graph_to_onnx(graph), path)
-    np.savez(tmp_path / "train.npz", x=xs[:2000], y=ys[:2000], x_val=xs[2000:], y_val=ys[2000:])
-    return path, tmp_path / "train.npz"
+    return path, _train_and_save(path, xs, ys, epochs=8)
 
 
 def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_path):
@@ -168,7 +170,7 @@ def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_pat
     # protect none: the output layer is pruned to 5% like the others, and the run says what that cost
     proc = run_cli("compile", path, "-o", tmp_path / "bare", *uniform, "--protect", "none", "-q", "--json", tmp_path / "b.json")
     assert proc.returncode == 0, proc.stderr
-    summary = __import__("json").loads((tmp_path / "b.json").read_text())["retraining"]
+    summary = json.loads((tmp_path / "b.json").read_text())["retraining"]
     drop = 100 * (summary["validation_accuracy_original"] - summary["validation_accuracy_compressed"])
     assert drop > 5, summary
     assert "out: pruning to density 0.05 cost" in proc.stderr and "--target-accuracy-drop" in proc.stderr
@@ -176,7 +178,7 @@ def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_pat
     # by default the output layer keeps dense indices, and the model keeps its accuracy
     proc = run_cli("compile", path, "-o", tmp_path / "auto", *uniform, "--json", tmp_path / "a.json")
     assert proc.returncode == 0, proc.stderr
-    manifest = __import__("json").loads((tmp_path / "a.json").read_text())
+    manifest = json.loads((tmp_path / "a.json").read_text())
     out = next(r for r in manifest["layers"] if r["name"] == "out")
     assert out["encoding"] == "codebook" and out["kept"] == out["positions"] and out["false_positives"] == 0
     summary = manifest["retraining"]
@@ -194,7 +196,7 @@ def test_uniform_settings_protect_the_output_layer_or_say_what_collapsed(tmp_pat
     cfg.write_text('[defaults]\ndensity = 0.5\nclusters = 8\nbits = 6\n[layers.out]\ndensity = 0.5\n')
     _, graph, reports = _prepare(path, None, None, make_settings({}, cfg), lambda _: None)
     assert reports[1].kept == int(np.ceil(0.5 * reports[1].positions))
-    assert copy.copy(reports[0]).kept == int(np.ceil(0.5 * reports[0].positions))
+    assert reports[0].kept == int(np.ceil(0.5 * reports[0].positions))
 
 
 def test_pricing_takes_the_cheapest_encoding_and_k_that_keep_accuracy(trained):
