@@ -17,7 +17,7 @@ from weightless_mcu.compress.settings import LayerSettings
 from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
-from weightless_mcu.train.budget_search import Trial, TrialRunner
+from weightless_mcu.train.budget_search import Trial, TrialRunner, _spend_the_rest, budget_shares
 from weightless_mcu.train.data import Dataset
 from weightless_mcu.train.network import Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, train
@@ -141,6 +141,43 @@ def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(traine
     trials = [line for line in full[2] if line.lstrip().startswith("trial fc")]
     assert len(trials) >= 6 and all(" B, validation accuracy " in line for line in trials)
     assert not any(line.lstrip().startswith("trial fc") and "channels" in line for line in density[2])
+
+
+def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
+    """fc1 chosen at density 0.8 under a tight threshold; with the whole budget left, the
+    pass that spends the rest finds a cheaper setting for it, from where it is, that keeps
+    the new floor; fc3, under a quarter of the bytes, is not searched again."""
+    path, _, data = trained
+    graph, ctx = _context(path, data)
+    searched = frozenset({"clusters", "bits", "encoding"})
+    s = LayerSettings(min_positions=0, seed=7)
+    runner = TrialRunner(ctx, 1)
+    try:
+        (first,) = runner.run(Network(graph), [Trial(0, "weights", 0.8, 0.0, s, searched)])
+        (last,) = runner.run(first.net, [Trial(2, "weights", 1.0, 0.0, s, searched)])
+        reports, chosen = {0: first.report, 2: last.report}, {0: first.trial, 2: last.trial}
+        log = []
+        ctx.progress = log.append
+        floor = last.metric - 0.02
+        net, step = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, [0, 2], lambda r: log.append(r.setting))
+    finally:
+        runner.close()
+    assert reports[0].bytes < first.report.bytes and reports[0].kept < first.report.kept
+    assert last.report.bytes < 0.25 * (first.report.bytes + last.report.bytes)
+    assert chosen[0].value < 0.8 and chosen[0].allowed == floor
+    assert step.scorer.metric() >= floor and step.net is net
+    assert np.count_nonzero(net.values["w0"]) <= reports[0].kept + reports[0].false_positives
+    assert reports[2] is last.report and not any(line.startswith("fc3") for line in log)
+    assert any(line.startswith("fc1: searching again with what the layers left") for line in log)
+
+
+def test_small_layers_get_a_floor_of_the_budget():
+    shares = budget_shares([500, 25_000, 400_000, 5_000])  # LeNet-5's layers
+    assert shares[-1] == pytest.approx(1.0) and np.all(np.diff(shares) > 0)
+    mean = np.mean(np.sqrt([500, 25_000, 400_000, 5_000]))
+    total = 0.5 * mean + np.sqrt(25_000) + np.sqrt(400_000) + 0.5 * mean
+    assert shares[0] == pytest.approx(0.5 * mean / total) and shares[0] > 0.1
+    assert shares[2] - shares[1] == pytest.approx(np.sqrt(400_000) / total)
 
 
 def test_the_budget_needs_labels_and_a_positive_budget(trained, tmp_path):

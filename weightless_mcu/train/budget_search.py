@@ -2,9 +2,10 @@
 validation data, one layer at a time from the input side.
 
 Layer k may bring the validation accuracy down to baseline - P * (w_0 + ... + w_k)
-/ (w_0 + ... + w_n-1), w being the square root of a layer's weights: the large
-layers, where the bytes are, get more of the budget without starving the
-small ones, and what an earlier layer did not spend a later one may. For each layer:
+/ (w_0 + ... + w_n-1), w being the square root of a layer's weights (at least
+half the mean w): the large layers, where the bytes are, get more of the budget
+without starving the small ones, and what an earlier layer did not spend a
+later one may. For each layer:
 
   1. channels: trials on CHANNEL_LADDER (the kept fraction of its output
      channels); the fewest channels whose accuracy keeps within half the
@@ -26,9 +27,11 @@ Trials are independent: each starts from a copy of the same saved state (a
 failed one leaves nothing behind), so they run in parallel processes (jobs),
 each with one BLAS thread. The ladders are searched by parallel bisection,
 on the assumption that accuracy grows with channels and density. Settings the
-user gave (uniform or per layer) are kept as given rather than searched. At
-the end the whole model's drop is checked against P and reported plainly
-when it was not met.
+user gave (uniform or per layer) are kept as given rather than searched.
+When every layer is done, what they left of the budget goes to the layers
+that hold the most bytes: their density ladder is searched again, from where
+they are, down to the whole budget. At the end the whole model's drop is
+checked against P and reported plainly when it was not met.
 """
 from __future__ import annotations
 
@@ -55,6 +58,8 @@ DENSITY_LADDER = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.7, 1.0)
 CLUSTER_CHOICES = (4, 15)  # 15: the most that 4-bit dense indices hold (0 is a pruned weight)
 CHANNEL_SHARE = 0.5  # of the room a layer has, what cutting its channels may spend
 REFINE_BITS = 2  # t below the one priced without retraining, tried with retraining
+SHARE_FLOOR = 0.5  # a layer's part of the budget is at least this much of the mean part
+REST_SHARE = 0.25  # layers holding at least this part of the stored bytes get what the others left
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,10 @@ def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make
 
 def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
     """One retraining step of the uncompressed model: what the recipe alone does to the
-    validation accuracy. When it spends a good part of the budget, the user should know."""
+    validation accuracy. When it spends a good part of the budget, the user should know.
+    (The search does not lower the learning rate itself: on LeNet-5 a rate low enough for
+    the control to keep the budget left the trials unable to recover from cuts; see
+    docs/budget-search.md.)"""
     step = Step(copy.deepcopy(net), ctx.quiet())
     step.train("control")
     control = step.scorer.metric()
@@ -271,6 +279,15 @@ def _control(net: Network, ctx: Context, baseline: float, budget: float) -> floa
                  f"a lower --lr (the model may be past the learning rate it was trained down to) or other --epochs "
                  f"may leave more of it for compression")
     return control
+
+
+def budget_shares(positions) -> np.ndarray:
+    """The cumulative part of the budget each layer may have spent once it is done: by the
+    square root of its weights, and at least SHARE_FLOOR of the mean share, so that a
+    small first layer is not held to a drop no validation set can resolve."""
+    w = np.sqrt(np.asarray(positions, np.float64))
+    w = np.maximum(w, SHARE_FLOOR * w.mean())
+    return np.cumsum(w) / w.sum()
 
 
 def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> list[LayerReport]:
@@ -288,11 +305,20 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     progress(f"original model: {step.scorer.describe(baseline)}; budget {opts.accuracy_budget:g} points over "
              f"{len(active)} layers, {opts.jobs} trial process{'es' if opts.jobs > 1 else ''}")
     control = _control(net, ctx, baseline, budget)
-    weights = np.sqrt([cands[i][2].positions for i in active])
+    shares = budget_shares([cands[i][2].positions for i in active])
     small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
+    chosen: dict[int, Trial] = {}  # the weights trial each compressed layer kept
+    density_searched: list[int] = []
     dense_layers: list[str] = []
     runner = TrialRunner(ctx, opts.jobs)
+
+    def show(r: TrialResult):
+        verdict = "error: " + r.error if r.error else ("keeps it" if r.passed else "too costly")
+        name = candidates(r.net.graph)[r.trial.layer][0].name if r.net is not None else f"layer {r.trial.layer}"
+        progress(f"  trial {name}: {r.setting}: {r.bytes:,} B, {step.scorer.describe(r.metric) if not r.error else ''}"
+                 f" (needs {100 * r.trial.allowed:.2f}%) {verdict}, {r.seconds:.0f} s")
+
     try:
         for k, i in enumerate(active):
             t0 = time.perf_counter()
@@ -301,16 +327,10 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
             s = per_layer[i]
             given = settings.given_for(node.name, tensor)
             searched = frozenset({"clusters", "bits", "encoding"} - given)
-            allowed = baseline - budget * float(np.sum(weights[:k + 1]) / np.sum(weights))
+            allowed = baseline - budget * float(shares[k])
             current = step.scorer.metric()
             progress(f"{node.name}: searching from {step.scorer.describe(current)}, "
                      f"may go down to {step.scorer.describe(allowed)}")
-
-            def show(r: TrialResult, name=node.name):
-                verdict = "error: " + r.error if r.error else ("keeps it" if r.passed else "too costly")
-                progress(f"  trial {name}: {r.setting}: {r.bytes:,} B, {step.scorer.describe(r.metric) if not r.error else ''}"
-                         f" (needs {100 * r.trial.allowed:.2f}%) {verdict}, {r.seconds:.0f} s")
-
             chain = channel_chain(net.graph, node)
             if "channels" not in given and chain is not None:
                 total = net.values[tensor].shape[0]
@@ -332,16 +352,19 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 densities = [1.0]
             else:
                 densities = list(DENSITY_LADDER)
+                density_searched.append(i)
             best = ladder_search(runner, net, densities, lambda d: Trial(i, "weights", d, allowed, s, searched), show)
             if best is not None:
                 net, step = best.net, Step(best.net, ctx)
-                reports[i] = best.report
+                reports[i], chosen[i] = best.report, best.trial
                 progress(f"{node.name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}, "
                          f"layer done in {time.perf_counter() - t0:.0f} s")
             else:
                 dense_layers.append(node.name)
                 progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
                          f"({4 * layout.positions:,} B)")
+        net, step = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
+                                    [i for i in density_searched if i in chosen], show)
     finally:
         runner.close()
     cands = candidates(net.graph)
@@ -364,3 +387,33 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                  f"The output holds this model; a larger budget, more --epochs or --final-epochs may meet it")
     graph.compression_summary["warnings"] = list(ctx.warnings)
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
+
+
+def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: dict[int, LayerReport],
+                    chosen: dict[int, Trial], floor: float, eligible: list[int], show):
+    """Retraining between layers often gives back part of what a layer spent, and a layer
+    seldom lands on its threshold: what the layers left of the budget goes to the ones
+    that hold the most bytes (at least REST_SHARE of them), searched again from where
+    they are, at their chosen density and below, down to the whole budget (floor).
+    (network, step) afterwards."""
+    step = Step(net, ctx)
+    total = sum(r.bytes for r in reports.values())
+    for i in sorted(eligible, key=lambda i: -reports[i].bytes):
+        if reports[i].bytes < REST_SHARE * total:
+            break
+        current = step.scorer.metric()
+        if current <= floor:
+            break
+        name = candidates(net.graph)[i][0].name
+        ctx.progress(f"{name}: searching again with what the layers left, from {step.scorer.describe(current)} "
+                     f"down to {step.scorer.describe(floor)} ({reports[i].bytes:,} B now)")
+        trial = chosen[i]
+        densities = [d for d in DENSITY_LADDER if d <= trial.value + 1e-12]
+        best = ladder_search(runner, net, densities, lambda d: replace(trial, value=d, allowed=floor), show)
+        if best is not None and best.bytes < reports[i].bytes:
+            net, step = best.net, Step(best.net, ctx)
+            reports[i], chosen[i] = best.report, best.trial
+            ctx.progress(f"{name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}")
+        else:
+            ctx.progress(f"{name}: kept as it was")
+    return net, step
