@@ -106,14 +106,25 @@ def run_trial(ctx: Context, net: Network, trial: Trial) -> TrialResult:
             positions = candidates(net.graph)[trial.layer][2].positions
             return TrialResult(trial, net, step.scorer.metric(), 4 * positions, None, f"channels {trial.value:g}",
                                None, time.perf_counter() - t0)
-        metric, report, setting = _weights_trial(step, node.name, tensor, layout, trial)
+        net, metric, report, setting = _weights_trial(step, node.name, tensor, layout, trial)
         return TrialResult(trial, net, metric, report.bytes, report, setting, None, time.perf_counter() - t0)
     except (WeightlessError, ValueError) as exc:
         return TrialResult(trial, None, float("-inf"), 0, None, f"{trial.kind} {trial.value:g}", str(exc),
                            time.perf_counter() - t0)
 
 
+def preference(metric: float, nbytes: int, allowed: float) -> tuple:
+    """The one ranking of options, trials and encodings alike (the larger key wins): those
+    that keep `allowed` before those that do not; among them the fewest bytes, then the
+    better metric; among the others the better metric, then the fewest bytes."""
+    if metric >= allowed:
+        return (True, -nbytes, metric)
+    return (False, metric, -nbytes)
+
+
 def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
+    """Prune, share at each K, price the encodings, fix and retrain the cheapest:
+    (the trial's network, metric, report, setting)."""
     s = replace(trial.settings, density=trial.value)
     mask = prune(step, name, tensor, s.density)
     kept = int(mask.sum())
@@ -121,16 +132,15 @@ def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
         ks = [k for k in CLUSTER_CHOICES if k <= kept] or [kept]
     else:
         ks = [s.clusters]  # more than the kept weights: share() says so
-    best = None  # (passes, -bytes or metric, ...)
+    best = None  # (key, branch, flat index, codebook, option)
     for n, k in enumerate(ks):
         branch = step if n == len(ks) - 1 else Step(copy.deepcopy(step.net), step.ctx)
         flat_index, codebook = share(branch, name, tensor, layout, mask, k)
         option = _cheapest_encoding(branch, name, tensor, layout, flat_index, codebook, replace(s, clusters=k), trial)
-        key = (option[0] >= trial.allowed, -option[1] if option[0] >= trial.allowed else option[0])
+        key = preference(option[0], option[1], trial.allowed)
         if best is None or key > best[0]:
             best = (key, branch, flat_index, codebook, option)
-    _, branch, flat_index, codebook, (metric, nbytes, settings) = best
-    step.net.__dict__.update(branch.net.__dict__)  # the chosen branch becomes the trial's network
+    _, step, flat_index, codebook, (metric, nbytes, settings) = best
     # Retraining recovers part of what false positives cost, so the t priced without it is
     # an upper bound: try up to two bits fewer with the table fixed and retrained.
     if settings.encoding == "bloomier" and "bits" in trial.searched:
@@ -138,9 +148,8 @@ def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
             candidate = Step(copy.deepcopy(step.net), step.ctx)
             done = _encode_fix(candidate, name, tensor, layout, flat_index, codebook, replace(settings, bits=bits))
             if done[0] >= trial.allowed:
-                step.net.__dict__.update(candidate.net.__dict__)
-                return done
-    return _encode_fix(Step(step.net, step.ctx), name, tensor, layout, flat_index, codebook, settings)
+                return (candidate.net, *done)
+    return (step.net, *_encode_fix(step, name, tensor, layout, flat_index, codebook, settings))
 
 
 def _encode_fix(step: Step, name, tensor, layout, flat_index, codebook, settings: LayerSettings):
@@ -192,10 +201,7 @@ def _cheapest_encoding(step: Step, name: str, tensor: str, layout, flat_index, c
                     if m >= trial.allowed or (cheapest_safe is not None and b >= cheapest_safe):
                         break
     net.set_values(tensor, shared)
-    passing = [o for o in tried if o[0] >= trial.allowed]
-    if passing:
-        return min(passing, key=lambda o: (o[1], -o[0]))
-    return max(tried, key=lambda o: (o[0], -o[1]))
+    return max(tried, key=lambda o: preference(o[0], o[1], trial.allowed))
 
 
 # -- trials in processes -----------------------------------------------------------
@@ -260,7 +266,7 @@ def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make
         if not passed and not failed:
             break
     passing = [r for r in results if r.passed]
-    return min(passing, key=lambda r: (r.bytes, -r.metric)) if passing else None
+    return max(passing, key=lambda r: preference(r.metric, r.bytes, r.trial.allowed)) if passing else None
 
 
 def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
