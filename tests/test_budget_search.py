@@ -145,23 +145,32 @@ def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(traine
 
 def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
     """fc1 chosen at density 0.8 under a tight threshold; with the whole budget left, the
-    pass that spends the rest finds a cheaper setting for it, from where it is, that keeps
-    the new floor; fc3, under a quarter of the bytes, is not searched again."""
+    pass that spends the rest finds a cheaper setting for it (from its unpruned weights, the
+    rest of the model as it is) that keeps the new floor; fc3, under a quarter of the bytes,
+    is not searched again."""
     path, _, data = trained
     graph, ctx = _context(path, data)
     searched = frozenset({"clusters", "bits", "encoding"})
     s = LayerSettings(min_positions=0, seed=7)
     runner = TrialRunner(ctx, 1)
     try:
-        (first,) = runner.run(Network(graph), [Trial(0, "weights", 0.8, 0.0, s, searched)])
+        saved = Network(graph)
+        unpruned = {0: saved.values["w0"].copy(), 2: saved.values["w2"].copy()}
+        (first,) = runner.run(saved, [Trial(0, "weights", 0.8, 0.0, s, searched)])
         (last,) = runner.run(first.net, [Trial(2, "weights", 1.0, 0.0, s, searched)])
         reports, chosen = {0: first.report, 2: last.report}, {0: first.trial, 2: last.trial}
         log = []
         ctx.progress = log.append
         floor = last.metric - 0.02
-        net, step = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, [0, 2], lambda r: log.append(r.setting))
+        starts = []
+        run = runner.run
+        runner.run = lambda saved, trials: (starts.append(saved), run(saved, trials))[1]
+        net, step = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, unpruned, lambda r: log.append(r.setting))
     finally:
         runner.close()
+    # every trial started from fc1's unpruned weights, free again, and fc3's table as it was
+    assert starts and all(np.array_equal(n.values["w0"], unpruned[0]) and n.constraints["w0"].kind == "free"
+                          and np.array_equal(n.constraints["w2"].index, last.net.constraints["w2"].index) for n in starts)
     assert reports[0].bytes < first.report.bytes and reports[0].kept < first.report.kept
     assert last.report.bytes < 0.25 * (first.report.bytes + last.report.bytes)
     assert chosen[0].value < 0.8 and chosen[0].allowed == floor

@@ -49,7 +49,7 @@ from ..compress.channels import channel_chain
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError, WeightlessError
 from ..ir import Graph
-from .network import Network
+from .network import Constraint, Network
 from .weightless import (Context, Step, describe_setting, encode, finish, fix_and_retrain, prune, prune_channels,
                          share)
 
@@ -315,6 +315,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
     chosen: dict[int, Trial] = {}  # the weights trial each compressed layer kept
+    unpruned: dict[int, np.ndarray] = {}  # each layer's weights before its weights trials
     density_searched: list[int] = []
     dense_layers: list[str] = []
     runner = TrialRunner(ctx, opts.jobs)
@@ -359,6 +360,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
             else:
                 densities = list(DENSITY_LADDER)
                 density_searched.append(i)
+                unpruned[i] = net.values[tensor].copy()
             best = ladder_search(runner, net, densities, lambda d: Trial(i, "weights", d, allowed, s, searched), show)
             if best is not None:
                 net, step = best.net, Step(best.net, ctx)
@@ -370,7 +372,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
                          f"({4 * layout.positions:,} B)")
         net, step = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
-                                    [i for i in density_searched if i in chosen], show)
+                                    {i: unpruned[i] for i in density_searched if i in chosen}, show)
     finally:
         runner.close()
     cands = candidates(net.graph)
@@ -396,30 +398,35 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
 
 
 def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: dict[int, LayerReport],
-                    chosen: dict[int, Trial], floor: float, eligible: list[int], show):
+                    chosen: dict[int, Trial], floor: float, unpruned: dict[int, np.ndarray], show):
     """Retraining between layers often gives back part of what a layer spent, and a layer
     seldom lands on its threshold: what the layers left of the budget goes to the ones
-    that hold the most bytes (at least REST_SHARE of them), searched again from where
-    they are, at their chosen density and below, down to the whole budget (floor).
+    that hold the most bytes (at least REST_SHARE of them), searched again at their chosen
+    density and below, down to the whole budget (floor). Each trial starts from the model
+    as it is with that layer's weights as they were before its first trials (`unpruned`:
+    pruning the decoded table instead would keep its false positives and drop kept weights).
     (network, step) afterwards."""
     step = Step(net, ctx)
     total = sum(r.bytes for r in reports.values())
-    for i in sorted(eligible, key=lambda i: -reports[i].bytes):
+    for i in sorted(unpruned, key=lambda i: -reports[i].bytes):
         if reports[i].bytes < REST_SHARE * total:
             break
         current = step.scorer.metric()
         if current <= floor:
             break
-        name = candidates(net.graph)[i][0].name
-        ctx.progress(f"{name}: searching again with what the layers left, from {step.scorer.describe(current)} "
+        node, tensor, _ = candidates(net.graph)[i]
+        ctx.progress(f"{node.name}: searching again with what the layers left, from {step.scorer.describe(current)} "
                      f"down to {step.scorer.describe(floor)} ({reports[i].bytes:,} B now)")
+        start = copy.deepcopy(net)
+        start.values[tensor] = unpruned[i].copy()
+        start.constraints[tensor] = Constraint()
         trial = chosen[i]
         densities = [d for d in DENSITY_LADDER if d <= trial.value + 1e-12]
-        best = ladder_search(runner, net, densities, lambda d: replace(trial, value=d, allowed=floor), show)
+        best = ladder_search(runner, start, densities, lambda d: replace(trial, value=d, allowed=floor), show)
         if best is not None and best.bytes < reports[i].bytes:
             net, step = best.net, Step(best.net, ctx)
             reports[i], chosen[i] = best.report, best.trial
-            ctx.progress(f"{name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}")
+            ctx.progress(f"{node.name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}")
         else:
-            ctx.progress(f"{name}: kept as it was")
+            ctx.progress(f"{node.name}: kept as it was")
     return net, step
