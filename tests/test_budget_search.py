@@ -180,6 +180,18 @@ def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
     assert any(line.startswith("fc1: searching again with what the layers left") for line in log)
 
 
+def test_no_channel_trials_where_half_the_room_is_under_one_validation_sample(trained):
+    """1,000 validation samples, a 0.05-point budget: half of any layer's room is under one
+    sample, so no channel trial runs; the weights are still searched."""
+    path, npz, _ = trained
+    log = []
+    retraining = Retraining(npz, TrainConfig(epochs=1, lr=2e-3), seeds=1, accuracy_budget=0.05, jobs=1)
+    _prepare(path, None, None, make_settings(dict(min_positions=0)), log.append, retraining)
+    assert sum("channels not searched" in line for line in log) == 2  # fc1 and fc2 (fc3 has no channel chain)
+    assert not any(line.lstrip().startswith("trial fc") and ": channels " in line for line in log)
+    assert any(line.lstrip().startswith("trial fc1: density") for line in log)
+
+
 def test_small_layers_get_a_floor_of_the_budget():
     shares = budget_shares([500, 25_000, 400_000, 5_000])  # LeNet-5's layers
     assert shares[-1] == pytest.approx(1.0) and np.all(np.diff(shares) > 0)

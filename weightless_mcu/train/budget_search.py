@@ -10,7 +10,8 @@ later one may. For each layer:
   1. channels: trials on CHANNEL_LADDER (the kept fraction of its output
      channels); the fewest channels whose accuracy keeps within half the
      layer's room wins. Layers whose output does not lead into one layer that
-     can absorb the cut skip this stage.
+     can absorb the cut skip this stage, and so do layers whose half of the
+     room is less than one validation sample.
   2. weights: trials on DENSITY_LADDER (only density 1 for the layers that
      uniform settings protect: the output layer under a quarter of the
      weights, any layer under 2%). A trial prunes, then for each K in
@@ -339,10 +340,14 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
             progress(f"{node.name}: searching from {step.scorer.describe(current)}, "
                      f"may go down to {step.scorer.describe(allowed)}")
             chain = channel_chain(net.graph, node)
-            if "channels" not in given and chain is not None:
+            room = max(0.0, current - allowed)
+            if "channels" not in given and chain is not None and CHANNEL_SHARE * room < 1 / len(ctx.y_val):
+                # a cut that may not lose one validation sample is not worth its trials
+                progress(f"{node.name}: channels not searched: cutting them may cost "
+                         f"{100 * CHANNEL_SHARE * room:.3f} points, less than one validation sample")
+            elif "channels" not in given and chain is not None:
                 total = net.values[tensor].shape[0]
                 fractions = sorted({c for c in CHANNEL_LADDER if 1 <= int(np.ceil(c * total - 1e-9)) < total})
-                room = max(0.0, current - allowed)
                 allowed_c = current - CHANNEL_SHARE * room
                 best = ladder_search(runner, net, fractions,
                                      lambda c: Trial(i, "channels", c, allowed_c, s, searched), show)
