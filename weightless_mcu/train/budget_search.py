@@ -325,7 +325,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
         verdict = "error: " + r.error if r.error else ("keeps it" if r.passed else "too costly")
         name = candidates(r.net.graph)[r.trial.layer][0].name if r.net is not None else f"layer {r.trial.layer}"
         progress(f"  trial {name}: {r.setting}: {r.bytes:,} B, {step.scorer.describe(r.metric) if not r.error else ''}"
-                 f" (needs {100 * r.trial.allowed:.2f}%) {verdict}, {r.seconds:.0f} s")
+                 f" (needs {100 * r.trial.allowed:.3f}%) {verdict}, {r.seconds:.0f} s")
 
     try:
         for k, i in enumerate(active):
