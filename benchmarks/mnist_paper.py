@@ -349,9 +349,10 @@ def main() -> int:
     print("\n| model | method | bytes | ratio | test error | binomial sd | validation accuracy |\n|---|---|---|---|---|---|---|")
     for name, row in results["models"].items():
         for method, r in row.items():
+            several = r.get("seeds", 1) > 1
             spread = (f" ({100 * r['test_error_min']:.2f}-{100 * r['test_error_max']:.2f}, {r['seeds']} seeds)"
-                      if "seeds" in r else "")
-            ratio = (f"{r['ratio']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})" if "seeds" in r else f"{r['ratio']:.1f}x")
+                      if several else " (one seed)" if "seeds" in r else "")
+            ratio = f"{r['ratio']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})" if several else f"{r['ratio']:.1f}x"
             sd = np.sqrt(r["test_error"] * (1 - r["test_error"]) / 10000)
             print(f"| {name} | {method} | {r['bytes']:,.0f} | {ratio} | {100 * r['test_error']:.2f}%{spread} | "
                   f"{100 * sd:.2f} | {100 * r['validation_accuracy']:.2f}% |")
