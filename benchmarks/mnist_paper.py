@@ -245,6 +245,9 @@ def main() -> int:
     ap.add_argument("--auto-teacher-weight", type=float, default=0.5,
                     help="auto: weight of distillation from the original model (default 0.5, not tuned)")
     ap.add_argument("--jobs", type=int, default=2, help="auto: trial processes")
+    ap.add_argument("--auto-first-seed", type=int, default=0,
+                    help="auto: the first retraining seed (runs are deterministic: seeds 0 and 1 as two invocations "
+                         "give what --seeds 2 gives in one)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
@@ -335,7 +338,7 @@ def main() -> int:
                     acfg = cfg if args.auto_epochs is None else replace(cfg, epochs=args.auto_epochs)
                     budget = getattr(args, f"budget_{name}")
                     runs = []
-                    for seed in range(args.seeds):
+                    for seed in range(args.auto_first_seed, args.auto_first_seed + args.seeds):
                         g, r = timed(method, lambda g, seed=seed: auto(g, dataset, replace(acfg, seed=seed), budget, args.jobs,
                                                                        log, tmp, args.final_epochs, args.auto_teacher_weight))
                         r["budget"] = g.compression_summary.get("budget")
