@@ -21,7 +21,7 @@ from weightless_mcu.train.budget_search import Trial, TrialRunner, _spend_the_re
 from weightless_mcu.train.data import Dataset
 from weightless_mcu.train.network import Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, train
-from weightless_mcu.train.weightless import Context, RetrainOptions
+from weightless_mcu.train.weightless import Context, RetrainOptions, Step
 
 from .conftest import make_model, rand
 from .test_errors import run_cli
@@ -165,7 +165,7 @@ def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
         starts = []
         run = runner.run
         runner.run = lambda saved, trials: (starts.append(saved), run(saved, trials))[1]
-        net, step = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, unpruned, lambda r: log.append(r.setting))
+        net = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, unpruned, lambda r: log.append(r.setting))
     finally:
         runner.close()
     # every trial started from fc1's unpruned weights, free again, and fc3's table as it was
@@ -174,7 +174,7 @@ def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
     assert reports[0].bytes < first.report.bytes and reports[0].kept < first.report.kept
     assert last.report.bytes < 0.25 * (first.report.bytes + last.report.bytes)
     assert chosen[0].value < 0.8 and chosen[0].allowed == floor
-    assert step.scorer.metric() >= floor and step.net is net
+    assert Step(net, ctx).scorer.metric() >= floor
     assert np.count_nonzero(net.values["w0"]) <= reports[0].kept + reports[0].false_positives
     assert reports[2] is last.report and not any(line.startswith("fc3") for line in log)
     assert any(line.startswith("fc1: searching again with what the layers left") for line in log)

@@ -316,8 +316,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
     chosen: dict[int, Trial] = {}  # the weights trial each compressed layer kept
-    unpruned: dict[int, np.ndarray] = {}  # each layer's weights before its weights trials
-    density_searched: list[int] = []
+    unpruned: dict[int, np.ndarray] = {}  # each density-searched layer's weights before its weights trials
     dense_layers: list[str] = []
     runner = TrialRunner(ctx, opts.jobs)
 
@@ -341,19 +340,21 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                      f"may go down to {step.scorer.describe(allowed)}")
             chain = channel_chain(net.graph, node)
             room = max(0.0, current - allowed)
-            if "channels" not in given and chain is not None and CHANNEL_SHARE * room < 1 / len(ctx.y_val):
-                # a cut that may not lose one validation sample is not worth its trials
-                progress(f"{node.name}: channels not searched: cutting them may cost "
-                         f"{100 * CHANNEL_SHARE * room:.3f} points, less than one validation sample")
-            elif "channels" not in given and chain is not None:
-                total = net.values[tensor].shape[0]
-                fractions = sorted({c for c in CHANNEL_LADDER if 1 <= int(np.ceil(c * total - 1e-9)) < total})
-                allowed_c = current - CHANNEL_SHARE * room
-                best = ladder_search(runner, net, fractions,
-                                     lambda c: Trial(i, "channels", c, allowed_c, s, searched), show)
-                if best is not None:
-                    net, step = best.net, Step(best.net, ctx)
-                    progress(f"{node.name}: {best.setting} chosen")
+            if "channels" not in given and chain is not None:
+                cut_room = CHANNEL_SHARE * room
+                allowed_c = current - cut_room
+                if cut_room < 1 / len(ctx.y_val):
+                    # a cut that may not lose one validation sample is not worth its trials
+                    progress(f"{node.name}: channels not searched: cutting them may cost "
+                             f"{100 * cut_room:.3f} points, less than one validation sample")
+                else:
+                    total = net.values[tensor].shape[0]
+                    fractions = sorted({c for c in CHANNEL_LADDER if 1 <= int(np.ceil(c * total - 1e-9)) < total})
+                    best = ladder_search(runner, net, fractions,
+                                         lambda c: Trial(i, "channels", c, allowed_c, s, searched), show)
+                    if best is not None:
+                        net, step = best.net, Step(best.net, ctx)
+                        progress(f"{node.name}: {best.setting} chosen")
             elif s.channels < 1.0:
                 prune_channels(step, node, s.channels)
             cands = candidates(net.graph)
@@ -364,7 +365,6 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 densities = [1.0]
             else:
                 densities = list(DENSITY_LADDER)
-                density_searched.append(i)
                 unpruned[i] = net.values[tensor].copy()
             best = ladder_search(runner, net, densities, lambda d: Trial(i, "weights", d, allowed, s, searched), show)
             if best is not None:
@@ -376,8 +376,8 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 dense_layers.append(node.name)
                 progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
                          f"({4 * layout.positions:,} B)")
-        net, step = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
-                                    {i: unpruned[i] for i in density_searched if i in chosen}, show)
+        net = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
+                              {i: w for i, w in unpruned.items() if i in chosen}, show)
     finally:
         runner.close()
     cands = candidates(net.graph)
@@ -410,7 +410,7 @@ def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: di
     density and below, down to the whole budget (floor). Each trial starts from the model
     as it is with that layer's weights as they were before its first trials (`unpruned`:
     pruning the decoded table instead would keep its false positives and drop kept weights).
-    (network, step) afterwards."""
+    The network afterwards."""
     step = Step(net, ctx)
     total = sum(r.bytes for r in reports.values())
     for i in sorted(unpruned, key=lambda i: -reports[i].bytes):
@@ -434,4 +434,4 @@ def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: di
             ctx.progress(f"{node.name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}")
         else:
             ctx.progress(f"{node.name}: kept as it was")
-    return net, step
+    return net
