@@ -17,7 +17,8 @@ from weightless_mcu.compress.settings import LayerSettings
 from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
-from weightless_mcu.train.budget_search import Trial, TrialRunner, _spend_the_rest, budget_shares
+from weightless_mcu.train import budget_search as budget_search_module
+from weightless_mcu.train.budget_search import Trial, TrialRunner, _spend_the_rest, budget_shares, preference
 from weightless_mcu.train.data import Dataset
 from weightless_mcu.train.network import Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, train
@@ -165,9 +166,11 @@ def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
         starts = []
         run = runner.run
         runner.run = lambda saved, trials: (starts.append(saved), run(saved, trials))[1]
-        net = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, unpruned, lambda r: log.append(r.setting))
+        net, retrained = _spend_the_rest(runner, last.net, ctx, reports, chosen, floor, unpruned,
+                                         lambda r: log.append(r.setting))
     finally:
         runner.close()
+    assert retrained  # no final retraining (--final-epochs 0): the checked copy is the network
     # every trial started from fc1's unpruned weights, free again, and fc3's table as it was
     assert starts and all(np.array_equal(n.values["w0"], unpruned[0]) and n.constraints["w0"].kind == "free"
                           and np.array_equal(n.constraints["w2"].index, last.net.constraints["w2"].index) for n in starts)
@@ -178,6 +181,54 @@ def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):
     assert np.count_nonzero(net.values["w0"]) <= reports[0].kept + reports[0].false_positives
     assert reports[2] is last.report and not any(line.startswith("fc3") for line in log)
     assert any(line.startswith("fc1: searching again with what the layers left") for line in log)
+
+
+def test_the_rest_pass_takes_a_setting_only_if_it_holds_after_the_final_retraining(trained, monkeypatch):
+    """The pass's settings land near the floor, and the final retraining can take one below
+    it. Here the final retraining of the first (cheapest) candidate loses its largest
+    weights: that candidate is not taken, the next one is checked, and what is returned
+    is the checked network, already retrained (the real final retraining, one epoch at a
+    tenth of the rate: it changes the weights)."""
+    path, _, data = trained
+    graph, ctx = _context(path, data, final_epochs=1.0)
+    searched = frozenset({"clusters", "bits", "encoding"})
+    s = LayerSettings(min_positions=0, seed=7)
+    real = budget_search_module.final_retraining
+    checked = []
+
+    def final_retraining(step):
+        real(step)
+        checked.append(np.count_nonzero(step.net.values["w0"]))
+        if len(checked) == 1:  # the first candidate collapses
+            w = step.net.values["w0"]
+            step.net.set_values("w0", np.where(np.abs(w) >= np.quantile(np.abs(w[w != 0]), 0.5), 0, w))
+
+    monkeypatch.setattr(budget_search_module, "final_retraining", final_retraining)
+    runner = TrialRunner(ctx, 1)
+    try:
+        saved = Network(graph)
+        unpruned = {0: saved.values["w0"].copy()}
+        (first,) = runner.run(saved, [Trial(0, "weights", 1.0, 0.0, s, searched)])
+        reports, chosen = {0: first.report}, {0: first.trial}
+        log = []
+        ctx.progress = log.append
+        floor = first.metric - 0.03
+        results = []
+        run = runner.run
+        runner.run = lambda saved, trials: (lambda rs: (results.extend(rs), rs)[1])(run(saved, trials))
+        net, retrained = _spend_the_rest(runner, first.net, ctx, reports, chosen, floor, unpruned, lambda r: None)
+    finally:
+        runner.close()
+    cheaper = sorted((r for r in results if r.passed and r.bytes < first.report.bytes),
+                     key=lambda r: preference(r.metric, r.bytes, r.trial.allowed), reverse=True)
+    assert len(cheaper) >= 2, "the test needs two cheaper settings that pass"
+    assert sum(": not taken" in line for line in log) == 1 and len(checked) == 2
+    assert retrained and reports[0] is cheaper[1].report and chosen[0] is cheaper[1].trial
+    assert Step(net, ctx).scorer.metric() >= floor
+    # the returned network is the taken one after the final retraining, not before it
+    assert not np.array_equal(net.values["w0"], cheaper[1].net.values["w0"])
+    taken = cheaper[1].net.constraints["w0"]
+    assert np.array_equal(net.constraints["w0"].index, taken.index)
 
 
 def test_no_channel_trials_where_half_the_room_is_under_one_validation_sample(trained):

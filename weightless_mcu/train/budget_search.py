@@ -31,7 +31,8 @@ on the assumption that accuracy grows with channels and density. Settings the
 user gave (uniform or per layer) are kept as given rather than searched.
 When every layer is done, what they left of the budget goes to the layers
 that hold the most bytes: their density ladder is searched again, from where
-they are, down to the whole budget. At the end the whole model's drop is
+they are, down to the whole budget (a setting is taken only if the budget
+still holds after the final retraining). At the end the whole model's drop is
 checked against P and reported plainly when it was not met.
 """
 from __future__ import annotations
@@ -51,8 +52,8 @@ from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError, WeightlessError
 from ..ir import Graph
 from .network import Constraint, Network
-from .weightless import (Context, Step, describe_setting, encode, finish, fix_and_retrain, prune, prune_channels,
-                         share)
+from .weightless import (Context, Step, describe_setting, encode, final_retraining, finish, fix_and_retrain, prune,
+                         prune_channels, share)
 
 CHANNEL_LADDER = (0.06, 0.1, 0.15, 0.25, 0.4, 0.6)
 DENSITY_LADDER = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -249,6 +250,12 @@ class TrialRunner:
 def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make, report) -> TrialResult | None:
     """The passing trial with the fewest bytes among those tried, searching the
     ascending `values` (accuracy assumed to grow along them) by parallel bisection."""
+    passing = ladder_passing(runner, saved, values, make, report)
+    return passing[0] if passing else None
+
+
+def ladder_passing(runner: TrialRunner, saved: Network, values: list[float], make, report) -> list[TrialResult]:
+    """The trials that passed in ladder_search's bisection, the preferred first."""
     lo, hi = -1, len(values)  # values[lo] fails, values[hi] passes (sentinels: none known)
     results: list[TrialResult] = []
     while hi - lo > 1:
@@ -266,8 +273,8 @@ def ladder_search(runner: TrialRunner, saved: Network, values: list[float], make
             lo = max(failed)
         if not passed and not failed:
             break
-    passing = [r for r in results if r.passed]
-    return max(passing, key=lambda r: preference(r.metric, r.bytes, r.trial.allowed)) if passing else None
+    return sorted((r for r in results if r.passed), key=lambda r: preference(r.metric, r.bytes, r.trial.allowed),
+                  reverse=True)
 
 
 def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
@@ -376,15 +383,15 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 dense_layers.append(node.name)
                 progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
                          f"({4 * layout.positions:,} B)")
-        net = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
-                              {i: w for i, w in unpruned.items() if i in chosen}, show)
+        net, retrained = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
+                                         {i: w for i, w in unpruned.items() if i in chosen}, show)
     finally:
         runner.close()
     cands = candidates(net.graph)
     graph.__dict__.update(net.graph.__dict__)  # the caller's graph becomes the searched one
     net.graph = graph
     step = Step(net, ctx)
-    final = finish(step, graph, cands, reports, baseline)
+    final = finish(step, graph, cands, reports, baseline, retrained)
     drop = 100 * (baseline - final)
     met = drop <= opts.accuracy_budget + 1e-9
     graph.compression_summary["budget"] = {"target_drop_points": opts.accuracy_budget, "drop_points": round(drop, 4),
@@ -410,8 +417,13 @@ def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: di
     density and below, down to the whole budget (floor). Each trial starts from the model
     as it is with that layer's weights as they were before its first trials (`unpruned`:
     pruning the decoded table instead would keep its false positives and drop kept weights).
-    The network afterwards."""
+    A setting found this way lands near the floor, where the final retraining (at a tenth
+    of the learning rate) can take it below: it is taken only if the floor still holds
+    after that retraining, run on a copy; else the next cheaper one that passed is checked.
+    Returns the network and whether it has had the final retraining (when the pass took a
+    setting, the copy that was checked, so that the final retraining is not run twice)."""
     step = Step(net, ctx)
+    finished = None  # the last taken setting's network after the final retraining
     total = sum(r.bytes for r in reports.values())
     for i in sorted(unpruned, key=lambda i: -reports[i].bytes):
         if reports[i].bytes < REST_SHARE * total:
@@ -427,11 +439,22 @@ def _spend_the_rest(runner: TrialRunner, net: Network, ctx: Context, reports: di
         start.constraints[tensor] = Constraint()
         trial = chosen[i]
         densities = [d for d in DENSITY_LADDER if d <= trial.value + 1e-12]
-        best = ladder_search(runner, start, densities, lambda d: replace(trial, value=d, allowed=floor), show)
-        if best is not None and best.bytes < reports[i].bytes:
-            net, step = best.net, Step(best.net, ctx)
-            reports[i], chosen[i] = best.report, best.trial
-            ctx.progress(f"{node.name}: {best.setting} chosen, {best.bytes:,} B, {step.scorer.describe(best.metric)}")
+        passing = ladder_passing(runner, start, densities, lambda d: replace(trial, value=d, allowed=floor), show)
+        taken = None
+        for r in (r for r in passing if r.bytes < reports[i].bytes):
+            check = Step(copy.deepcopy(r.net), ctx.quiet())
+            final_retraining(check)
+            after = check.scorer.metric()
+            if after >= floor:
+                taken = r
+                finished = check.net
+                break
+            ctx.progress(f"{node.name}: {r.setting} ({r.bytes:,} B) gives {step.scorer.describe(after)} after the "
+                         f"final retraining, below {step.scorer.describe(floor)}: not taken")
+        if taken is not None:
+            net, step = taken.net, Step(taken.net, ctx)
+            reports[i], chosen[i] = taken.report, taken.trial
+            ctx.progress(f"{node.name}: {taken.setting} chosen, {taken.bytes:,} B, {step.scorer.describe(taken.metric)}")
         else:
             ctx.progress(f"{node.name}: kept as it was")
-    return net
+    return (net, False) if finished is None else (finished, True)

@@ -193,11 +193,19 @@ def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset,
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]
 
 
-def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], baseline: float) -> float:
-    """The last retraining, the encodings into the graph, the summary; the final metric."""
+def final_retraining(step: Step) -> None:
+    """The last retraining, all tables fixed, at a tenth of the learning rate (--final-epochs)."""
+    if step.ctx.opts.final_epochs > 0:
+        step.train("all tables fixed, final retraining", step.ctx.opts.final_epochs, step.ctx.opts.config.lr / 10)
+
+
+def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], baseline: float,
+           retrained: bool = False) -> float:
+    """The last retraining (unless the network has had it: `retrained`), the encodings
+    into the graph, the summary; the final metric."""
     ctx, net = step.ctx, step.net
-    if ctx.opts.final_epochs > 0:
-        step.train("all tables fixed, final retraining", ctx.opts.final_epochs, ctx.opts.config.lr / 10)
+    if not retrained:
+        final_retraining(step)
     # The encodings take the shared values as they ended up; their tables do not change.
     for i, report in reports.items():
         tensor = cands[i][1]
