@@ -55,7 +55,7 @@ from .network import Constraint, Network
 from .weightless import (Context, Step, describe_setting, encode, final_retraining, finish, fix_and_retrain, prune,
                          prune_channels, share)
 
-CHANNEL_LADDER = (0.06, 0.1, 0.15, 0.25, 0.4, 0.6)
+CHANNEL_LADDER = (0.06, 0.1, 0.15, 0.25, 0.4, 0.5, 0.6, 0.8)
 DENSITY_LADDER = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.7, 1.0)
 CLUSTER_CHOICES = (4, 15)  # 15: the most that 4-bit dense indices hold (0 is a pruned weight)
 CHANNEL_SHARE = 0.5  # of the room a layer has, what cutting its channels may spend
