@@ -341,3 +341,77 @@ def test_pricing_takes_the_cheapest_encoding_and_k_that_keep_accuracy(trained):
     assert (chosen.encoding == "codebook") or (nbytes == prices[chosen.bits] and chosen.bits > 3)
     # the network is left holding the shared weights, whatever was priced
     assert step.scorer.metric() == shared_metric
+
+
+def test_the_channel_stage_also_returns_the_deepest_cut_that_kept_the_whole_room(trained):
+    """channel_cuts: the fewest channels that keep the trials' threshold (half the room),
+    and, among the cuts tried below it, the deepest that kept the whole room."""
+    path, _, data = trained
+    graph, ctx = _context(path, data)
+    saved = Network(graph)
+    s = LayerSettings(min_positions=0, seed=7)
+    fractions = [0.06, 0.1, 0.15, 0.25, 0.4, 0.5, 0.6, 0.8]
+    runner = TrialRunner(ctx, 1)
+    try:
+        seen = []
+        best, deeper = budget_search_module.channel_cuts(
+            runner, saved, fractions, lambda c: Trial(0, "channels", c, 0.999, s, frozenset()), 0.95, seen.append)
+        _, none_deeper = budget_search_module.channel_cuts(
+            runner, saved, fractions, lambda c: Trial(0, "channels", c, 0.999, s, frozenset()), 0.9995, lambda r: None)
+        none_seen = []
+        no_best, deeper_only = budget_search_module.channel_cuts(
+            runner, saved, fractions, lambda c: Trial(0, "channels", c, 1.01, s, frozenset()), 0.9, none_seen.append)
+    finally:
+        runner.close()
+    assert best is not None and best.passed
+    assert best.trial.value == min(r.trial.value for r in seen if r.metric >= 0.999)
+    assert deeper is not None, "the test needs a cut below the chosen one that keeps 95%"
+    assert deeper.trial.value < best.trial.value and 0.95 <= deeper.metric < 0.999
+    assert deeper.trial.value == min(r.trial.value for r in seen if r.metric >= 0.95)
+    assert none_deeper is None  # the same cuts against a whole room that the deeper one does not keep
+    # nothing keeps an impossible threshold; the deepest tried cut that keeps 90% is still offered
+    assert no_best is None and deeper_only is not None
+    assert deeper_only.trial.value == min(r.trial.value for r in none_seen if r.metric >= 0.9)
+
+
+def test_a_deeper_cut_is_judged_together_with_its_weights(trained, monkeypatch):
+    """When a deeper channel cut kept the whole room (here: the stage is made to report
+    fc1's cut as that, with no cut keeping half the room), the weights are searched on the
+    uncut layer and on the cut one, and the one storing fewer bytes is kept (on this
+    model the uncut one: its weights prune to 2%)."""
+    path, npz, _ = trained
+    real = budget_search_module.channel_cuts
+    offered = []
+
+    def channel_cuts(runner, saved, fractions, make, allowed, report):
+        best, deeper = real(runner, saved, fractions, make, allowed, report)
+        if make(1.0).layer == 0 and best is not None:
+            offered.append(best)
+            return None, best
+        return best, deeper
+
+    monkeypatch.setattr(budget_search_module, "channel_cuts", channel_cuts)
+    real_ladder = budget_search_module.ladder_search
+    starts = []  # fc1's output channels where each of its weights ladders started, and its bytes
+
+    def ladder_search(runner, saved, values, make, report):
+        if make(1.0).kind == "weights" and make(1.0).layer == 0:
+            found = real_ladder(runner, saved, values, make, report)
+            starts.append((saved.values["w0"].shape[0], found.bytes))
+            return found
+        return real_ladder(runner, saved, values, make, report)
+
+    monkeypatch.setattr(budget_search_module, "ladder_search", ladder_search)
+    log = []
+    retraining = Retraining(npz, TrainConfig(epochs=1, lr=2e-3), seeds=1, accuracy_budget=2.0, jobs=1)
+    _, graph, reports = _prepare(path, None, None, make_settings(dict(min_positions=0)), log.append, retraining)
+    (cut,) = offered
+    kept = int(np.ceil(cut.trial.value * 96 - 1e-9))
+    assert kept < 96
+    assert any(line.startswith(f"fc1: {cut.setting} kept the layer's whole room") for line in log)
+    # two weights ladders ran for fc1, on the uncut layer and on the cut one; the cheaper won
+    assert sorted(c for c, _ in starts) == [kept, 96]
+    channels, nbytes = min(starts, key=lambda cb: cb[1])
+    assert starts[0][1] != starts[1][1], "the test needs the two ladders to store different bytes"
+    assert reports[0].bytes == nbytes and reports[0].positions == channels * 32
+    assert any(line.startswith(f"fc1: {cut.setting} kept, its weights storing") for line in log) == (channels == kept)
