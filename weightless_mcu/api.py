@@ -88,7 +88,7 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
               weights_section: str | None = None) -> dict:
     program = build_program(graph, graph.name)
     check_fits(program, tgt)
-    progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size * 4} bytes)")
+    progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size} bytes)")
     files = render(program, tgt, weights_section)
     manifest = json.loads(files["manifest.json"])
     manifest["layers"] = [r.as_dict() for r in reports]

@@ -3,37 +3,38 @@ whose lifetimes do not overlap.
 
 Views (Reshape, Flatten, no-op Transpose) and in-place steps share their
 source's region, so a region's lifetime spans every tensor that lives in it.
+Sizes and offsets are in bytes, so tensors of any element type share the arena.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALIGN_FLOATS = 4  # 16-byte aligned regions
+ALIGN_BYTES = 16  # every region starts 16-byte aligned
 
 
 @dataclass(frozen=True)
 class Region:
     root: str  # the tensor that owns the region
-    size: int  # floats
+    size: int  # bytes
     first: int  # index of the step that writes it first
     last: int  # index of the step that reads it last
-    offset: int = 0  # floats from the start of the arena
+    offset: int = 0  # bytes from the start of the arena
 
 
 @dataclass
 class ArenaPlan:
-    size: int  # floats
-    lower_bound: int  # floats: the largest sum of live regions at any step
+    size: int  # bytes
+    lower_bound: int  # bytes: the largest sum of live regions at any step
     regions: list[Region]
-    offset: dict[str, int]  # tensor name -> offset in floats (arena tensors only)
+    offset: dict[str, int]  # tensor name -> offset in bytes (arena tensors only)
 
 
 def _align(n: int) -> int:
-    return (n + ALIGN_FLOATS - 1) // ALIGN_FLOATS * ALIGN_FLOATS
+    return (n + ALIGN_BYTES - 1) // ALIGN_BYTES * ALIGN_BYTES
 
 
 def plan_arena(lifetimes: dict[str, tuple[int, int]], sizes: dict[str, int], members: dict[str, str]) -> ArenaPlan:
-    """lifetimes: root -> (first, last) step; sizes: root -> floats; members:
+    """lifetimes: root -> (first, last) step; sizes: root -> bytes; members:
     tensor -> root for every tensor held in the arena."""
     regions = [Region(r, sizes[r], *lifetimes[r]) for r in sorted(lifetimes)]
     placed: list[Region] = []

@@ -51,6 +51,7 @@ ENCODED_SUPPORT = ("wl_weights_decode.c",)
 ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
+FLOAT_BYTES = 4  # float32 activations; the arena is planned in bytes
 
 
 @dataclass
@@ -161,7 +162,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
                 continue
             lo, hi = life.get(r, [i, i])
             life[r] = [min(lo, i), max(hi, i)]
-    sizes = {r: int(np.prod(shapes[r])) for r in life}
+    sizes = {r: FLOAT_BYTES * int(np.prod(shapes[r])) for r in life}
     members = {t: find(t) for s in steps for t in [*s.inputs, s.output] if t and t not in consts and find(t) in life}
     for i, s in enumerate(steps):  # a kernel's scratch lives during its call only
         if s.scratch:
@@ -172,13 +173,18 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
     buffers: dict[str, str] = {}
     for i, s in enumerate(steps):
         if s.scratch:
-            buffers[scratch_name(i)] = f"(wl_{{name}}_arena + {arena.offset[scratch_name(i)]})"
+            buffers[scratch_name(i)] = _arena_view(arena.offset[scratch_name(i)])
         for t in [*s.inputs, s.output]:
             if not t or t in consts:
                 continue
             r = find(t)
-            buffers[t] = ext[r] if r in ext else f"(wl_{{name}}_arena + {arena.offset[t]})"
+            buffers[t] = ext[r] if r in ext else _arena_view(arena.offset[t])
     return steps, arena, buffers
+
+
+def _arena_view(offset: int, ctype: str = "float") -> str:
+    """A C expression for a region of the (byte) arena seen as ctype elements."""
+    return f"(({ctype} *)(wl_{{name}}_arena + {offset}))"
 
 
 def scratch_name(step: int) -> str:
@@ -258,7 +264,7 @@ def check_fits(program: Program, target: Target) -> None:
     weights = flash_bytes_of_consts(program)
     # The caller's input and output buffers live in RAM too.
     io = 4 * sum(int(np.prod(program.shapes[t])) for t in [*program.graph.inputs, *program.graph.outputs])
-    ram = program.arena.size * 4 + io + STACK_BYTES
+    ram = program.arena.size + io + STACK_BYTES
     if weights > board.flash_size:
         raise FitError(
             f"model '{program.name}' does not fit {target.name}: it needs {weights} bytes of flash for its weights alone, "
@@ -266,7 +272,7 @@ def check_fits(program: Program, target: Target) -> None:
         )
     if ram > board.ram_size:
         raise FitError(
-            f"model '{program.name}' does not fit {target.name}: it needs {ram} bytes of RAM ({program.arena.size * 4} arena "
+            f"model '{program.name}' does not fit {target.name}: it needs {ram} bytes of RAM ({program.arena.size} arena "
             f"+ {io} inputs and outputs + {STACK_BYTES} stack), and {board.machine} has {board.ram_size}"
         )
 
@@ -308,8 +314,7 @@ def render(program: Program, target: Target, weights_section: str | None = None)
         "inputs": io("input", graph.inputs),
         "outputs": io("output", graph.outputs),
         "steps": rsteps,
-        "arena_floats": max(program.arena.size, 1),
-        "arena_bytes": program.arena.size * 4,
+        "arena_bytes": program.arena.size,
         "version": __version__,
         "encoded": any(s.weights for s in rsteps),
         "weights_attr": f'__attribute__((section("{weights_section}")))' if weights_section else "",
@@ -362,8 +367,8 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
         "run_function": f"wl_{program.name}_run",
         "inputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.inputs],
         "outputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.outputs],
-        "arena_bytes": program.arena.size * 4,
-        "arena_lower_bound_bytes": program.arena.lower_bound * 4,
+        "arena_bytes": program.arena.size,
+        "arena_lower_bound_bytes": program.arena.lower_bound,
         "weights_float32_bytes": original,
         "weights_stored_bytes": stored,
         "compression_ratio": round(original / stored, 4) if stored else 1.0,

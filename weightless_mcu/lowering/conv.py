@@ -83,7 +83,8 @@ def lower_conv(node: Node, graph: Graph) -> Lowered:
     enc = graph.encodings.get(wname)
     if enc is not None:
         taps = params.k_h * params.k_w
-        scratch = {"depthwise_conv2d": taps, "pointwise_conv2d": 4 * params.in_c}.get(
+        # float32 scratch: one channel's decoded taps, or a block of 4 output channels' weights
+        scratch = 4 * {"depthwise_conv2d": taps, "pointwise_conv2d": 4 * params.in_c}.get(
             kernel, 4 * (params.in_c // params.group) * taps)
         return Lowered([Step(kernel + "_encoded", node.name, (x,), node.outputs[0], params, (consts_bias,),
                              encoding=enc, scratch=scratch)])

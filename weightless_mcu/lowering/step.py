@@ -30,7 +30,7 @@ class Step:
     view: bool = False  # the output is the first input, reinterpreted (no code)
     inplace: tuple[int, ...] = ()  # inputs whose buffer the output may take over (each read at the output's index)
     encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
-    scratch: int = 0  # floats of arena the kernel needs during the call
+    scratch: int = 0  # bytes of arena the kernel needs during the call
 
 
 @dataclass
