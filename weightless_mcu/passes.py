@@ -60,7 +60,33 @@ def remove_identities(graph: Graph) -> None:
         _bypass(graph, node)
 
 
+def _dequantize(graph: Graph, node: Node) -> np.ndarray:
+    """DequantizeLinear of a constant, y = (x - zero_point) * scale, as onnxruntime computes it:
+    the difference exact, one float32 product. Done here because the IR holds integer
+    constants as int64, which the reference evaluator does not take for this op."""
+    if node.attrs.get("block_size", 0):
+        raise UnsupportedOpError(f"{node.describe()}: blocked quantization (block_size) is not supported")
+    x = np.asarray(graph.const(node.inputs[0]), np.int64)
+    scale = np.asarray(graph.const(node.inputs[1]), np.float32)
+    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    zp = np.asarray(graph.const(zp_name), np.int64) if zp_name else np.zeros(scale.shape, np.int64)
+    if zp.shape != scale.shape:
+        raise ShapeError(f"{node.describe()}: zero point of shape {zp.shape} against scale of shape {scale.shape}")
+    if scale.ndim == 1 and scale.size > 1:  # per-axis: scale and zero point run along `axis`
+        axis = node.attrs.get("axis", 1)
+        axis = axis + x.ndim if axis < 0 else axis
+        if not 0 <= axis < x.ndim or x.shape[axis] != scale.size:
+            raise ShapeError(f"{node.describe()}: {scale.size} scales do not fit axis {node.attrs.get('axis', 1)} of "
+                             f"shape {x.shape}")
+        view = [1] * x.ndim
+        view[axis] = scale.size
+        scale, zp = scale.reshape(view), zp.reshape(view)
+    return ((x - zp).astype(np.float32) * scale).astype(np.float32)
+
+
 def _evaluate(graph: Graph, node: Node) -> list[np.ndarray]:
+    if node.op == "DequantizeLinear":
+        return [_dequantize(graph, node)]
     inputs = [helper.make_tensor_value_info(f"i{k}", onnx.TensorProto.UNDEFINED, None) for k in range(len(node.inputs))]
     feeds = {}
     names = []
@@ -141,6 +167,8 @@ def fold_constants(graph: Graph) -> None:
                                      f"{MAX_FOLDED_ELEMENTS:,} elements are not supported")
                 try:
                     outs = _evaluate(graph, node)
+                except (UnsupportedOpError, ShapeError):
+                    raise
                 except Exception as exc:
                     raise FoldError(f"{node.describe()} has constant inputs but could not be evaluated: {exc}") from None
                 for name, arr in zip(node.outputs, outs):
