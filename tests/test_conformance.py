@@ -9,11 +9,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from weightless_mcu import conformance
-from weightless_mcu.lowering import supported_ops
 
 from .conftest import REPO
 
-OPS = set(conformance.SCOPE) | set(supported_ops())
+OPS = conformance.default_ops()
 
 
 @pytest.fixture(scope="module")

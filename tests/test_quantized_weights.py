@@ -1,6 +1,7 @@
 """Models whose weights are stored quantized (int8 / uint8 behind DequantizeLinear) with
 float activations: the dequantization is folded at compile time, bit for bit as
-onnxruntime computes it, and the model runs with the float kernels."""
+onnxruntime computes it, and the model runs with the float kernels. (Quantized
+activations: test_quantized.py.)"""
 from __future__ import annotations
 
 import numpy as np
@@ -81,15 +82,6 @@ def test_per_axis_scales_that_do_not_fit_the_axis_are_refused(tmp_path):
     _, graph = load_model(path)
     with pytest.raises(ShapeError, match="4 scales do not fit axis 1"):
         fold_constants(graph)
-
-
-def test_quantized_activations_are_refused_naming_the_node(tmp_path):
-    """QuantizeLinear on an activation (a QDQ model) is not compiled yet: one clear refusal."""
-    nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"], name="quant_x"), H("DequantizeLinear", ["xq", "s", "z"], ["y"])]
-    path = make_model(tmp_path / "qdq.onnx", nodes, {"x": [1, 4]}, {"y": [1, 4]},
-                      {"s": np.float32(0.1), "z": np.int8(0)})
-    with pytest.raises(UnsupportedOpError, match="QuantizeLinear"):
-        verify(path, target="host", samples=1)
 
 
 def test_blocked_quantization_is_refused(tmp_path):

@@ -206,6 +206,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "
               f"max |error| {res['max_abs_error']:.3g}, relative {res['max_rel_error']:.3g}, tolerance {res['tolerance']:g})")
+        if "max_lsb_error" in res:
+            print(f"  int8 outputs    at most {res['max_lsb_error']} step(s) apart, {100 * res['lsb_differing_share']:.2f}% of "
+                  f"elements differ (allowed: 1 step on at most 1%)")
         if "decoded_max_rel_deviation" in res:
             print(f"  decoded model   deviates from the original by max |d| {res['decoded_max_abs_deviation']:.3g}, "
                   f"relative {res['decoded_max_rel_deviation']:.3g}")

@@ -41,6 +41,9 @@ KERNEL_SOURCES = {
     "gather": "wl_gather_f32.c",
     "conv_transpose2d": "wl_conv_transpose2d_f32.c",
     "copy": "wl_copy_f32.c",
+    "quantize": "wl_quantize_s8.c",
+    "dequantize": "wl_quantize_s8.c",
+    "fc_s8": "wl_fc_s8.c",
     "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),
     "conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
     "depthwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
@@ -51,7 +54,10 @@ ENCODED_SUPPORT = ("wl_weights_decode.c",)
 ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
-FLOAT_BYTES = 4  # float32 activations; the arena is planned in bytes
+# Activations' element types: C type and bytes. The arena is planned in bytes.
+ACTIVATION_TYPES = {"float32": ("float", 4), "int8": ("int8_t", 1)}
+# Constant arrays' C types, by numpy dtype.
+CONST_CTYPES = {"float32": "float", "int8": "int8_t", "int32": "int32_t"}
 
 
 @dataclass
@@ -162,7 +168,10 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
                 continue
             lo, hi = life.get(r, [i, i])
             life[r] = [min(lo, i), max(hi, i)]
-    sizes = {r: FLOAT_BYTES * int(np.prod(shapes[r])) for r in life}
+    def dtype(t: str) -> str:
+        return graph.tensors[t].dtype if t in graph.tensors else "float32"
+
+    sizes = {r: ACTIVATION_TYPES[dtype(r)][1] * int(np.prod(shapes[r])) for r in life}
     members = {t: find(t) for s in steps for t in [*s.inputs, s.output] if t and t not in consts and find(t) in life}
     for i, s in enumerate(steps):  # a kernel's scratch lives during its call only
         if s.scratch:
@@ -178,7 +187,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             if not t or t in consts:
                 continue
             r = find(t)
-            buffers[t] = ext[r] if r in ext else _arena_view(arena.offset[t])
+            buffers[t] = ext[r] if r in ext else _arena_view(arena.offset[t], ACTIVATION_TYPES[dtype(t)][0])
     return steps, arena, buffers
 
 
@@ -211,6 +220,8 @@ def _array_lines(data: np.ndarray, ctype: str = "float") -> list[str]:
     flat = np.asarray(data).reshape(-1)
     if ctype == "float":
         lits, per_line = [c_float(v) for v in np.asarray(flat, np.float32).tolist()], 8
+    elif ctype in ("int8_t", "int32_t"):
+        lits, per_line = [str(v) for v in flat.astype(np.int64).tolist()], 16
     else:
         lits, per_line = [f"0x{v:08x}u" for v in flat.astype(np.uint32).tolist()], 8
     return [", ".join(lits[i:i + per_line]) + "," for i in range(0, len(lits), per_line)]
@@ -253,7 +264,7 @@ def c_struct(params, layer: str = "") -> str:
 
 
 def flash_bytes_of_consts(program: Program) -> int:
-    return sum(c.data.size * 4 for s in program.steps for c in s.consts) + \
+    return sum(c.data.nbytes for s in program.steps for c in s.consts) + \
         sum(s.encoding.nbytes() for s in program.steps if s.encoding is not None)
 
 
@@ -294,7 +305,8 @@ def render(program: Program, target: Target, weights_section: str | None = None)
         if s.view:
             continue
         sym = f"wl_{name}_l{i}"
-        consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _array_lines(c.data)) for c in s.consts}
+        consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _array_lines(c.data, ctype), ctype)
+                  for c in s.consts for ctype in [CONST_CTYPES[c.data.dtype.name]]}
         ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] for k, t in enumerate(s.inputs)]
         weights = None if s.encoding is None else encoded_weights_context(sym, s.encoding)
         scratch = program.buffers.get(scratch_name(i), "0")
@@ -345,16 +357,25 @@ def render(program: Program, target: Target, weights_section: str | None = None)
 
 
 def weight_bytes(program: Program) -> tuple[int, int]:
-    """(float32 bytes of all weights and biases, bytes the firmware stores for them)."""
+    """(bytes of all weights and biases uncompressed, float32 or as the model stored them (int8),
+    and bytes the firmware stores for them)."""
     original, stored = 4 * program.graph.removed_parameters, 0
     for s in program.steps:
-        consts = sum(int(c.data.size) * 4 for c in s.consts)
+        consts = sum(int(c.data.nbytes) for c in s.consts)
         original += consts
         stored += consts
         if s.encoding is not None:
             original += 4 * s.encoding.positions
             stored += s.encoding.nbytes()
     return original, stored
+
+
+def _output_lsb(program: Program, tensor: str) -> dict:
+    """{"lsb": scale} for an output dequantized from int8: one step of its values."""
+    for s in program.steps:
+        if s.output == tensor and s.kernel == "dequantize":
+            return {"lsb": float(s.params.scale)}
+    return {}
 
 
 def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> dict:
@@ -366,7 +387,7 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
         "target": target.name,
         "run_function": f"wl_{program.name}_run",
         "inputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.inputs],
-        "outputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.outputs],
+        "outputs": [{"name": t, "shape": list(program.shapes[t]), **_output_lsb(program, t)} for t in graph.outputs],
         "arena_bytes": program.arena.size,
         "arena_lower_bound_bytes": program.arena.lower_bound,
         "weights_float32_bytes": original,
@@ -378,7 +399,8 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
                 "layer": s.layer,
                 "kernel": s.kernel,
                 "symbol_prefix": s.sym,
-                "consts": {role: {"symbol": c.symbol, "floats": c.size, "bytes": c.size * 4} for role, c in s.consts.items()},
+                "consts": {c.role: {"symbol": s.consts[c.role].symbol, "elements": int(c.data.size), "bytes": int(c.data.nbytes)}
+                           for c in program.steps[s.index].consts},
                 "encoding": None if s.weights is None else {"symbol": s.weights["symbol"], "bytes": program.steps[s.index].encoding.nbytes()},
             }
             for s in rsteps

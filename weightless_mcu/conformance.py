@@ -40,6 +40,14 @@ SCOPE = ("Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "G
          "Add", "Sub", "Mul", "Div", "BatchNormalization", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
          "Unsqueeze", "Pad", "ReduceMean", "Gather", "Identity", "Dropout")
 
+# Their node tests take and give int8 tensors, which models here cannot have as inputs or
+# outputs yet: in the table only when asked for (--ops).
+INT8_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def default_ops() -> set[str]:
+    return (set(SCOPE) | set(supported_ops())) - set(INT8_OPS)
+
 
 @dataclass
 class Outcome:
@@ -136,6 +144,8 @@ def run_case(tc, target: str, work: Path) -> Outcome:
     expected = [np.asarray(a) for a in expected]
     if any(a.dtype != np.float32 for a in expected):
         return Outcome(name, op, "skipped", "non-float output")
+    if any(a.dtype == object for a in inputs):
+        return Outcome(name, op, "skipped", "an input of a type numpy does not hold (float8, int4, ...)")
     floats = sum(a.dtype == np.float32 for a in inputs)
     if not floats:
         return Outcome(name, op, "skipped", "no float input")
@@ -257,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except WeightlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
-    ops = None if args.all else set(args.ops.split(",")) if args.ops else set(SCOPE) | set(supported_ops())
+    ops = None if args.all else set(args.ops.split(",")) if args.ops else default_ops()
     outcomes = run(ops, args.target, (lambda _: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
     summary = summarize(outcomes)
     print("\n".join(table_lines(summary["ops"])))

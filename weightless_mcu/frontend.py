@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference, version_converter
+from onnx import helper, numpy_helper, shape_inference, version_converter
 
 from .errors import ModelLoadError, ShapeError, UnsupportedOpError
 from .ir import Graph, Node, Tensor
@@ -154,6 +154,12 @@ def _const_array(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _dtype_name(stored: np.dtype) -> str:
+    """Tensor.dtype of a constant: the integer type the model stored, else float32 (the IR's
+    float data is float32 whatever the model stored)."""
+    return stored.name if stored.kind in "iub" else "float32"
+
+
 def _constant_value(attrs: dict) -> np.ndarray | None:
     if "value" in attrs:
         return _const_array(numpy_helper.to_array(attrs["value"]))
@@ -175,7 +181,8 @@ def convert_nodes(protos, tensors: dict[str, Tensor], prefix: str = "") -> list[
             arr = _constant_value(attrs)
             if arr is None:
                 raise UnsupportedOpError(f"Constant node '{label}' has no numeric value attribute")
-            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr)
+            stored = numpy_helper.to_array(attrs["value"]).dtype if "value" in attrs else arr.dtype
+            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr, _dtype_name(stored))
             continue
         for a in n.attribute:
             if a.type == onnx.AttributeProto.TENSOR:
@@ -189,7 +196,8 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     tensors: dict[str, Tensor] = {}
     for init in g.initializer:
         arr = initializer_array(init)
-        tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr)
+        tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr,
+                                    _dtype_name(np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type))))
     for vi in list(g.input) + list(g.value_info) + list(g.output):
         if vi.name in tensors:
             continue

@@ -1,7 +1,8 @@
 """The one intermediate representation every stage reads and returns.
 
 A `Graph` of `Node`s over named `Tensor`s. Shapes are static; initializers hold
-float32 (or, for shape operands, int64) numpy data.
+float32 (or, for integer operands, int64) numpy data, with the element type the
+model declared in `dtype`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     data: np.ndarray | None = None  # set for constants (initializers)
+    # Constants: the element type the model stored (int8 weights arrive as int64 data, "int8").
+    # Activations: what the generated code holds, "float32" or "int8".
+    dtype: str = "float32"
+    # int8 activations: (scale, zero point), real = scale * (q - zero point).
+    quant: tuple[float, int] | None = None
 
     @property
     def is_const(self) -> bool:

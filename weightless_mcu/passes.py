@@ -15,6 +15,7 @@ from .errors import FoldError, ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
 from .ir import Graph, Node, Tensor
 from .op_semantics import ACT, activation
+from .quantized import fold_qdq
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
 
 # Ops whose kernels can clamp their own outputs.
@@ -70,7 +71,7 @@ def _dequantize(graph: Graph, node: Node) -> np.ndarray:
     scale = np.asarray(graph.const(node.inputs[1]), np.float32)
     zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
     zp = np.asarray(graph.const(zp_name), np.int64) if zp_name else np.zeros(scale.shape, np.int64)
-    if zp.shape != scale.shape:
+    if zp.shape != scale.shape and not zp.size == scale.size == 1:
         raise ShapeError(f"{node.describe()}: zero point of shape {zp.shape} against scale of shape {scale.shape}")
     if scale.ndim == 1 and scale.size > 1:  # per-axis: scale and zero point run along `axis`
         axis = node.attrs.get("axis", 1)
@@ -341,6 +342,7 @@ def fuse_activations(graph: Graph) -> None:
 def run_passes(graph: Graph) -> Graph:
     check_tensor_sizes(graph)
     remove_identities(graph)
+    fold_qdq(graph)  # before folding: the weights behind DequantizeLinear stay int8
     # Folding can reveal shapes, and shapes can make more nodes foldable (Shape).
     # Each round adds shapes of tensors it had none for, so this ends; the bound is a backstop.
     for _ in range(len(graph.nodes) + 2):

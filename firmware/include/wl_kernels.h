@@ -1,5 +1,5 @@
 /*
- * weightless-mcu runtime: float32 kernels.
+ * weightless-mcu runtime: float32 kernels, and int8 kernels for quantized models.
  *
  * Every kernel takes a const params struct (resolved at compile time by the
  * code generator, kept in flash), its operands, and returns WL_OK or an error
@@ -226,6 +226,48 @@ static inline void wl_valid_taps(int32_t base, int32_t k, int32_t dil, int32_t l
         hi--;
     *t0 = lo;
     *t1 = hi;
+}
+
+/* int8 kernels of quantized models. An int8 tensor holds q, real = scale * (q - zero_point);
+ * uint8 models arrive here as int8 with the zero point moved by -128. */
+
+/* Quantize: q = clamp(round_half_even(x / scale) + zero_point, -128, 127), as onnxruntime
+ * computes it (a float32 division); dequantize: y = (q - zero_point) * scale. */
+typedef struct {
+    int32_t size;
+    float scale;
+    int32_t zero_point;
+} wl_quantize_params_t;
+int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y);
+int wl_dequantize_s8_f32(const wl_quantize_params_t *p, const int8_t *x, float *y);
+
+/* int8 fully connected: acc[n] = bias[n] + sum_k x[r][k] * W[n][k] (the input's zero point
+ * folded into bias), y = clamp(requantize(acc, multiplier[n], shift[n]) + output_offset). */
+typedef struct {
+    int32_t rows;
+    int32_t in_features;
+    int32_t out_features;
+    int32_t output_offset;
+    int32_t act_min, act_max;
+} wl_fc_s8_params_t;
+int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
+             const int32_t *multiplier, const int32_t *shift, int8_t *y);
+
+/* round_half_even(acc * multiplier * 2^-shift) for 1 <= shift <= 62: the 64-bit product is
+ * exact, so this is the exact product rounded once. */
+static inline int32_t wl_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    int64_t prod = (int64_t)acc * multiplier;
+    int64_t q = prod >> shift; /* floor */
+    uint64_t rem = (uint64_t)(prod - (q << shift));
+    uint64_t half = (uint64_t)1 << (shift - 1);
+    if (rem > half || (rem == half && (q & 1)))
+        q++;
+    if (q > INT32_MAX)
+        return INT32_MAX;
+    if (q < INT32_MIN)
+        return INT32_MIN;
+    return (int32_t)q;
 }
 
 #ifdef __cplusplus

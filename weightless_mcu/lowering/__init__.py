@@ -41,8 +41,12 @@ def weight_layout(node: Node, graph: Graph) -> "tuple[str, WeightLayout] | None"
     return fn(node, graph) if fn else None
 
 
+# Ops the passes make (not ONNX ops a model can hold): lowered, never listed as supported.
+INTERNAL_OPS = {"QLinearFc"}
+
+
 def supported_ops() -> list[str]:
-    return sorted(_LOWERINGS)
+    return sorted(set(_LOWERINGS) - INTERNAL_OPS)
 
 
 def lower_node(node: Node, graph: Graph) -> Lowered:
@@ -57,7 +61,7 @@ def lower_node(node: Node, graph: Graph) -> Lowered:
     return fn(node, graph)
 
 
-from . import conv, elementwise, gemm, pool, reduce, shape_ops, softmax  # noqa: E402,F401  (registration)
+from . import conv, elementwise, gemm, pool, quantized, reduce, shape_ops, softmax  # noqa: E402,F401  (registration)
 
 __all__ = ["ConstArray", "Lowered", "Step", "WeightLayout", "lower_node", "register", "register_weights",
            "supported_ops", "weight_layout"]

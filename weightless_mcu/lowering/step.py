@@ -13,7 +13,7 @@ class ConstArray:
     # "weight", "bias", a kernel-specific name such as "scale", or "input<k>":
     # a constant operand that stands in for the step's k-th input tensor.
     role: str
-    data: np.ndarray  # float32, already in the layout the kernel walks
+    data: np.ndarray  # float32 (int8 / int32 for int8 kernels), in the layout the kernel walks
 
 
 @dataclass(frozen=True)

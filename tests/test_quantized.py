@@ -1,0 +1,221 @@
+"""Quantized (QDQ) models as onnxruntime's quantizer writes them: int8 firmware that
+gives onnxruntime's int8 outputs, on the host and under QEMU, in a quarter of the RAM."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+from weightless_mcu import compile_model, verify
+from weightless_mcu.errors import UnsupportedOpError
+from weightless_mcu.lowering.quantized import multiplier_shift
+from weightless_mcu.qemu import run_firmware
+from weightless_mcu.resources import firmware_dir
+from weightless_mcu.targets import get_target
+from weightless_mcu.toolchain import build_image
+
+from .conftest import REPO, make_model, rand
+
+H = helper.make_node
+
+
+class _Calibration(CalibrationDataReader):
+    def __init__(self, n_in: int, count: int = 32):
+        self._it = iter([{"x": rand(1, n_in, seed=100 + i)} for i in range(count)])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def _mlp(tmp_path, n_in=24, hidden=40, n_out=6, relu=True):
+    nodes = [H("Gemm", ["x", "w1", "b1"], ["h"], transB=1)]
+    nodes += [H("Relu", ["h"], ["r"])] if relu else [H("Identity", ["h"], ["r"])]
+    nodes += [H("Gemm", ["r", "w2", "b2"], ["y"], transB=1)]
+    inits = {"w1": rand(hidden, n_in, seed=1, scale=0.3), "b1": rand(hidden, seed=2, scale=0.1),
+             "w2": rand(n_out, hidden, seed=3, scale=0.3), "b2": rand(n_out, seed=4, scale=0.1)}
+    return make_model(tmp_path / "mlp.onnx", nodes, {"x": [1, n_in]}, {"y": [1, n_out]}, inits)
+
+
+def _quantized(tmp_path, per_channel=True, activations=QuantType.QInt8, **mlp):
+    src = _mlp(tmp_path, **mlp)
+    out = tmp_path / f"mlp_q_{int(per_channel)}_{activations.name}.onnx"
+    quantize_static(str(src), str(out), _Calibration(onnx.load(src).graph.input[0].type.tensor_type.shape.dim[1].dim_value),
+                    quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=activations,
+                    weight_type=QuantType.QInt8)
+    return out
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("activations", [QuantType.QInt8, QuantType.QUInt8])
+def test_qdq_mlp_on_the_host_gives_onnxruntimes_outputs_exactly(tmp_path, per_channel, activations):
+    res = verify(_quantized(tmp_path, per_channel, activations), target="host", samples=64)
+    assert res["match"] and res["max_abs_error"] == 0.0, res
+    assert res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", "fc_s8", "fc_s8", "dequantize"]
+
+
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
+def test_qdq_mlp_under_qemu_gives_onnxruntimes_outputs_exactly(tmp_path, target):
+    res = verify(_quantized(tmp_path, True, QuantType.QInt8), target=target, samples=16)
+    assert res["match"] and res["max_abs_error"] == 0.0, res
+    assert res["instructions"] > 0
+
+
+def test_int8_activations_take_a_quarter_of_the_arena(tmp_path):
+    f32 = compile_model(_mlp(tmp_path, relu=True), tmp_path / "f32", target="host")
+    q = compile_model(_quantized(tmp_path, True, QuantType.QInt8), tmp_path / "q", target="host")
+    # float32: the hidden layer (40 floats) and the 6 outputs in flight; int8: 24 + 40 bytes
+    # (the quantized input and the hidden layer), each region 16-byte aligned.
+    assert f32["arena_bytes"] == 160
+    assert q["arena_bytes"] == 32 + 48
+    assert q["arena_bytes"] == q["arena_lower_bound_bytes"] + 16
+
+
+def test_multiplier_and_shift_are_the_float32_scale_exactly():
+    rng = np.random.default_rng(0)
+    reals = np.concatenate([rng.uniform(1e-6, 0.99, 500), 2.0 ** -rng.integers(1, 33, 50), [2.0 ** -32, 0.5, 1.0, 3.75]])
+    reals = reals.astype(np.float32)
+    mult, shift = multiplier_shift(reals)
+    for r, m, s in zip(reals.tolist(), mult.tolist(), shift.tolist()):
+        assert 1 <= s <= 62 and (1 << 30) <= m < (1 << 31)
+        assert Fraction(m, 1 << s) == Fraction(r)
+    tiny = multiplier_shift(np.array([2.0 ** -33, 1e-12], np.float32))
+    assert tiny[0].tolist() == [0, 0]
+
+
+def _round_half_even(x: Fraction) -> int:
+    floor = x.numerator // x.denominator
+    rem = x - floor
+    return floor + (1 if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and floor % 2) else 0)
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_c_requantize_rounds_the_exact_product_half_to_even(tmp_path, target):
+    rng = np.random.default_rng(1)
+    acc = [int(v) for v in rng.integers(-(1 << 24), 1 << 24, 300)]
+    mult, shift = multiplier_shift(rng.uniform(1e-4, 0.9, 300).astype(np.float32))
+    mult, shift = [int(v) for v in mult], [int(v) for v in shift]
+    # exact ties, both parities and signs: acc * 2^30 / 2^31 = acc / 2
+    for a in (1, 3, 5, -1, -3, -5, 2, -2, (1 << 31) - 1, -(1 << 31)):
+        acc.append(a), mult.append(1 << 30), shift.append(31)
+    # a product beyond int32 saturates
+    acc.append((1 << 31) - 1), mult.append((1 << 31) - 1), shift.append(1)
+    inc = tmp_path / "wl_requantize_cases.inc"
+    inc.write_text(f"#define WL_REQ_CASES {len(acc)}u\n"
+                   f"static const int32_t wl_req_acc[] = {{{', '.join(f'(int32_t){a}' for a in acc)}}};\n"
+                   f"static const int32_t wl_req_mult[] = {{{', '.join(map(str, mult))}}};\n"
+                   f"static const int32_t wl_req_shift[] = {{{', '.join(map(str, shift))}}};\n")
+    header = ("int wl_requantize_probe_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
+              f"#define WL_HARNESS_OUTPUT_SIZE {len(acc)}\n#define WL_HARNESS_RUN(in, out) wl_requantize_probe_run(in, out)\n")
+    fw = firmware_dir()
+    elf = build_image(get_target(target), tmp_path / "build", [REPO / "tests" / "c" / "wl_requantize_probe.c"],
+                      [tmp_path, fw / "include"], header)
+    out = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), len(acc), model="requantize").outputs[0]
+    got = out.view(np.int32).tolist()
+    want = [max(-(1 << 31), min((1 << 31) - 1, _round_half_even(Fraction(a * m, 1 << s)))) for a, m, s in zip(acc, mult, shift)]
+    assert got == want
+
+
+def test_per_axis_activation_quantization_is_refused_naming_the_node(tmp_path):
+    nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"], axis=1, name="quant_x"),
+             H("DequantizeLinear", ["xq", "s", "z"], ["y"], axis=1)]
+    path = make_model(tmp_path / "pa.onnx", nodes, {"x": [1, 4]}, {"y": [1, 4]},
+                      {"s": np.full(4, 0.1, np.float32), "z": np.zeros(4, np.int8)})
+    with pytest.raises(UnsupportedOpError, match="quant_x.*per-tensor"):
+        compile_model(path, tmp_path / "out", target="host")
+    assert not (tmp_path / "out").exists()
+
+
+def test_int16_quantization_is_refused_naming_the_node(tmp_path):
+    nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"], name="quant16"), H("DequantizeLinear", ["xq", "s", "z"], ["y"])]
+    path = make_model(tmp_path / "q16.onnx", nodes, {"x": [1, 4]}, {"y": [1, 4]},
+                      {"s": np.float32(0.1), "z": np.int16(0)}, opset=21)
+    with pytest.raises(UnsupportedOpError, match="quant16.*int16"):
+        compile_model(path, tmp_path / "out", target="host")
+
+
+def test_relu_and_clip_between_the_layer_and_its_quantize_become_the_clamp(tmp_path):
+    """QDQ written by hand (the quantizer drops a Relu before a QuantizeLinear; other tools
+    keep it): Gemm -> Relu / Clip -> QuantizeLinear folds into one int8 layer."""
+    rng = np.random.default_rng(3)
+    w = rng.integers(-127, 128, (8, 12)).astype(np.int8)
+    ws = rng.uniform(0.002, 0.01, 8).astype(np.float32)
+    xs, ys = np.float32(0.02), np.float32(0.01)
+    b = rng.integers(-2000, 2000, 8).astype(np.int32)
+    for act in ("Relu", "Clip"):
+        nodes = [H("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), H("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+                 H("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0), H("DequantizeLinear", ["bq", "bs"], ["bd"], axis=0),
+                 H("Gemm", ["xd", "wd", "bd"], ["h"], transB=1),
+                 H(act, ["h", "lo", "hi"] if act == "Clip" else ["h"], ["r"]),
+                 H("QuantizeLinear", ["r", "ys", "yz"], ["yq"]), H("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+        inits = {"xs": xs, "xz": np.int8(3), "wq": w, "ws": ws, "wz": np.zeros(8, np.int8), "bq": b,
+                 "bs": (xs * ws).astype(np.float32), "ys": ys, "yz": np.int8(-20), "lo": np.float32(-0.3), "hi": np.float32(0.45)}
+        path = make_model(tmp_path / f"{act}.onnx", nodes, {"x": [1, 12]}, {"y": [1, 8]}, inits)
+        res = verify(path, target="host", samples=64)
+        assert [s["kernel"] for s in res["steps"]] == ["quantize", "fc_s8", "dequantize"], act
+        assert res["match"] and res["max_abs_error"] == 0.0, (act, res)
+
+
+def test_int8_outputs_may_differ_by_one_step_on_at_most_one_percent():
+    from weightless_mcu.api import _compare_lsb
+
+    ref = [np.zeros((10, 20), np.float32)]
+    outs = [{"name": "y", "shape": [1, 20], "lsb": 0.5}]
+    one = ref[0].copy()
+    one[0, 0] = 0.5
+    assert _compare_lsb([one], ref, outs) == {"max_lsb_error": 1, "lsb_differing_share": 0.005}
+    two = one.copy()
+    two[3, 4] = -1.0
+    assert _compare_lsb([two], ref, outs)["max_lsb_error"] == 2
+    assert _compare_lsb([one], ref, [{"name": "y", "shape": [1, 20]}]) is None
+
+
+def test_quantize_dequantize_round_trip_of_an_activation(tmp_path):
+    """x -> QuantizeLinear -> DequantizeLinear, int8 and uint8, values beyond the range, at
+    exact halves of a step and not finite: the quantize kernel rounds half to even and
+    saturates as onnxruntime does."""
+    for zp in (np.int8(-5), np.uint8(130)):
+        nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"]), H("DequantizeLinear", ["xq", "s", "z"], ["y"])]
+        path = make_model(tmp_path / f"rt_{zp.dtype}.onnx", nodes, {"x": [1, 64]}, {"y": [1, 64]},
+                          {"s": np.float32(0.125), "z": zp})
+        halves = (np.arange(64, dtype=np.float32) - 32) * np.float32(0.0625)  # k/2 steps: ties both ways
+        x = np.stack([halves, rand(64, seed=5, scale=30.0), rand(64, seed=6, scale=3.0)])
+        x[2, :3] = [np.nan, np.inf, -np.inf]  # NaN saturates low, as onnxruntime's vector max does
+        np.savez(tmp_path / "x.npz", x=x)
+        res = verify(path, target="host", inputs=tmp_path / "x.npz")
+        assert [s["kernel"] for s in res["steps"]] == ["quantize", "dequantize"]
+        assert res["match"] and res["max_abs_error"] == 0.0, (zp.dtype, res)
+
+
+def test_compression_options_on_a_quantized_model_say_the_int8_layers_stay_as_they_are(tmp_path):
+    from weightless_mcu.compress import CompressionSettings
+    from weightless_mcu.compress.settings import LayerSettings
+
+    said: list[str] = []
+    m = compile_model(_quantized(tmp_path), tmp_path / "out", target="host",
+                      compression=CompressionSettings(LayerSettings(density=0.3), {}), progress=said.append)
+    assert any("2 int8 layer(s) stay uncompressed" in s for s in said), said
+    assert m["compression_ratio"] == 1.0
+
+
+def test_scales_and_zero_points_from_constant_nodes(tmp_path):
+    """Some exporters write the quantization parameters as Constant nodes, not initializers."""
+    nodes = [H("Constant", [], ["s"], value=helper.make_tensor("s", onnx.TensorProto.FLOAT, [], [0.05])),
+             H("Constant", [], ["z"], value=helper.make_tensor("z", onnx.TensorProto.UINT8, [], [140])),
+             H("QuantizeLinear", ["x", "s", "z"], ["xq"]), H("DequantizeLinear", ["xq", "s", "z"], ["y"])]
+    path = make_model(tmp_path / "const.onnx", nodes, {"x": [1, 32]}, {"y": [1, 32]})
+    res = verify(path, target="host", samples=4)
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", "dequantize"]
+    assert res["match"] and res["max_abs_error"] == 0.0, res
+
+
+def test_a_dequantize_with_other_parameters_than_its_quantize_is_refused(tmp_path):
+    nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"]), H("DequantizeLinear", ["xq", "s", "z2"], ["y"], name="deq")]
+    path = make_model(tmp_path / "mismatch.onnx", nodes, {"x": [1, 8]}, {"y": [1, 8]},
+                      {"s": np.float32(0.1), "z": np.int8(0), "z2": np.int8(3)})
+    with pytest.raises(UnsupportedOpError, match="deq.*zero point"):
+        compile_model(path, tmp_path / "out", target="host")

@@ -1,0 +1,108 @@
+"""int8 ops of quantized models (quantized.py folds them out of QDQ pairs): quantize
+(float -> int8), dequantize (int8 -> float) and the int8 fully connected layer.
+
+Requantization is a fixed-point multiplier and shift per output channel, made from the
+float32 scale onnxruntime computes ((input scale * weight scale) / output scale), so the
+product is exact where onnxruntime rounds it to float32 first; both then round half to even.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..ir import Graph, Node
+from ..quantized import QFC, q_params
+from . import register
+from .step import ConstArray, Lowered, Step
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    size: int
+    scale: float
+    zero_point: int  # int8 domain
+
+
+@dataclass(frozen=True)
+class FcS8Params:
+    rows: int
+    in_features: int
+    out_features: int
+    output_offset: int  # the output's zero point
+    act_min: int  # output clamp, int8 domain (activation folded in)
+    act_max: int
+
+
+def _quant_of(graph: Graph, tensor: str, node: Node) -> tuple[float, int]:
+    q = graph.tensors[tensor].quant
+    if q is None:
+        raise UnsupportedOpError(f"{node.describe()}: tensor '{tensor}' is not an int8 activation this compiler made")
+    return q
+
+
+@register("QuantizeLinear")
+def lower_quantize(node: Node, graph: Graph) -> Lowered:
+    scale, zp = _quant_of(graph, node.outputs[0], node)
+    size = graph.tensors[node.outputs[0]].size
+    return Lowered([Step("quantize", node.name, (node.inputs[0],), node.outputs[0], QuantizeParams(size, scale, zp))])
+
+
+@register("DequantizeLinear")
+def lower_dequantize(node: Node, graph: Graph) -> Lowered:
+    scale, zp = _quant_of(graph, node.inputs[0], node)
+    given = q_params(graph, node)
+    if given is None or given[:2] != (scale, zp):
+        raise UnsupportedOpError(f"{node.describe()}: its scale and zero point are not those its input was quantized "
+                                 f"with ({scale:g}, {zp})")
+    size = graph.tensors[node.inputs[0]].size
+    return Lowered([Step("dequantize", node.name, (node.inputs[0],), node.outputs[0], QuantizeParams(size, scale, zp))])
+
+
+def multiplier_shift(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel (multiplier, shift) with real = multiplier * 2^-shift exactly for a float32
+    real: multiplier in [2^30, 2^31), shift the right shift of the 64-bit product (multiplier 0
+    for a real below 2^-32, where every int32 accumulator rounds to 0)."""
+    real = np.asarray(real, np.float32)
+    if np.any(~np.isfinite(real)) or np.any(real <= 0):
+        raise UnsupportedOpError(f"requantization scales must be positive and finite, not {real.min()}")
+    mant, exp = np.frexp(real.astype(np.float64))  # real = mant * 2^exp, mant in [0.5, 1)
+    mult = np.round(mant * (1 << 31)).astype(np.int64)  # exact: a float32 mantissa has 24 bits
+    shift = 31 - exp.astype(np.int64)
+    if np.any(shift < 1):
+        raise UnsupportedOpError(f"a requantization scale of {real.max():g} (input x weight / output) is above 2^30")
+    # Below 2^-32 (a shift above 62) every int32 accumulator times real is under 0.5 and rounds to 0.
+    big = shift > 62
+    mult[big], shift[big] = 0, 62
+    return mult.astype(np.int32), shift.astype(np.int32)
+
+
+def _clamp_bounds(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
+    """Q(clip(y, lo, hi)) = clamp(Q(y), Q(lo), Q(hi)), rounding being monotonic."""
+    def q(v: float) -> int:
+        return int(np.clip(np.round(np.float32(v) / np.float32(scale)) + zp, -128, 127))
+    return (-128 if lo == float("-inf") else q(lo)), (127 if hi == float("inf") else q(hi))
+
+
+@register(QFC)
+def lower_qfc(node: Node, graph: Graph) -> Lowered:
+    x, w_name, b_name = node.inputs
+    rows_w = graph.const(w_name).astype(np.int64)  # (out, in)
+    bias = graph.const(b_name).astype(np.int64)
+    x_scale, x_zp = node.attrs["x_quant"]
+    y_scale, y_zp = node.attrs["y_quant"]
+    n_out, k = rows_w.shape
+    # The input's zero point folds into the bias: sum((x - zx) w) = sum(x w) - zx sum(w).
+    folded = bias - x_zp * rows_w.sum(axis=1)
+    if np.any(np.abs(folded) >= 1 << 31) or k * 128 * 128 + np.abs(folded).max() >= 1 << 31:
+        raise UnsupportedOpError(f"{node.describe()}: its int32 accumulator could overflow")
+    real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
+    mult, shift = multiplier_shift(real.astype(np.float32))
+    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
+    rows = graph.tensors[x].shape[0]
+    params = FcS8Params(rows, k, n_out, y_zp, act_min, act_max)
+    consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8)),
+              ConstArray("bias", folded.astype(np.int32)),
+              ConstArray("multiplier", mult), ConstArray("shift", shift))
+    return Lowered([Step("fc_s8", node.name, (x,), node.outputs[0], params, consts)])

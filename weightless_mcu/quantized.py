@@ -1,0 +1,179 @@
+"""Quantized (QDQ) models: QuantizeLinear / DequantizeLinear pairs around a float op
+fold into one int8 op, as onnxruntime's QDQ fusion does.
+
+A tensor written by a QuantizeLinear of a run-time tensor, or by an int8 op, is an int8
+activation: `Tensor.dtype` "int8", `Tensor.quant` (scale, zero point). uint8 activations
+are held as int8 with the zero point moved by -128, which is exact: u - zu = (u - 128) -
+(zu - 128). What stays of the Q/DQ nodes becomes a quantize kernel (float -> int8) or a
+dequantize kernel (int8 -> float).
+
+Runs right after loading, before constant folding, so that weights behind a
+DequantizeLinear are still the integers the model stored.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UnsupportedOpError
+from .ir import Graph, Node, Tensor
+
+# Internal op (lowering.INTERNAL_OPS): a fully connected layer on int8 activations and
+# weights, int32 bias.
+QFC = "QLinearFc"
+
+_QTYPES = {"int8": (-128, 127, 0), "uint8": (0, 255, -128)}  # range, shift to int8
+
+
+def _scalar(graph: Graph, name: str):
+    v = graph.const(name) if name else None
+    if v is None or v.size != 1:
+        return None
+    return v.reshape(-1)[0]
+
+
+def q_params(graph: Graph, node: Node) -> tuple[float, int, str] | None:
+    """(scale, zero point as int8, stored type) of a per-tensor Q or DQ node, or None."""
+    scale = _scalar(graph, node.inputs[1])
+    zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    zp = _scalar(graph, zp_name) if zp_name else 0
+    if scale is None or zp is None:
+        return None
+    qtype = graph.tensors[zp_name].dtype if zp_name else "uint8"
+    if "output_dtype" in node.attrs and node.attrs["output_dtype"]:
+        raise UnsupportedOpError(f"{node.describe()}: output_dtype is not supported; give the type by the zero point")
+    if qtype not in _QTYPES:
+        raise UnsupportedOpError(f"{node.describe()}: {qtype} quantization is not supported (int8 and uint8 are)")
+    return float(np.float32(scale)), int(zp) + _QTYPES[qtype][2], qtype
+
+
+def _weight_dq(graph: Graph, name: str, producers: dict[str, Node]):
+    """(int8 weights, per-output or per-tensor scales, axis) of a DequantizeLinear of a
+    constant int8 tensor with zero points 0, or None."""
+    dq = producers.get(name)
+    if dq is None or dq.op != "DequantizeLinear":
+        return None
+    w = graph.tensors.get(dq.inputs[0])
+    if w is None or not w.is_const or w.dtype != "int8" or w.data.ndim != 2:
+        return None
+    scale = graph.const(dq.inputs[1])
+    zp = graph.const(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else np.zeros(1, np.int64)
+    if scale is None or zp is None or np.any(zp != 0) or dq.attrs.get("block_size", 0):
+        return None
+    axis = dq.attrs.get("axis", 1) % 2
+    return w.data, np.asarray(scale, np.float32).reshape(-1), axis
+
+
+def _bias_dq(graph: Graph, name: str, producers: dict[str, Node], scale: np.ndarray):
+    """int32 bias of a DequantizeLinear whose scale is the input's times the weights' (the
+    accumulator's scale, as quantizers write it), or None."""
+    dq = producers.get(name)
+    if dq is None or dq.op != "DequantizeLinear":
+        return None
+    b = graph.tensors.get(dq.inputs[0])
+    zp = graph.const(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else np.zeros(1, np.int64)
+    b_scale = graph.const(dq.inputs[1])
+    if b is None or not b.is_const or b.dtype != "int32" or zp is None or np.any(zp != 0) or b_scale is None:
+        return None
+    if not np.allclose(np.asarray(b_scale, np.float64).reshape(-1), scale, rtol=1e-6, atol=0):
+        return None
+    return b.data.reshape(-1)
+
+
+def _only_consumer(graph: Graph, tensor: str, consumers) -> Node | None:
+    uses = consumers.get(tensor, [])
+    return uses[0] if len(uses) == 1 and tensor not in graph.outputs else None
+
+
+def fold_qdq(graph: Graph) -> None:
+    """Mark int8 activations and fold DQ -> Gemm/MatMul -> [Relu] -> Q into QLinearFc."""
+    if not any(n.op == "QuantizeLinear" for n in graph.nodes):
+        return
+    for node in graph.nodes:
+        src, t = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.outputs[0])
+        if node.op != "QuantizeLinear" or src is None or src.is_const or t is None:
+            continue  # a tensor without a shape yet stays as it is; lowering then refuses the node
+        params = q_params(graph, node)
+        if params is None:
+            raise UnsupportedOpError(f"{node.describe()}: only per-tensor quantization of activations is supported")
+        t.dtype, t.quant = "int8", params[:2]
+    producers, consumers = graph.producers(), graph.consumers()
+    for node in list(graph.nodes):
+        if node.op not in ("Gemm", "MatMul"):
+            continue
+        fused = _fc_pattern(graph, node, producers, consumers)
+        if fused is None:
+            continue
+        new, removed = fused
+        graph.nodes[graph.nodes.index(node)] = new
+        for r in removed:
+            graph.nodes.remove(r)
+        producers, consumers = graph.producers(), graph.consumers()
+        out = graph.tensors[new.outputs[0]]
+        out.dtype, out.quant = "int8", new.attrs["y_quant"]
+    graph.prune()
+
+
+def _fc_pattern(graph: Graph, node: Node, producers, consumers):
+    dq_x = producers.get(node.inputs[0])
+    x_q = graph.tensors.get(dq_x.inputs[0]) if dq_x is not None and dq_x.op == "DequantizeLinear" else None
+    if x_q is None or x_q.dtype != "int8" or node.outputs[0] not in graph.tensors:
+        return None
+    x_params = q_params(graph, dq_x)
+    if x_params is None or x_params[:2] != x_q.quant or len(x_q.shape) != 2:
+        return None
+    if node.op == "Gemm":
+        if node.attrs.get("transA", 0) or node.attrs.get("alpha", 1.0) != 1.0 or node.attrs.get("beta", 1.0) != 1.0:
+            return None
+        trans_b = bool(node.attrs.get("transB", 0))
+    else:
+        trans_b = False
+    weights = _weight_dq(graph, node.inputs[1], producers)
+    if weights is None:
+        return None
+    w, w_scale, axis = weights
+    rows = w if trans_b else w.T  # (out, in)
+    n_out = rows.shape[0]
+    out_axis = 0 if trans_b else 1
+    if w_scale.size not in (1, n_out) or (w_scale.size > 1 and axis != out_axis):
+        return None
+    bias = None
+    if node.op == "Gemm" and len(node.inputs) > 2 and node.inputs[2]:
+        acc_scale = np.float64(x_q.quant[0]) * np.broadcast_to(w_scale, (n_out,)).astype(np.float64)
+        bias = _bias_dq(graph, node.inputs[2], producers, acc_scale)
+        if bias is None or bias.size not in (1, n_out):
+            return None
+    lo, hi = float("-inf"), float("inf")
+    tail = _only_consumer(graph, node.outputs[0], consumers)
+    removed = []
+    if tail is not None and tail.op in ("Relu", "Clip"):
+        if tail.op == "Relu":
+            lo = 0.0
+        else:
+            c_lo = graph.const(tail.inputs[1]) if len(tail.inputs) > 1 and tail.inputs[1] else None
+            c_hi = graph.const(tail.inputs[2]) if len(tail.inputs) > 2 and tail.inputs[2] else None
+            if (len(tail.inputs) > 1 and tail.inputs[1] and c_lo is None) or \
+                    (len(tail.inputs) > 2 and tail.inputs[2] and c_hi is None):
+                return None
+            lo = float(c_lo) if c_lo is not None else lo
+            hi = float(c_hi) if c_hi is not None else hi
+        removed.append(tail)
+        tail = _only_consumer(graph, tail.outputs[0], consumers)
+    if tail is None or tail.op != "QuantizeLinear":
+        return None
+    y_params = q_params(graph, tail)
+    if y_params is None:
+        return None
+    removed.append(tail)
+    y_scale, y_zp = y_params[:2]
+    attrs = {"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
+             "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32),
+             "act_real": (lo, hi)}
+    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
+    b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
+    inputs.append(_const_name(graph, node.name + "_wl_q_bias", b, "int32"))
+    return Node(QFC, node.name, inputs, list(tail.outputs), attrs), removed
+
+
+def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
+    graph.tensors[name] = Tensor(name, tuple(data.shape), np.asarray(data, np.int64), dtype)
+    return name
