@@ -220,3 +220,63 @@ def test_a_dequantize_with_other_parameters_than_its_quantize_is_refused(tmp_pat
                       {"s": np.float32(0.1), "z": np.int8(0), "z2": np.int8(3)})
     with pytest.raises(UnsupportedOpError, match="deq.*zero point"):
         compile_model(path, tmp_path / "out", target="host")
+
+
+
+def _cnn(tmp_path):
+    """Convolutions of every kind the int8 kernel takes: padded, strided and dilated, depthwise,
+    pointwise; then MaxPool and Flatten (float between a dequantize and a quantize) and a Gemm."""
+    nodes = [H("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), H("Relu", ["c1"], ["r1"]),
+             H("Conv", ["r1", "w2", "b2"], ["c2"], strides=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1]),
+             H("Conv", ["c2", "w3", "b3"], ["c3"], group=12, pads=[1, 1, 1, 1]), H("Relu", ["c3"], ["r3"]),
+             H("Conv", ["r3", "w4", "b4"], ["c4"]), H("MaxPool", ["c4"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             H("Flatten", ["p"], ["f"]), H("Gemm", ["f", "w5", "b5"], ["y"], transB=1)]
+    inits = {"w1": rand(8, 3, 3, 3, seed=1, scale=0.3), "b1": rand(8, seed=2, scale=0.1),
+             "w2": rand(12, 8, 3, 3, seed=3, scale=0.2), "b2": rand(12, seed=4, scale=0.1),
+             "w3": rand(12, 1, 3, 3, seed=5, scale=0.3), "b3": rand(12, seed=6, scale=0.1),
+             "w4": rand(16, 12, 1, 1, seed=7, scale=0.3), "b4": rand(16, seed=8, scale=0.1),
+             "w5": rand(5, 64, seed=9, scale=0.2), "b5": rand(5, seed=10, scale=0.1)}
+    src = make_model(tmp_path / "cnn.onnx", nodes, {"x": [1, 3, 12, 12]}, {"y": [1, 5]}, inits)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": rand(1, 3, 12, 12, seed=100 + i)} for i in range(16)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / "cnn_q.onnx"
+    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m3"])
+def test_qdq_cnn_gives_onnxruntimes_outputs_exactly(tmp_path, target):
+    x = np.stack([rand(3, 12, 12, seed=500 + i, scale=1.5) for i in range(24 if target == "host" else 6)])
+    np.savez(tmp_path / "x.npz", x=x)
+    res = verify(_cnn(tmp_path), target=target, inputs=tmp_path / "x.npz")
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels.count("conv2d_s8") == 4 and "fc_s8" in kernels and "conv2d" not in kernels
+    assert res["match"] and res["max_lsb_error"] == 0, res
+
+
+
+def test_qdq_conv1d_gives_onnxruntimes_outputs_exactly(tmp_path):
+    nodes = [H("Conv", ["x", "w", "b"], ["c"], pads=[2, 1], strides=[2], dilations=[2]), H("Relu", ["c"], ["y"])]
+    src = make_model(tmp_path / "c1d.onnx", nodes, {"x": [1, 4, 30]}, {"y": None},
+                     {"w": rand(6, 4, 3, seed=1, scale=0.3), "b": rand(6, seed=2, scale=0.1)})
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": rand(1, 4, 30, seed=100 + i)} for i in range(16)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / "c1d_q.onnx"
+    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    res = verify(out, target="host", samples=32)
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", "conv2d_s8", "dequantize"]
+    assert res["match"] and res["max_lsb_error"] == 0, res

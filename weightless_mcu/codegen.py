@@ -44,6 +44,7 @@ KERNEL_SOURCES = {
     "quantize": "wl_quantize_s8.c",
     "dequantize": "wl_quantize_s8.c",
     "fc_s8": "wl_fc_s8.c",
+    "conv2d_s8": "wl_conv2d_s8.c",
     "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),
     "conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
     "depthwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),

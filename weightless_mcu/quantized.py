@@ -17,9 +17,10 @@ import numpy as np
 from .errors import UnsupportedOpError
 from .ir import Graph, Node, Tensor
 
-# Internal op (lowering.INTERNAL_OPS): a fully connected layer on int8 activations and
-# weights, int32 bias.
+# Internal ops (lowering.INTERNAL_OPS): a fully connected layer and a convolution on int8
+# activations and weights, int32 bias.
 QFC = "QLinearFc"
+QCONV = "QLinearConvS8"
 
 _QTYPES = {"int8": (-128, 127, 0), "uint8": (0, 255, -128)}  # range, shift to int8
 
@@ -53,13 +54,13 @@ def _weight_dq(graph: Graph, name: str, producers: dict[str, Node]):
     if dq is None or dq.op != "DequantizeLinear":
         return None
     w = graph.tensors.get(dq.inputs[0])
-    if w is None or not w.is_const or w.dtype != "int8" or w.data.ndim != 2:
+    if w is None or not w.is_const or w.dtype != "int8" or w.data.ndim < 2:
         return None
     scale = graph.const(dq.inputs[1])
     zp = graph.const(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else np.zeros(1, np.int64)
     if scale is None or zp is None or np.any(zp != 0) or dq.attrs.get("block_size", 0):
         return None
-    axis = dq.attrs.get("axis", 1) % 2
+    axis = dq.attrs.get("axis", 1) % w.data.ndim
     return w.data, np.asarray(scale, np.float32).reshape(-1), axis
 
 
@@ -98,9 +99,12 @@ def fold_qdq(graph: Graph) -> None:
         t.dtype, t.quant = "int8", params[:2]
     producers, consumers = graph.producers(), graph.consumers()
     for node in list(graph.nodes):
-        if node.op not in ("Gemm", "MatMul"):
+        if node.op in ("Gemm", "MatMul"):
+            fused = _fc_pattern(graph, node, producers, consumers)
+        elif node.op == "Conv":
+            fused = _conv_pattern(graph, node, producers, consumers)
+        else:
             continue
-        fused = _fc_pattern(graph, node, producers, consumers)
         if fused is None:
             continue
         new, removed = fused
@@ -131,6 +135,8 @@ def _fc_pattern(graph: Graph, node: Node, producers, consumers):
     if weights is None:
         return None
     w, w_scale, axis = weights
+    if w.ndim != 2:
+        return None
     rows = w if trans_b else w.T  # (out, in)
     n_out = rows.shape[0]
     out_axis = 0 if trans_b else 1
@@ -142,6 +148,27 @@ def _fc_pattern(graph: Graph, node: Node, producers, consumers):
         bias = _bias_dq(graph, node.inputs[2], producers, acc_scale)
         if bias is None or bias.size not in (1, n_out):
             return None
+    end = _output_quantize(graph, node, consumers)
+    if end is None:
+        return None
+    removed, (lo, hi), (y_scale, y_zp), tail = end
+    attrs = {"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
+             "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32),
+             "act_real": (lo, hi)}
+    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
+    b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
+    inputs.append(_const_name(graph, node.name + "_wl_q_bias", b, "int32"))
+    return Node(QFC, node.name, inputs, list(tail.outputs), attrs), removed
+
+
+def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
+    graph.tensors[name] = Tensor(name, tuple(data.shape), np.asarray(data, np.int64), dtype)
+    return name
+
+
+def _output_quantize(graph: Graph, node: Node, consumers):
+    """The QuantizeLinear a layer's output goes to, through at most one Relu or Clip:
+    (nodes to remove, real clamp bounds, (scale, zero point), the QuantizeLinear), or None."""
     lo, hi = float("-inf"), float("inf")
     tail = _only_consumer(graph, node.outputs[0], consumers)
     removed = []
@@ -164,16 +191,38 @@ def _fc_pattern(graph: Graph, node: Node, producers, consumers):
     if y_params is None:
         return None
     removed.append(tail)
-    y_scale, y_zp = y_params[:2]
-    attrs = {"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
-             "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32),
-             "act_real": (lo, hi)}
-    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
+    return removed, (lo, hi), y_params[:2], tail
+
+
+def _conv_pattern(graph: Graph, node: Node, producers, consumers):
+    dq_x = producers.get(node.inputs[0])
+    x_q = graph.tensors.get(dq_x.inputs[0]) if dq_x is not None and dq_x.op == "DequantizeLinear" else None
+    if x_q is None or x_q.dtype != "int8" or node.outputs[0] not in graph.tensors or len(x_q.shape) not in (3, 4):
+        return None
+    x_params = q_params(graph, dq_x)
+    if x_params is None or x_params[:2] != x_q.quant:
+        return None
+    weights = _weight_dq(graph, node.inputs[1], producers)
+    if weights is None:
+        return None
+    w, w_scale, axis = weights
+    n_out = w.shape[0]
+    if w.ndim != len(x_q.shape) or w_scale.size not in (1, n_out) or (w_scale.size > 1 and axis != 0):
+        return None
+    bias = None
+    if len(node.inputs) > 2 and node.inputs[2]:
+        acc_scale = np.float64(x_q.quant[0]) * np.broadcast_to(w_scale, (n_out,)).astype(np.float64)
+        bias = _bias_dq(graph, node.inputs[2], producers, acc_scale)
+        if bias is None or bias.size not in (1, n_out):
+            return None
+    end = _output_quantize(graph, node, consumers)
+    if end is None:
+        return None
+    removed, (lo, hi), (y_scale, y_zp), tail = end
+    attrs = {k: v for k, v in node.attrs.items()}  # strides, pads, dilations, group, auto_pad, kernel_shape
+    attrs.update({"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
+                  "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32), "act_real": (lo, hi)})
     b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
-    inputs.append(_const_name(graph, node.name + "_wl_q_bias", b, "int32"))
-    return Node(QFC, node.name, inputs, list(tail.outputs), attrs), removed
-
-
-def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
-    graph.tensors[name] = Tensor(name, tuple(data.shape), np.asarray(data, np.int64), dtype)
-    return name
+    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_weight", np.ascontiguousarray(w), "int8"),
+              _const_name(graph, node.name + "_wl_q_bias", b, "int32")]
+    return Node(QCONV, node.name, inputs, list(tail.outputs), attrs), removed

@@ -253,6 +253,23 @@ typedef struct {
 int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
              const int32_t *multiplier, const int32_t *shift, int8_t *y);
 
+/* int8 convolution, NCHW (batch 1), weights (out_c, in_c / group, k_h, k_w): acc = bias[oc] +
+ * sum over the taps inside the input of (x + input_offset) * w; padding contributes nothing
+ * (a padded input is the real 0, the zero point). Then as wl_fc_s8. */
+typedef struct {
+    int32_t in_c, in_h, in_w;
+    int32_t out_c, out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t dil_h, dil_w;
+    int32_t group;
+    int32_t input_offset, output_offset;
+    int32_t act_min, act_max;
+} wl_conv_s8_params_t;
+int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
+                 const int32_t *multiplier, const int32_t *shift, int8_t *y);
+
 /* round_half_even(acc * multiplier * 2^-shift) for 1 <= shift <= 62: the 64-bit product is
  * exact, so this is the exact product rounded once. */
 static inline int32_t wl_requantize(int32_t acc, int32_t multiplier, int32_t shift)

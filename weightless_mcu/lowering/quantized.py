@@ -1,5 +1,5 @@
 """int8 ops of quantized models (quantized.py folds them out of QDQ pairs): quantize
-(float -> int8), dequantize (int8 -> float) and the int8 fully connected layer.
+(float -> int8), dequantize (int8 -> float), the int8 fully connected layer and convolution.
 
 Requantization is a fixed-point multiplier and shift per output channel, made from the
 float32 scale onnxruntime computes ((input scale * weight scale) / output scale), so the
@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QFC, q_params
+from ..quantized import QCONV, QFC, q_params
+from .conv import conv_params
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -106,3 +107,47 @@ def lower_qfc(node: Node, graph: Graph) -> Lowered:
               ConstArray("bias", folded.astype(np.int32)),
               ConstArray("multiplier", mult), ConstArray("shift", shift))
     return Lowered([Step("fc_s8", node.name, (x,), node.outputs[0], params, consts)])
+
+
+@dataclass(frozen=True)
+class ConvS8Params:
+    in_c: int
+    in_h: int
+    in_w: int
+    out_c: int
+    out_h: int
+    out_w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    dil_h: int
+    dil_w: int
+    group: int
+    input_offset: int  # minus the input's zero point, added to every input tap read
+    output_offset: int
+    act_min: int
+    act_max: int
+
+
+@register(QCONV)
+def lower_qconv(node: Node, graph: Graph) -> Lowered:
+    x, w_name, b_name = node.inputs
+    g = conv_params(node, graph)
+    w = graph.const(w_name).astype(np.int64)
+    x_scale, x_zp = node.attrs["x_quant"]
+    y_scale, y_zp = node.attrs["y_quant"]
+    taps = w[0].size
+    if taps * 256 * 128 + np.abs(graph.const(b_name)).max() >= 1 << 31:
+        raise UnsupportedOpError(f"{node.describe()}: its int32 accumulator could overflow")
+    real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
+    mult, shift = multiplier_shift(real.astype(np.float32))
+    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
+    params = ConvS8Params(g.in_c, g.in_h, g.in_w, g.out_c, g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w,
+                          g.pad_top, g.pad_left, g.dil_h, g.dil_w, g.group, -x_zp, y_zp, act_min, act_max)
+    consts = (ConstArray("weight", np.ascontiguousarray(w, np.int8).reshape(-1)),
+              ConstArray("bias", graph.const(b_name).astype(np.int32)),
+              ConstArray("multiplier", mult), ConstArray("shift", shift))
+    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
