@@ -105,9 +105,12 @@ def test_c_requantize_rounds_the_exact_product_half_to_even(tmp_path, target):
         acc.append(a), mult.append(1 << 30), shift.append(31)
     # a product beyond int32 saturates
     acc.append((1 << 31) - 1), mult.append((1 << 31) - 1), shift.append(1)
+    # sums of products and a bias near the int32 limits, as the kernels pass them (|acc| < 2^32)
+    for a in ((1 << 32) - 1, -(1 << 32) + 1, 3 * (1 << 30) + 7, -3 * (1 << 30) - 5):
+        acc.append(a), mult.append(int(rng.integers(1 << 30, 1 << 31))), shift.append(int(rng.integers(33, 63)))
     inc = tmp_path / "wl_requantize_cases.inc"
     inc.write_text(f"#define WL_REQ_CASES {len(acc)}u\n"
-                   f"static const int32_t wl_req_acc[] = {{{', '.join(f'(int32_t){a}' for a in acc)}}};\n"
+                   f"static const int64_t wl_req_acc[] = {{{', '.join(f'(int64_t){a}LL' for a in acc)}}};\n"
                    f"static const int32_t wl_req_mult[] = {{{', '.join(map(str, mult))}}};\n"
                    f"static const int32_t wl_req_shift[] = {{{', '.join(map(str, shift))}}};\n")
     header = ("int wl_requantize_probe_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
@@ -279,4 +282,43 @@ def test_qdq_conv1d_gives_onnxruntimes_outputs_exactly(tmp_path):
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     res = verify(out, target="host", samples=32)
     assert [s["kernel"] for s in res["steps"]] == ["quantize", "conv2d_s8", "dequantize"]
+    assert res["match"] and res["max_lsb_error"] == 0, res
+
+
+def _residual(tmp_path, count_include_pad):
+    """A residual block (Add of two int8 tensors with their own scales, then Relu), padded max
+    and average pooling and global average pooling: every int8 op besides the layers."""
+    nodes = [H("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]), H("Relu", ["c1"], ["r1"]),
+             H("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+             H("Add", ["c2", "r1"], ["s"]), H("Relu", ["s"], ["r2"]),
+             H("MaxPool", ["r2"], ["m"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             H("AveragePool", ["m"], ["a"], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+               count_include_pad=count_include_pad),
+             H("GlobalAveragePool", ["a"], ["g"]), H("Flatten", ["g"], ["f"]), H("Gemm", ["f", "w3", "b3"], ["y"], transB=1)]
+    inits = {"w1": rand(8, 3, 3, 3, seed=1, scale=0.3), "b1": rand(8, seed=2, scale=0.1),
+             "w2": rand(8, 8, 3, 3, seed=3, scale=0.2), "b2": rand(8, seed=4, scale=0.1),
+             "w3": rand(4, 8, seed=5, scale=0.5), "b3": rand(4, seed=6, scale=0.1)}
+    src = make_model(tmp_path / f"res{count_include_pad}.onnx", nodes, {"x": [1, 3, 10, 10]}, {"y": [1, 4]}, inits)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": rand(1, 3, 10, 10, seed=100 + i)} for i in range(16)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / f"res{count_include_pad}_q.onnx"
+    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+@pytest.mark.parametrize("target,count_include_pad", [("host", 0), ("host", 1), ("cortex-m4", 0), ("cortex-m3", 1)])
+def test_qdq_residual_block_and_pooling_stay_int8(tmp_path, target, count_include_pad):
+    x = np.stack([rand(3, 10, 10, seed=700 + i, scale=1.5) for i in range(24 if target == "host" else 6)])
+    np.savez(tmp_path / "x.npz", x=x)
+    res = verify(_residual(tmp_path, count_include_pad), target=target, inputs=tmp_path / "x.npz")
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels.count("add_s8") == 1 and kernels.count("pool2d_s8") == 3, kernels
+    assert "pool2d" not in kernels and "binary" not in kernels
     assert res["match"] and res["max_lsb_error"] == 0, res

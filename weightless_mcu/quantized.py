@@ -21,6 +21,11 @@ from .ir import Graph, Node, Tensor
 # activations and weights, int32 bias.
 QFC = "QLinearFc"
 QCONV = "QLinearConvS8"
+# ... and ops on int8 tensors computed through float32 as onnxruntime's QDQ path does: an
+# elementwise Add of two same-shape tensors, and pooling.
+QADD = "QLinearAddS8"
+QPOOL = "QLinearPoolS8"
+_POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 
 _QTYPES = {"int8": (-128, 127, 0), "uint8": (0, 255, -128)}  # range, shift to int8
 
@@ -103,6 +108,8 @@ def fold_qdq(graph: Graph) -> None:
             fused = _fc_pattern(graph, node, producers, consumers)
         elif node.op == "Conv":
             fused = _conv_pattern(graph, node, producers, consumers)
+        elif node.op == "Add" or node.op in _POOLS:
+            fused = _float_op_pattern(graph, node, producers, consumers)
         else:
             continue
         if fused is None:
@@ -118,12 +125,8 @@ def fold_qdq(graph: Graph) -> None:
 
 
 def _fc_pattern(graph: Graph, node: Node, producers, consumers):
-    dq_x = producers.get(node.inputs[0])
-    x_q = graph.tensors.get(dq_x.inputs[0]) if dq_x is not None and dq_x.op == "DequantizeLinear" else None
-    if x_q is None or x_q.dtype != "int8" or node.outputs[0] not in graph.tensors:
-        return None
-    x_params = q_params(graph, dq_x)
-    if x_params is None or x_params[:2] != x_q.quant or len(x_q.shape) != 2:
+    x_q = _int8_input(graph, node.inputs[0], producers)
+    if x_q is None or node.outputs[0] not in graph.tensors or len(x_q.shape) != 2:
         return None
     if node.op == "Gemm":
         if node.attrs.get("transA", 0) or node.attrs.get("alpha", 1.0) != 1.0 or node.attrs.get("beta", 1.0) != 1.0:
@@ -155,7 +158,7 @@ def _fc_pattern(graph: Graph, node: Node, producers, consumers):
     attrs = {"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
              "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32),
              "act_real": (lo, hi)}
-    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
+    inputs = [x_q.name, _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
     b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
     inputs.append(_const_name(graph, node.name + "_wl_q_bias", b, "int32"))
     return Node(QFC, node.name, inputs, list(tail.outputs), attrs), removed
@@ -195,12 +198,8 @@ def _output_quantize(graph: Graph, node: Node, consumers):
 
 
 def _conv_pattern(graph: Graph, node: Node, producers, consumers):
-    dq_x = producers.get(node.inputs[0])
-    x_q = graph.tensors.get(dq_x.inputs[0]) if dq_x is not None and dq_x.op == "DequantizeLinear" else None
-    if x_q is None or x_q.dtype != "int8" or node.outputs[0] not in graph.tensors or len(x_q.shape) not in (3, 4):
-        return None
-    x_params = q_params(graph, dq_x)
-    if x_params is None or x_params[:2] != x_q.quant:
+    x_q = _int8_input(graph, node.inputs[0], producers)
+    if x_q is None or node.outputs[0] not in graph.tensors or len(x_q.shape) not in (3, 4):
         return None
     weights = _weight_dq(graph, node.inputs[1], producers)
     if weights is None:
@@ -223,6 +222,37 @@ def _conv_pattern(graph: Graph, node: Node, producers, consumers):
     attrs.update({"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
                   "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32), "act_real": (lo, hi)})
     b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
-    inputs = [dq_x.inputs[0], _const_name(graph, node.name + "_wl_q_weight", np.ascontiguousarray(w), "int8"),
+    inputs = [x_q.name, _const_name(graph, node.name + "_wl_q_weight", np.ascontiguousarray(w), "int8"),
               _const_name(graph, node.name + "_wl_q_bias", b, "int32")]
     return Node(QCONV, node.name, inputs, list(tail.outputs), attrs), removed
+
+
+def _int8_input(graph: Graph, name: str, producers):
+    """The int8 tensor behind DequantizeLinear(name) with its own parameters, or None."""
+    dq = producers.get(name)
+    x_q = graph.tensors.get(dq.inputs[0]) if dq is not None and dq.op == "DequantizeLinear" else None
+    if x_q is None or x_q.dtype != "int8":
+        return None
+    given = q_params(graph, dq)
+    return x_q if given is not None and given[:2] == x_q.quant else None
+
+
+def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
+    """DequantizeLinear -> Add (same shapes) or pooling -> [Relu | Clip] -> QuantizeLinear."""
+    if node.outputs[0] not in graph.tensors or (len(node.outputs) > 1 and node.outputs[1]):
+        return None
+    n_in = 2 if node.op == "Add" else 1
+    ins = [_int8_input(graph, i, producers) for i in node.inputs[:n_in]]
+    if any(t is None for t in ins) or len(node.inputs) != n_in:
+        return None
+    if node.op == "Add" and not ins[0].shape == ins[1].shape == graph.tensors[node.outputs[0]].shape:
+        return None
+    end = _output_quantize(graph, node, consumers)
+    if end is None:
+        return None
+    removed, (lo, hi), (y_scale, y_zp), tail = end
+    attrs = {k: v for k, v in node.attrs.items()}
+    attrs.update({"wl_pool_op": node.op, "in_quant": tuple(t.quant for t in ins), "y_quant": (y_scale, y_zp),
+                  "act_real": (lo, hi)})
+    op = QADD if node.op == "Add" else QPOOL
+    return Node(op, node.name, [t.name for t in ins], list(tail.outputs), attrs), removed

@@ -242,7 +242,8 @@ int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y)
 int wl_dequantize_s8_f32(const wl_quantize_params_t *p, const int8_t *x, float *y);
 
 /* int8 fully connected: acc[n] = bias[n] + sum_k x[r][k] * W[n][k] (the input's zero point
- * folded into bias), y = clamp(requantize(acc, multiplier[n], shift[n]) + output_offset). */
+ * folded into bias; the products summed in int32, the bias added in 64 bits), y =
+ * clamp(requantize(acc, multiplier[n], shift[n]) + output_offset). */
 typedef struct {
     int32_t rows;
     int32_t in_features;
@@ -270,13 +271,58 @@ typedef struct {
 int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                  const int32_t *multiplier, const int32_t *shift, int8_t *y);
 
-/* round_half_even(acc * multiplier * 2^-shift) for 1 <= shift <= 62: the 64-bit product is
- * exact, so this is the exact product rounded once. */
-static inline int32_t wl_requantize(int32_t acc, int32_t multiplier, int32_t shift)
+/* Elementwise Add of two int8 tensors of one shape, and pooling (max, average) of an int8
+ * tensor: computed through float32 as onnxruntime runs the QDQ model (dequantize, float op,
+ * quantize). act_min / act_max: the int8 output clamp. */
+typedef struct {
+    int32_t size;
+    float a_scale;
+    int32_t a_zero_point;
+    float b_scale;
+    int32_t b_zero_point;
+    float y_scale;
+    int32_t y_zero_point;
+    int32_t act_min, act_max;
+} wl_add_s8_params_t;
+int wl_add_s8(const wl_add_s8_params_t *p, const int8_t *a, const int8_t *b, int8_t *y);
+
+typedef struct {
+    int32_t channels, in_h, in_w, out_h, out_w, k_h, k_w;
+    int32_t stride_h, stride_w, pad_top, pad_left, pad_bottom, pad_right, dil_h, dil_w;
+    int32_t mode; /* WL_POOL_MAX or WL_POOL_AVG */
+    int32_t count_include_pad;
+    float x_scale;
+    int32_t x_zero_point;
+    float y_scale;
+    int32_t y_zero_point;
+    int32_t act_min, act_max;
+} wl_pool_s8_params_t;
+int wl_pool2d_s8(const wl_pool_s8_params_t *p, const int8_t *x, int8_t *y);
+
+/* q = clamp(round_half_even(v / scale) + zero_point, lo, hi), as onnxruntime's QuantizeLinear
+ * computes it (a float32 division; NaN goes to the low end, as its vector max does). Round half
+ * to even for |v / scale| <= 2^22 after the clamp: adding 1.5 * 2^23 leaves no fraction bits,
+ * and the addition rounds as the FPU does by default, to nearest even. */
+static inline int32_t wl_quantize_value(float v, float scale, int32_t zero_point, int32_t lo, int32_t hi)
 {
-    int64_t prod = (int64_t)acc * multiplier;
+    volatile float big = 12582912.0f; /* volatile: the sum must be rounded, not simplified away */
+    const float flo = (float)(lo - zero_point), fhi = (float)(hi - zero_point);
+    float t = v / scale;
+    if (!(t >= flo))
+        t = flo;
+    if (t > fhi)
+        t = fhi;
+    return (int32_t)((t + big) - big) + zero_point;
+}
+
+/* round_half_even(acc * multiplier * 2^-shift) for 1 <= shift <= 62, saturated to int32. With
+ * |acc| < 2^32 (the kernels' int32 sums of products plus an int32 bias) and multiplier < 2^31
+ * the 64-bit product is exact, so this is the exact product rounded once. */
+static inline int32_t wl_requantize(int64_t acc, int32_t multiplier, int32_t shift)
+{
+    int64_t prod = acc * multiplier;
     int64_t q = prod >> shift; /* floor */
-    uint64_t rem = (uint64_t)(prod - (q << shift));
+    uint64_t rem = (uint64_t)(prod - (int64_t)((uint64_t)q << shift));
     uint64_t half = (uint64_t)1 << (shift - 1);
     if (rem > half || (rem == half && (q & 1)))
         q++;

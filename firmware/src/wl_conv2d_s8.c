@@ -23,7 +23,7 @@ int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w,
                 const int32_t ix0 = ox * p->stride_w - p->pad_left;
                 int32_t kx0, kx1;
                 wl_valid_taps(ix0, p->k_w, p->dil_w, p->in_w, &kx0, &kx1);
-                int32_t acc = bias[oc];
+                int32_t acc = 0; /* the bias is added in 64 bits: it may be near the int32 limits */
                 for (int32_t ic = 0; ic < cin_g; ic++) {
                     const int8_t *xc = xg + ic * plane;
                     const int8_t *wc = wo + ic * taps;
@@ -34,7 +34,7 @@ int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w,
                             acc += ((int32_t)xrow[kx * p->dil_w] + p->input_offset) * wrow[kx];
                     }
                 }
-                int32_t q = wl_requantize(acc, multiplier[oc], shift[oc]) + p->output_offset;
+                int32_t q = wl_requantize((int64_t)acc + bias[oc], multiplier[oc], shift[oc]) + p->output_offset;
                 if (q < p->act_min)
                     q = p->act_min;
                 if (q > p->act_max)

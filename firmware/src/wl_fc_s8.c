@@ -14,9 +14,9 @@
 #define WL_FC_S8_DSP 1
 #endif
 
-static inline int8_t wl_fc_s8_out(int32_t acc, const wl_fc_s8_params_t *p, int32_t mult, int32_t shift)
+static inline int8_t wl_fc_s8_out(int32_t acc, int32_t bias, const wl_fc_s8_params_t *p, int32_t mult, int32_t shift)
 {
-    int32_t q = wl_requantize(acc, mult, shift) + p->output_offset;
+    int32_t q = wl_requantize((int64_t)acc + bias, mult, shift) + p->output_offset;
     if (q < p->act_min)
         q = p->act_min;
     if (q > p->act_max)
@@ -60,7 +60,7 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
 #ifdef WL_FC_S8_DSP
         for (; n + 4 <= n_out; n += 4) {
             const int8_t *w0 = w + n * k;
-            int32_t acc0 = bias[n], acc1 = bias[n + 1], acc2 = bias[n + 2], acc3 = bias[n + 3];
+            int32_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
             int32_t i = 0;
             for (; i + 4 <= k; i += 4) {
                 int32_t xv = wl_load4(xr + i);
@@ -85,18 +85,18 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
                 acc2 += xi * w0[2 * k + i];
                 acc3 += xi * w0[3 * k + i];
             }
-            yr[n] = wl_fc_s8_out(acc0, p, multiplier[n], shift[n]);
-            yr[n + 1] = wl_fc_s8_out(acc1, p, multiplier[n + 1], shift[n + 1]);
-            yr[n + 2] = wl_fc_s8_out(acc2, p, multiplier[n + 2], shift[n + 2]);
-            yr[n + 3] = wl_fc_s8_out(acc3, p, multiplier[n + 3], shift[n + 3]);
+            yr[n] = wl_fc_s8_out(acc0, bias[n], p, multiplier[n], shift[n]);
+            yr[n + 1] = wl_fc_s8_out(acc1, bias[n + 1], p, multiplier[n + 1], shift[n + 1]);
+            yr[n + 2] = wl_fc_s8_out(acc2, bias[n + 2], p, multiplier[n + 2], shift[n + 2]);
+            yr[n + 3] = wl_fc_s8_out(acc3, bias[n + 3], p, multiplier[n + 3], shift[n + 3]);
         }
 #endif
         for (; n < n_out; n++) {
             const int8_t *wn = w + n * k;
-            int32_t acc = bias[n];
+            int32_t acc = 0;
             for (int32_t i = 0; i < k; i++)
                 acc += (int32_t)xr[i] * wn[i];
-            yr[n] = wl_fc_s8_out(acc, p, multiplier[n], shift[n]);
+            yr[n] = wl_fc_s8_out(acc, bias[n], p, multiplier[n], shift[n]);
         }
     }
     return WL_OK;

@@ -1,27 +1,12 @@
 /* Quantize (float -> int8) and dequantize (int8 -> float) at the edges of an int8 model. */
 #include "wl_kernels.h"
 
-/* Round half to even for |v| <= 2^22: adding 1.5 * 2^23 leaves no fraction bits, and the
- * addition rounds as the FPU does by default, to nearest even. */
-static inline float wl_round_even(float v)
-{
-    volatile float big = 12582912.0f; /* volatile: the sum must be rounded, not simplified away */
-    return (v + big) - big;
-}
-
 int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y)
 {
     if (p == 0 || x == 0 || y == 0)
         return WL_ERR_ARG;
-    const float lo = (float)(-128 - p->zero_point), hi = (float)(127 - p->zero_point);
-    for (int32_t i = 0; i < p->size; i++) {
-        float v = x[i] / p->scale;
-        if (!(v >= lo)) /* NaN clamps to the low end, as onnxruntime's max does */
-            v = lo;
-        if (v > hi)
-            v = hi;
-        y[i] = (int8_t)((int32_t)wl_round_even(v) + p->zero_point);
-    }
+    for (int32_t i = 0; i < p->size; i++)
+        y[i] = (int8_t)wl_quantize_value(x[i], p->scale, p->zero_point, -128, 127);
     return WL_OK;
 }
 

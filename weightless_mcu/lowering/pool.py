@@ -35,6 +35,11 @@ class PoolParams:
 
 @register("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 def lower_pool(node: Node, graph: Graph) -> Lowered:
+    return Lowered([Step("pool2d", node.name, (node.inputs[0],), node.outputs[0], pool_params(node, graph))])
+
+
+def pool_params(node: Node, graph: Graph) -> PoolParams:
+    """The window geometry of a pooling node (its op may be an int8 one made from it)."""
     x, y = node.inputs[0], node.outputs[0]
     if len(node.outputs) > 1 and node.outputs[1]:
         raise UnsupportedOpError(f"{node.describe()}: the Indices output of MaxPool is not supported")
@@ -42,7 +47,7 @@ def lower_pool(node: Node, graph: Graph) -> Lowered:
     if len(xs) not in (3, 4) or xs[0] != 1:
         raise UnsupportedOpError(f"{node.describe()}: only 1-D and 2-D pooling with batch 1 is supported (input shape {xs})")
     nd = len(xs) - 2
-    if node.op.startswith("Global"):
+    if node.attrs.get("wl_pool_op", node.op).startswith("Global"):
         k, strides, dils, begins, ends = list(xs[2:]), [1] * nd, [1] * nd, [0] * nd, [0] * nd
     else:
         k = list(node.attrs["kernel_shape"])
@@ -57,8 +62,7 @@ def lower_pool(node: Node, graph: Graph) -> Lowered:
     if nd == 1:
         xs, ys = (*xs[:2], 1, xs[2]), (*ys[:2], 1, ys[2])
         k, strides, dils, begins, ends = [1] + k, [1] + strides, [1] + dils, [0] + begins, [0] + ends
-    mode = POOL_MAX if "Max" in node.op else POOL_AVG
-    params = PoolParams(xs[1], xs[2], xs[3], ys[2], ys[3], k[0], k[1], strides[0], strides[1],
-                        begins[0], begins[1], ends[0], ends[1], dils[0], dils[1], mode,
-                        int(node.attrs.get("count_include_pad", 0)))
-    return Lowered([Step("pool2d", node.name, (x,), y, params)])
+    mode = POOL_MAX if "Max" in node.attrs.get("wl_pool_op", node.op) else POOL_AVG
+    return PoolParams(xs[1], xs[2], xs[3], ys[2], ys[3], k[0], k[1], strides[0], strides[1],
+                      begins[0], begins[1], ends[0], ends[1], dils[0], dils[1], mode,
+                      int(node.attrs.get("count_include_pad", 0)))

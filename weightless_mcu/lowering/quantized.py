@@ -1,5 +1,6 @@
 """int8 ops of quantized models (quantized.py folds them out of QDQ pairs): quantize
-(float -> int8), dequantize (int8 -> float), the int8 fully connected layer and convolution.
+(float -> int8), dequantize (int8 -> float), the int8 fully connected layer and convolution,
+and Add and pooling on int8 tensors.
 
 Requantization is a fixed-point multiplier and shift per output channel, made from the
 float32 scale onnxruntime computes ((input scale * weight scale) / output scale), so the
@@ -7,14 +8,16 @@ product is exact where onnxruntime rounds it to float32 first; both then round h
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QCONV, QFC, q_params
+from ..quantized import QADD, QCONV, QFC, QPOOL, q_params
 from .conv import conv_params
+from .pool import pool_params
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -96,8 +99,9 @@ def lower_qfc(node: Node, graph: Graph) -> Lowered:
     n_out, k = rows_w.shape
     # The input's zero point folds into the bias: sum((x - zx) w) = sum(x w) - zx sum(w).
     folded = bias - x_zp * rows_w.sum(axis=1)
-    if np.any(np.abs(folded) >= 1 << 31) or k * 128 * 128 + np.abs(folded).max() >= 1 << 31:
-        raise UnsupportedOpError(f"{node.describe()}: its int32 accumulator could overflow")
+    # The kernel sums the products in int32 (at most k * 128 * 128) and adds the int32 bias in 64 bits.
+    if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or k * 128 * 128 >= 1 << 31:
+        raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
     real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
     mult, shift = multiplier_shift(real.astype(np.float32))
     act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
@@ -140,8 +144,8 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     x_scale, x_zp = node.attrs["x_quant"]
     y_scale, y_zp = node.attrs["y_quant"]
     taps = w[0].size
-    if taps * 256 * 128 + np.abs(graph.const(b_name)).max() >= 1 << 31:
-        raise UnsupportedOpError(f"{node.describe()}: its int32 accumulator could overflow")
+    if taps * 255 * 128 >= 1 << 31:  # the products' int32 sum; the bias is added in 64 bits
+        raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
     real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
     mult, shift = multiplier_shift(real.astype(np.float32))
     act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
@@ -151,3 +155,63 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
               ConstArray("bias", graph.const(b_name).astype(np.int32)),
               ConstArray("multiplier", mult), ConstArray("shift", shift))
     return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
+
+
+@dataclass(frozen=True)
+class AddS8Params:
+    size: int
+    a_scale: float
+    a_zero_point: int
+    b_scale: float
+    b_zero_point: int
+    y_scale: float
+    y_zero_point: int
+    act_min: int
+    act_max: int
+
+
+@register(QADD)
+def lower_qadd(node: Node, graph: Graph) -> Lowered:
+    (a_scale, a_zp), (b_scale, b_zp) = node.attrs["in_quant"]
+    y_scale, y_zp = node.attrs["y_quant"]
+    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
+    params = AddS8Params(graph.tensors[node.outputs[0]].size, a_scale, a_zp, b_scale, b_zp, y_scale, y_zp,
+                         act_min, act_max)
+    return Lowered([Step("add_s8", node.name, tuple(node.inputs), node.outputs[0], params)])
+
+
+@dataclass(frozen=True)
+class PoolS8Params:
+    channels: int
+    in_h: int
+    in_w: int
+    out_h: int
+    out_w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    pad_bottom: int
+    pad_right: int
+    dil_h: int
+    dil_w: int
+    mode: int
+    count_include_pad: int
+    x_scale: float
+    x_zero_point: int
+    y_scale: float
+    y_zero_point: int
+    act_min: int
+    act_max: int
+
+
+@register(QPOOL)
+def lower_qpool(node: Node, graph: Graph) -> Lowered:
+    g = pool_params(node, graph)
+    ((x_scale, x_zp),) = node.attrs["in_quant"]
+    y_scale, y_zp = node.attrs["y_quant"]
+    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
+    params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, y_scale, y_zp, act_min, act_max)
+    return Lowered([Step("pool2d_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
