@@ -62,3 +62,14 @@ def test_add_accumulates_into_the_operand_that_dies(tmp_path):
     res = verify(path, target="host", samples=2)
     assert res["match"]
     assert res["arena_bytes"] == res["arena_lower_bound_bytes"] == 2 * 64 * 4
+
+
+def test_earliest_first_placement_is_kept_where_it_reaches_the_bound():
+    """Largest first puts t3 (112 B, step 2) at 0 and t2 (80 B, steps 3-5) at 0, so t0 (48 B,
+    steps 1-3) must go above t3 and t1 above t0 and t2: 208 B. Placing by first step gives
+    the bound, 176 B (step 3: t0 + t1 + t2)."""
+    life = {"t0": (1, 3), "t1": (3, 3), "t2": (3, 5), "t3": (2, 2)}
+    sizes = {"t0": 48, "t1": 48, "t2": 80, "t3": 112}
+    plan = plan_arena(life, sizes, {k: k for k in life})
+    _check_no_overlap(plan)
+    assert plan.lower_bound == 176 and plan.size == 176
