@@ -8,7 +8,7 @@ of them: each stage reads these facts here instead of from another stage.
 from __future__ import annotations
 
 from .errors import UnsupportedOpError
-from .ir import Node
+from .ir import Graph, Node
 
 # Node attribute under which a fused activation travels: (low, high) clamp bounds.
 ACT = "wl_activation"
@@ -18,6 +18,17 @@ NO_ACT = (float("-inf"), float("inf"))
 def activation(node: Node) -> tuple[float, float]:
     """The clamp bounds a node applies to its output (none: -inf, inf)."""
     return node.attrs.get(ACT, NO_ACT)
+
+
+def clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
+    """The (low, high) a Relu or Clip node clamps to; None when a Clip bound is not constant."""
+    if node.op == "Relu":
+        return (0.0, float("inf"))
+    lo = graph.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else -float("inf")
+    hi = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else float("inf")
+    if lo is None or hi is None:
+        return None
+    return (float(lo), float(hi))
 
 
 def auto_pad(node: Node) -> str:

@@ -14,7 +14,7 @@ from onnx.reference import ReferenceEvaluator
 from .errors import FoldError, ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
 from .ir import Graph, Node, Tensor
-from .op_semantics import ACT, activation
+from .op_semantics import ACT, activation, clip_bounds
 from .quantized import fold_qdq
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
 
@@ -311,21 +311,11 @@ def canonicalize_gemm(graph: Graph) -> None:
             node.attrs["beta"] = 1.0
 
 
-def _clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
-    if node.op == "Relu":
-        return (0.0, float("inf"))
-    lo = graph.const(node.inputs[1]) if len(node.inputs) > 1 and node.inputs[1] else np.float32(-np.inf)
-    hi = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.float32(np.inf)
-    if lo is None or hi is None:
-        return None
-    return (float(lo), float(hi))
-
-
 def fuse_activations(graph: Graph) -> None:
     producers = graph.producers()
     for act in [n for n in graph.nodes if n.op in ("Relu", "Clip")]:
         prev = producers.get(act.inputs[0])
-        bounds = _clip_bounds(graph, act)
+        bounds = clip_bounds(graph, act)
         if prev is None or bounds is None or prev.op not in _FUSABLE_PRODUCERS:
             continue
         if not _single_use(graph, prev.outputs[0]) or len(prev.outputs) != 1:

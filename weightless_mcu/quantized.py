@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import UnsupportedOpError
 from .ir import Graph, Node, Tensor
+from .op_semantics import clip_bounds
 
 # Internal ops (lowering.INTERNAL_OPS): a fully connected layer and a convolution on int8
 # activations and weights, int32 bias.
@@ -145,23 +146,8 @@ def _fc_pattern(graph: Graph, node: Node, producers, consumers):
     out_axis = 0 if trans_b else 1
     if w_scale.size not in (1, n_out) or (w_scale.size > 1 and axis != out_axis):
         return None
-    bias = None
-    if node.op == "Gemm" and len(node.inputs) > 2 and node.inputs[2]:
-        acc_scale = np.float64(x_q.quant[0]) * np.broadcast_to(w_scale, (n_out,)).astype(np.float64)
-        bias = _bias_dq(graph, node.inputs[2], producers, acc_scale)
-        if bias is None or bias.size not in (1, n_out):
-            return None
-    end = _output_quantize(graph, node, consumers)
-    if end is None:
-        return None
-    removed, (lo, hi), (y_scale, y_zp), tail = end
-    attrs = {"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
-             "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32),
-             "act_real": (lo, hi)}
-    inputs = [x_q.name, _const_name(graph, node.name + "_wl_q_rows", np.ascontiguousarray(rows), "int8")]
-    b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
-    inputs.append(_const_name(graph, node.name + "_wl_q_bias", b, "int32"))
-    return Node(QFC, node.name, inputs, list(tail.outputs), attrs), removed
+    bias_name = node.inputs[2] if node.op == "Gemm" and len(node.inputs) > 2 else ""
+    return _int8_layer(graph, node, QFC, x_q, rows, w_scale, bias_name, {}, producers, consumers)
 
 
 def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
@@ -172,20 +158,13 @@ def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
 def _output_quantize(graph: Graph, node: Node, consumers):
     """The QuantizeLinear a layer's output goes to, through at most one Relu or Clip:
     (nodes to remove, real clamp bounds, (scale, zero point), the QuantizeLinear), or None."""
-    lo, hi = float("-inf"), float("inf")
+    act_real = (float("-inf"), float("inf"))
     tail = _only_consumer(graph, node.outputs[0], consumers)
     removed = []
     if tail is not None and tail.op in ("Relu", "Clip"):
-        if tail.op == "Relu":
-            lo = 0.0
-        else:
-            c_lo = graph.const(tail.inputs[1]) if len(tail.inputs) > 1 and tail.inputs[1] else None
-            c_hi = graph.const(tail.inputs[2]) if len(tail.inputs) > 2 and tail.inputs[2] else None
-            if (len(tail.inputs) > 1 and tail.inputs[1] and c_lo is None) or \
-                    (len(tail.inputs) > 2 and tail.inputs[2] and c_hi is None):
-                return None
-            lo = float(c_lo) if c_lo is not None else lo
-            hi = float(c_hi) if c_hi is not None else hi
+        act_real = clip_bounds(graph, tail)
+        if act_real is None:
+            return None
         removed.append(tail)
         tail = _only_consumer(graph, tail.outputs[0], consumers)
     if tail is None or tail.op != "QuantizeLinear":
@@ -194,7 +173,7 @@ def _output_quantize(graph: Graph, node: Node, consumers):
     if y_params is None:
         return None
     removed.append(tail)
-    return removed, (lo, hi), y_params[:2], tail
+    return removed, act_real, y_params[:2], tail
 
 
 def _conv_pattern(graph: Graph, node: Node, producers, consumers):
@@ -208,23 +187,32 @@ def _conv_pattern(graph: Graph, node: Node, producers, consumers):
     n_out = w.shape[0]
     if w.ndim != len(x_q.shape) or w_scale.size not in (1, n_out) or (w_scale.size > 1 and axis != 0):
         return None
-    bias = None
-    if len(node.inputs) > 2 and node.inputs[2]:
-        acc_scale = np.float64(x_q.quant[0]) * np.broadcast_to(w_scale, (n_out,)).astype(np.float64)
-        bias = _bias_dq(graph, node.inputs[2], producers, acc_scale)
+    attrs = dict(node.attrs)  # strides, pads, dilations, group, auto_pad, kernel_shape
+    return _int8_layer(graph, node, QCONV, x_q, w, w_scale, node.inputs[2] if len(node.inputs) > 2 else "", attrs,
+                       producers, consumers)
+
+
+def _int8_layer(graph: Graph, node: Node, op: str, x_q: Tensor, w: np.ndarray, w_scale: np.ndarray, bias_name: str,
+                attrs: dict, producers, consumers):
+    """The int8 node of a layer whose input and weights (output channels first) passed: its
+    int32 bias behind a DequantizeLinear at the accumulator's scale (or none), and the
+    QuantizeLinear after it; None where either is not there."""
+    n_out = w.shape[0]
+    w_scale = np.broadcast_to(w_scale, (n_out,)).astype(np.float32)
+    b = np.zeros(n_out, np.int64)
+    if bias_name:
+        bias = _bias_dq(graph, bias_name, producers, np.float64(x_q.quant[0]) * w_scale.astype(np.float64))
         if bias is None or bias.size not in (1, n_out):
             return None
+        b = np.broadcast_to(bias, (n_out,)).astype(np.int64)
     end = _output_quantize(graph, node, consumers)
     if end is None:
         return None
-    removed, (lo, hi), (y_scale, y_zp), tail = end
-    attrs = {k: v for k, v in node.attrs.items()}  # strides, pads, dilations, group, auto_pad, kernel_shape
-    attrs.update({"x_quant": x_q.quant, "y_quant": (y_scale, y_zp),
-                  "w_scale": np.broadcast_to(w_scale, (n_out,)).astype(np.float32), "act_real": (lo, hi)})
-    b = np.zeros(n_out, np.int64) if bias is None else np.broadcast_to(bias, (n_out,)).astype(np.int64)
+    removed, act_real, y_quant, tail = end
+    attrs = {**attrs, "x_quant": x_q.quant, "y_quant": y_quant, "w_scale": w_scale, "act_real": act_real}
     inputs = [x_q.name, _const_name(graph, node.name + "_wl_q_weight", np.ascontiguousarray(w), "int8"),
               _const_name(graph, node.name + "_wl_q_bias", b, "int32")]
-    return Node(QCONV, node.name, inputs, list(tail.outputs), attrs), removed
+    return Node(op, node.name, inputs, list(tail.outputs), attrs), removed
 
 
 def _int8_input(graph: Graph, name: str, producers):
@@ -250,9 +238,8 @@ def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
     end = _output_quantize(graph, node, consumers)
     if end is None:
         return None
-    removed, (lo, hi), (y_scale, y_zp), tail = end
-    attrs = {k: v for k, v in node.attrs.items()}
-    attrs.update({"wl_pool_op": node.op, "in_quant": tuple(t.quant for t in ins), "y_quant": (y_scale, y_zp),
-                  "act_real": (lo, hi)})
+    removed, act_real, y_quant, tail = end
+    attrs = {**node.attrs, "wl_pool_op": node.op, "in_quant": tuple(t.quant for t in ins), "y_quant": y_quant,
+             "act_real": act_real}
     op = QADD if node.op == "Add" else QPOOL
     return Node(op, node.name, [t.name for t in ins], list(tail.outputs), attrs), removed

@@ -14,7 +14,9 @@ from .step import ConstArray, Lowered, Step
 
 
 @dataclass(frozen=True)
-class ConvParams:
+class ConvGeometry:
+    """A convolution's shapes and window; the kernels' params structs start with these fields."""
+
     in_c: int
     in_h: int
     in_w: int
@@ -30,6 +32,10 @@ class ConvParams:
     dil_h: int
     dil_w: int
     group: int
+
+
+@dataclass(frozen=True)
+class ConvParams(ConvGeometry):
     act_min: float
     act_max: float
 

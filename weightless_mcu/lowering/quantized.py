@@ -16,8 +16,8 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from ..quantized import QADD, QCONV, QFC, QPOOL, q_params
-from .conv import conv_params
-from .pool import pool_params
+from .conv import ConvGeometry, conv_params
+from .pool import PoolParams, pool_params
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -82,11 +82,24 @@ def multiplier_shift(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mult.astype(np.int32), shift.astype(np.int32)
 
 
-def _clamp_bounds(lo: float, hi: float, scale: float, zp: int) -> tuple[int, int]:
-    """Q(clip(y, lo, hi)) = clamp(Q(y), Q(lo), Q(hi)), rounding being monotonic."""
+def _output_clamp(node: Node) -> tuple[int, int]:
+    """The int8 bounds of the node's activation: Q(clip(y, lo, hi)) = clamp(Q(y), Q(lo), Q(hi)),
+    rounding being monotonic."""
+    lo, hi = node.attrs["act_real"]
+    scale, zp = node.attrs["y_quant"]
+
     def q(v: float) -> int:
         return int(np.clip(np.round(np.float32(v) / np.float32(scale)) + zp, -128, 127))
     return (-128 if lo == float("-inf") else q(lo)), (127 if hi == float("inf") else q(hi))
+
+
+def _requantization(node: Node) -> tuple[ConstArray, ConstArray]:
+    """The per-output-channel multiplier and shift of an int8 layer, from the float32 scale
+    onnxruntime computes: (input scale * weight scale) / output scale."""
+    real = (np.float32(node.attrs["x_quant"][0]) * node.attrs["w_scale"].astype(np.float32)) \
+        / np.float32(node.attrs["y_quant"][0])
+    mult, shift = multiplier_shift(real.astype(np.float32))
+    return ConstArray("multiplier", mult), ConstArray("shift", shift)
 
 
 @register(QFC)
@@ -94,42 +107,21 @@ def lower_qfc(node: Node, graph: Graph) -> Lowered:
     x, w_name, b_name = node.inputs
     rows_w = graph.const(w_name).astype(np.int64)  # (out, in)
     bias = graph.const(b_name).astype(np.int64)
-    x_scale, x_zp = node.attrs["x_quant"]
-    y_scale, y_zp = node.attrs["y_quant"]
+    x_zp = node.attrs["x_quant"][1]
     n_out, k = rows_w.shape
     # The input's zero point folds into the bias: sum((x - zx) w) = sum(x w) - zx sum(w).
     folded = bias - x_zp * rows_w.sum(axis=1)
     # The kernel sums the products in int32 (at most k * 128 * 128) and adds the int32 bias in 64 bits.
     if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or k * 128 * 128 >= 1 << 31:
         raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
-    real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
-    mult, shift = multiplier_shift(real.astype(np.float32))
-    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
-    rows = graph.tensors[x].shape[0]
-    params = FcS8Params(rows, k, n_out, y_zp, act_min, act_max)
+    params = FcS8Params(graph.tensors[x].shape[0], k, n_out, node.attrs["y_quant"][1], *_output_clamp(node))
     consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8)),
-              ConstArray("bias", folded.astype(np.int32)),
-              ConstArray("multiplier", mult), ConstArray("shift", shift))
+              ConstArray("bias", folded.astype(np.int32)), *_requantization(node))
     return Lowered([Step("fc_s8", node.name, (x,), node.outputs[0], params, consts)])
 
 
 @dataclass(frozen=True)
-class ConvS8Params:
-    in_c: int
-    in_h: int
-    in_w: int
-    out_c: int
-    out_h: int
-    out_w: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
-    dil_h: int
-    dil_w: int
-    group: int
+class ConvS8Params(ConvGeometry):
     input_offset: int  # minus the input's zero point, added to every input tap read
     output_offset: int
     act_min: int
@@ -141,19 +133,12 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     x, w_name, b_name = node.inputs
     g = conv_params(node, graph)
     w = graph.const(w_name).astype(np.int64)
-    x_scale, x_zp = node.attrs["x_quant"]
-    y_scale, y_zp = node.attrs["y_quant"]
-    taps = w[0].size
-    if taps * 255 * 128 >= 1 << 31:  # the products' int32 sum; the bias is added in 64 bits
+    if w[0].size * 255 * 128 >= 1 << 31:  # the products' int32 sum; the bias is added in 64 bits
         raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
-    real = (np.float32(x_scale) * node.attrs["w_scale"].astype(np.float32)) / np.float32(y_scale)
-    mult, shift = multiplier_shift(real.astype(np.float32))
-    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
-    params = ConvS8Params(g.in_c, g.in_h, g.in_w, g.out_c, g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w,
-                          g.pad_top, g.pad_left, g.dil_h, g.dil_w, g.group, -x_zp, y_zp, act_min, act_max)
+    geometry = [getattr(g, f.name) for f in dataclasses.fields(ConvGeometry)]
+    params = ConvS8Params(*geometry, -node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
     consts = (ConstArray("weight", np.ascontiguousarray(w, np.int8).reshape(-1)),
-              ConstArray("bias", graph.const(b_name).astype(np.int32)),
-              ConstArray("multiplier", mult), ConstArray("shift", shift))
+              ConstArray("bias", graph.const(b_name).astype(np.int32)), *_requantization(node))
     return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
 
 
@@ -173,32 +158,13 @@ class AddS8Params:
 @register(QADD)
 def lower_qadd(node: Node, graph: Graph) -> Lowered:
     (a_scale, a_zp), (b_scale, b_zp) = node.attrs["in_quant"]
-    y_scale, y_zp = node.attrs["y_quant"]
-    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
-    params = AddS8Params(graph.tensors[node.outputs[0]].size, a_scale, a_zp, b_scale, b_zp, y_scale, y_zp,
-                         act_min, act_max)
+    params = AddS8Params(graph.tensors[node.outputs[0]].size, a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
+                         *_output_clamp(node))
     return Lowered([Step("add_s8", node.name, tuple(node.inputs), node.outputs[0], params)])
 
 
 @dataclass(frozen=True)
-class PoolS8Params:
-    channels: int
-    in_h: int
-    in_w: int
-    out_h: int
-    out_w: int
-    k_h: int
-    k_w: int
-    stride_h: int
-    stride_w: int
-    pad_top: int
-    pad_left: int
-    pad_bottom: int
-    pad_right: int
-    dil_h: int
-    dil_w: int
-    mode: int
-    count_include_pad: int
+class PoolS8Params(PoolParams):
     x_scale: float
     x_zero_point: int
     y_scale: float
@@ -211,7 +177,5 @@ class PoolS8Params:
 def lower_qpool(node: Node, graph: Graph) -> Lowered:
     g = pool_params(node, graph)
     ((x_scale, x_zp),) = node.attrs["in_quant"]
-    y_scale, y_zp = node.attrs["y_quant"]
-    act_min, act_max = _clamp_bounds(*node.attrs["act_real"], y_scale, y_zp)
-    params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, y_scale, y_zp, act_min, act_max)
+    params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, *node.attrs["y_quant"], *_output_clamp(node))
     return Lowered([Step("pool2d_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
