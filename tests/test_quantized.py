@@ -260,9 +260,50 @@ def test_qdq_cnn_gives_onnxruntimes_outputs_exactly(tmp_path, target):
     np.savez(tmp_path / "x.npz", x=x)
     res = verify(_cnn(tmp_path), target=target, inputs=tmp_path / "x.npz")
     kernels = [s["kernel"] for s in res["steps"]]
-    assert kernels.count("conv2d_s8") == 4 and "fc_s8" in kernels and "conv2d" not in kernels
+    assert kernels.count("conv2d_s8") == 3 and kernels.count("depthwise_conv2d_s8") == 1
+    assert "fc_s8" in kernels and "conv2d" not in kernels
     assert res["match"] and res["max_lsb_error"] == 0, res
 
+
+
+def _depthwise(tmp_path):
+    """The depthwise kernel's paths: 3x3 windows inside the input at strides 1 and 2 (odd plane
+    sizes; unpadded, so the last window's row ends at the plane's edge), a padded 5x5 and a dilated
+    3x3 window; a depthwise multiplier of 2 and an odd number of channels go to the general kernel."""
+    nodes = [H("Conv", ["x", "w1", "b1"], ["c1"], group=6, strides=[2, 2], pads=[1, 1, 1, 1]),
+             H("Relu", ["c1"], ["r1"]),
+             H("Conv", ["r1", "w2", "b2"], ["c2"], group=6),
+             H("Conv", ["c2", "w3", "b3"], ["c3"], group=6, pads=[2, 2, 2, 2]),
+             H("Conv", ["c3", "w4", "b4"], ["c4"], group=6, dilations=[2, 2], pads=[2, 1, 2, 1]),
+             H("Conv", ["c4", "w5", "b5"], ["c5"], group=6),
+             H("Conv", ["c5", "w6", "b6"], ["y"])]
+    inits = {"w1": rand(6, 1, 3, 3, seed=1, scale=0.4), "b1": rand(6, seed=2, scale=0.1),
+             "w2": rand(6, 1, 3, 3, seed=3, scale=0.4), "b2": rand(6, seed=4, scale=0.1),
+             "w3": rand(6, 1, 5, 5, seed=5, scale=0.3), "b3": rand(6, seed=6, scale=0.1),
+             "w4": rand(6, 1, 3, 3, seed=7, scale=0.4), "b4": rand(6, seed=8, scale=0.1),
+             "w5": rand(12, 1, 3, 3, seed=9, scale=0.4), "b5": rand(12, seed=10, scale=0.1),
+             "w6": rand(5, 12, 1, 1, seed=11, scale=0.4), "b6": rand(5, seed=12, scale=0.1)}
+    src = make_model(tmp_path / "dw.onnx", nodes, {"x": [1, 6, 19, 17]}, {"y": None}, inits)
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": rand(1, 6, 19, 17, seed=100 + i)} for i in range(16)])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    out = tmp_path / "dw_q.onnx"
+    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m3"])
+def test_qdq_depthwise_convolutions_give_onnxruntimes_outputs_exactly(tmp_path, target):
+    res = verify(_depthwise(tmp_path), target=target, samples=16 if target == "host" else 4)
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", *["depthwise_conv2d_s8"] * 4, "conv2d_s8",
+                                                   "conv2d_s8", "dequantize"]
+    assert res["match"] and res["max_lsb_error"] == 0, res
 
 
 def test_qdq_conv1d_gives_onnxruntimes_outputs_exactly(tmp_path):

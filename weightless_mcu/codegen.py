@@ -45,6 +45,7 @@ KERNEL_SOURCES = {
     "dequantize": "wl_quantize_s8.c",
     "fc_s8": "wl_fc_s8.c",
     "conv2d_s8": "wl_conv2d_s8.c",
+    "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",
     "add_s8": "wl_add_s8.c",
     "pool2d_s8": "wl_pool2d_s8.c",
     "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),

@@ -255,8 +255,10 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
              const int32_t *multiplier, const int32_t *shift, int8_t *y);
 
 /* int8 convolution, NCHW (batch 1), weights (out_c, in_c / group, k_h, k_w): acc = bias[oc] +
- * sum over the taps inside the input of (x + input_offset) * w; padding contributes nothing
- * (a padded input is the real 0, the zero point). Then as wl_fc_s8. */
+ * sum over the window of x * w, a tap outside the input counting as input_zero_point (the real
+ * 0; the zero point's share, -input_zero_point * sum(w), is folded into bias). Then as wl_fc_s8.
+ * wl_conv2d_s8 takes a scratch of WL_CONV_S8_SCRATCH(p) bytes; wl_depthwise_conv2d_s8 is for
+ * group == in_c == out_c. */
 typedef struct {
     int32_t in_c, in_h, in_w;
     int32_t out_c, out_h, out_w;
@@ -265,11 +267,14 @@ typedef struct {
     int32_t pad_top, pad_left;
     int32_t dil_h, dil_w;
     int32_t group;
-    int32_t input_offset, output_offset;
+    int32_t input_zero_point, output_offset;
     int32_t act_min, act_max;
 } wl_conv_s8_params_t;
+#define WL_CONV_S8_SCRATCH(p) (2 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
 int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
-                 const int32_t *multiplier, const int32_t *shift, int8_t *y);
+                 const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y);
+int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
+                           const int32_t *multiplier, const int32_t *shift, int8_t *y);
 
 /* Elementwise Add of two int8 tensors of one shape, and pooling (max, average) of an int8
  * tensor: computed through float32 as onnxruntime runs the QDQ model (dequantize, float op,

@@ -102,27 +102,32 @@ def _requantization(node: Node) -> tuple[ConstArray, ConstArray]:
     return ConstArray("multiplier", mult), ConstArray("shift", shift)
 
 
+def _folded_bias(node: Node, bias: np.ndarray, rows_w: np.ndarray) -> np.ndarray:
+    """The bias with the input's zero point folded in: sum((x - zx) w) = sum(x w) - zx sum(w).
+    The kernels sum the products of raw int8 values in int32 (at most k * 128 * 128) and add the
+    int32 bias in 64 bits."""
+    folded = bias.astype(np.int64) - node.attrs["x_quant"][1] * rows_w.sum(axis=1)
+    if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or rows_w.shape[1] * 128 * 128 >= 1 << 31:
+        raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
+    return folded.astype(np.int32)
+
+
 @register(QFC)
 def lower_qfc(node: Node, graph: Graph) -> Lowered:
     x, w_name, b_name = node.inputs
     rows_w = graph.const(w_name).astype(np.int64)  # (out, in)
     bias = graph.const(b_name).astype(np.int64)
-    x_zp = node.attrs["x_quant"][1]
     n_out, k = rows_w.shape
-    # The input's zero point folds into the bias: sum((x - zx) w) = sum(x w) - zx sum(w).
-    folded = bias - x_zp * rows_w.sum(axis=1)
-    # The kernel sums the products in int32 (at most k * 128 * 128) and adds the int32 bias in 64 bits.
-    if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or k * 128 * 128 >= 1 << 31:
-        raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
+    folded = _folded_bias(node, bias, rows_w)
     params = FcS8Params(graph.tensors[x].shape[0], k, n_out, node.attrs["y_quant"][1], *_output_clamp(node))
     consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8)),
-              ConstArray("bias", folded.astype(np.int32)), *_requantization(node))
+              ConstArray("bias", folded), *_requantization(node))
     return Lowered([Step("fc_s8", node.name, (x,), node.outputs[0], params, consts)])
 
 
 @dataclass(frozen=True)
 class ConvS8Params(ConvGeometry):
-    input_offset: int  # minus the input's zero point, added to every input tap read
+    input_zero_point: int  # the value a tap outside the input counts as (the real 0)
     output_offset: int
     act_min: int
     act_max: int
@@ -133,13 +138,16 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     x, w_name, b_name = node.inputs
     g = conv_params(node, graph)
     w = graph.const(w_name).astype(np.int64)
-    if w[0].size * 255 * 128 >= 1 << 31:  # the products' int32 sum; the bias is added in 64 bits
-        raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
+    rows_w = w.reshape(w.shape[0], -1)  # (out_c, in_c / group * taps), the order the kernels walk
     geometry = [getattr(g, f.name) for f in dataclasses.fields(ConvGeometry)]
-    params = ConvS8Params(*geometry, -node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
-    consts = (ConstArray("weight", np.ascontiguousarray(w, np.int8).reshape(-1)),
-              ConstArray("bias", graph.const(b_name).astype(np.int32)), *_requantization(node))
-    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
+    params = ConvS8Params(*geometry, node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
+    consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8).reshape(-1)),
+              ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
+    if g.group == g.in_c == g.out_c:
+        return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
+    # Two im2col columns of in_c / group * taps bytes, each rounded up to a word (WL_CONV_S8_SCRATCH).
+    scratch = 2 * ((rows_w.shape[1] + 3) & ~3)
+    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts, scratch=scratch)])
 
 
 @dataclass(frozen=True)
