@@ -3,7 +3,9 @@ calibration data, enough for speed and size) and run as firmware on cortex-m4 (m
 under QEMU): RAM, flash, instructions per MAC, and the firmware's outputs against
 onnxruntime's on the same quantized model.
 
-    python benchmarks/int8_mlperf.py [--models resnet8,vww] [--per-tensor] [--samples N] [--json FILE]
+    python benchmarks/int8_mlperf.py [--models resnet8,vww] [--per-tensor] [--samples N] [--profile] [--json FILE]
+
+--profile adds the instructions of every step (kernel call) and, for the layers, per MAC.
 
 Models below opset 13 are upgraded first: per-channel DequantizeLinear needs opset 13.
 """
@@ -21,7 +23,7 @@ import onnx
 from onnx import version_converter
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-from mlperf_compare import MODELS, macs
+from mlperf_compare import MODELS, layer_macs, macs
 from weightless_mcu.api import verify
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +57,7 @@ def main() -> int:
     ap.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor (default: per channel)")
     ap.add_argument("--calibration", type=int, default=16, help="random calibration inputs")
     ap.add_argument("--samples", type=int, default=2)
+    ap.add_argument("--profile", action="store_true", help="instructions of every step")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     rows = {}
@@ -64,7 +67,7 @@ def main() -> int:
             dst = Path(tmp) / f"{key}_int8.onnx"
             print(f"{key}: quantizing {src.name}", flush=True)
             quantize(src, dst, not args.per_tensor, args.calibration)
-            res = verify(dst, target="cortex-m4", samples=args.samples)
+            res = verify(dst, target="cortex-m4", samples=args.samples, profile=args.profile)
             n = macs(src)
             rows[key] = {"macs": n, "instructions": res["instructions"], "per_mac": round(res["instructions"] / n, 2),
                          "ram_total_bytes": res["ram_total_bytes"], "arena_bytes": res["arena_bytes"],
@@ -77,6 +80,15 @@ def main() -> int:
                   f"(arena {r['arena_bytes']:,} B, bound {r['arena_lower_bound_bytes']:,} B), flash {r['flash_bytes']:,} B, "
                   f"match {r['match']} (max {r['max_lsb_error']} step(s), {100 * (r['lsb_differing_share'] or 0):.1f}% differ); "
                   f"kernels {', '.join(r['kernels'])}", flush=True)
+            if args.profile:
+                per_layer = layer_macs(dst)
+                r["steps"] = [{"layer": s["layer"], "kernel": s["kernel"], "instructions": s["instructions"],
+                               "macs": per_layer.get(s["layer"])} for s in res["steps"]]
+                print("| step | kernel | instructions | MACs | per MAC |\n|---|---|---|---|---|")
+                for s in r["steps"]:
+                    m, n_ins = s["macs"], s["instructions"]
+                    print(f"| {s['layer']} | {s['kernel']} | {n_ins:,} | {m:,} | {n_ins / m:.2f} |" if m else
+                          f"| {s['layer']} | {s['kernel']} | {n_ins:,} | - | - |")
     if args.json:
         args.json.write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": platform.platform(),
                                          "per_channel": not args.per_tensor, "models": rows}, indent=2) + "\n")

@@ -37,17 +37,22 @@ MODELS = {
 }
 
 
-def macs(path: Path) -> int:
-    """Multiply-accumulates of one inference (Conv, Gemm, MatMul), for per-MAC figures."""
+def layer_macs(path: Path) -> dict[str, int]:
+    """Multiply-accumulates of one inference per Conv, Gemm and MatMul node, by node name."""
     _, graph = load_model(path)
-    total = 0
+    found = {}
     for node in graph.nodes:
         if node.op in ("Conv", "Gemm", "MatMul"):
             w = graph.tensors[node.inputs[1]].shape
             out = graph.tensors[node.outputs[0]].shape
             per_out = int(np.prod(w[1:])) if node.op == "Conv" else w[0] if not node.attrs.get("transB") else w[1]
-            total += int(np.prod(out)) * per_out
-    return total
+            found[node.name] = int(np.prod(out)) * per_out
+    return found
+
+
+def macs(path: Path) -> int:
+    """Multiply-accumulates of one inference (Conv, Gemm, MatMul), for per-MAC figures."""
+    return sum(layer_macs(path).values())
 
 
 def run_emx(emx: str, path: Path, name: str, samples: int, work: Path) -> dict:

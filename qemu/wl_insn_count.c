@@ -5,9 +5,11 @@
  * Debian ships no qemu-plugin.h, so the few entry points of the stable plugin
  * API (version 1, QEMU 7.2) used here are declared below.
  *
- * Arguments: begin=<hex addr>,end=<hex addr>. Every time the end marker is
- * reached, one line "wl_insns <n>" is written to the plugin log (-d plugin),
- * n = instructions executed since the begin marker was last reached.
+ * Arguments: begin=<hex addr>,end=<hex addr>[,step=<hex addr>]. Every time the
+ * end marker is reached, one line "wl_insns <n>" is written to the plugin log
+ * (-d plugin), n = instructions executed since the begin marker was last
+ * reached; every time the optional step marker is reached (a profiling build
+ * calls it after each kernel), one line "wl_step <n>", n counted alike.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -42,7 +44,7 @@ __attribute__((visibility("default"))) int qemu_plugin_version = 1;
  * a marker's own block is counted at both ends alike and cancels out. */
 static uint64_t insn_total;
 static uint64_t begin_total;
-static uint64_t begin_addr, end_addr;
+static uint64_t begin_addr, end_addr, step_addr;
 
 static void on_begin(unsigned int vcpu, void *udata)
 {
@@ -58,6 +60,14 @@ static void on_end(unsigned int vcpu, void *udata)
     qemu_plugin_outs(line);
 }
 
+static void on_step(unsigned int vcpu, void *udata)
+{
+    char line[64];
+    (void)vcpu; (void)udata;
+    snprintf(line, sizeof line, "wl_step %" PRIu64 "\n", insn_total - begin_total);
+    qemu_plugin_outs(line);
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
@@ -70,6 +80,8 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_begin, QEMU_PLUGIN_CB_NO_REGS, NULL);
         else if (va == end_addr)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_end, QEMU_PLUGIN_CB_NO_REGS, NULL);
+        else if (step_addr != 0 && va == step_addr)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_step, QEMU_PLUGIN_CB_NO_REGS, NULL);
     }
 }
 
@@ -82,6 +94,8 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
             begin_addr = strtoull(argv[i] + 6, NULL, 16);
         else if (strncmp(argv[i], "end=", 4) == 0)
             end_addr = strtoull(argv[i] + 4, NULL, 16);
+        else if (strncmp(argv[i], "step=", 5) == 0)
+            step_addr = strtoull(argv[i] + 5, NULL, 16);
     }
     if (begin_addr == 0 || end_addr == 0) {
         fprintf(stderr, "wl_insn_count: begin= and end= addresses are required\n");

@@ -71,3 +71,33 @@ def test_counts_equal_the_disassembly(tmp_path, target):
     call, run = _static_counts(elf)
     got = run_firmware(elf, get_target(target), loops, 1, model="probe").instructions
     assert got == [call + run + 2 * (k - 1) for k in (1, 2, 30)]
+
+
+def _mlp(tmp_path, name: str, layers: list[tuple[int, int]]):
+    from onnx import helper
+
+    from .conftest import make_model, rand
+    nodes, inits, x = [], {}, "x"
+    for k, (n_in, n_out) in enumerate(layers):
+        nodes.append(helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [f"h{k}"], transB=1))
+        inits[f"w{k}"], inits[f"b{k}"] = rand(n_out, n_in, seed=k), rand(n_out, seed=10 + k)
+        x = f"h{k}"
+    return make_model(tmp_path / f"{name}.onnx", nodes, {"x": [1, layers[0][0]]}, {x: [1, layers[-1][1]]}, inits)
+
+
+def test_a_profile_splits_the_count_among_the_steps(tmp_path):
+    """verify --profile: the steps' counts add up to the inference's count (but for the run
+    function's return), and a step costs what the same layer costs alone in another model."""
+    from weightless_mcu import verify
+    both = verify(_mlp(tmp_path, "two", [(64, 48), (48, 8)]), target="cortex-m4", samples=2, profile=True)
+    alone = verify(_mlp(tmp_path, "one", [(48, 8)]), target="cortex-m4", samples=2, profile=True)
+    plain = verify(_mlp(tmp_path, "two", [(64, 48), (48, 8)]), target="cortex-m4", samples=2)
+    steps = [s["instructions"] for s in both["steps"]]
+    assert [s["kernel"] for s in both["steps"]] == ["fc", "fc"] and min(steps) > 0
+    assert 0 <= both["instructions"] - sum(steps) <= 12
+    assert steps[0] > 5 * steps[1]  # 3,072 against 384 multiply-adds
+    # The second layer alone: the same kernel call; only the run function's prologue differs.
+    assert abs(alone["steps"][0]["instructions"] - steps[1]) <= 12
+    # The markers cost a few instructions per step; a build without them counts that much less.
+    assert 0 < both["instructions"] - plain["instructions"] <= 8 * len(steps)
+    assert "instructions" not in plain["steps"][0]

@@ -14,7 +14,7 @@ import numpy as np
 from .codegen import build_program, check_fits, render
 from .compress import CompressionSettings, LayerReport, candidates, compress_graph
 from .compress.settings import LayerSettings, config_text
-from .errors import OptionError
+from .errors import OptionError, RunError
 from .export import graph_to_onnx
 from .frontend import load_model
 from .ir import Graph
@@ -208,10 +208,13 @@ def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -
 def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Path | None = None, samples: int = 8,
            seed: int = 0, tolerance: float = 1e-4, input_shapes: dict[str, tuple[int, ...]] | None = None,
            outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
-           retraining: Retraining | None = None, data: str | Path | None = None, progress: Progress = _quiet) -> dict:
+           retraining: Retraining | None = None, data: str | Path | None = None, profile: bool = False,
+           progress: Progress = _quiet) -> dict:
     """Compile, build the test firmware, run it (QEMU or host) and compare with
     onnxruntime on the decoded model (the original one when not compressed).
-    With labelled data, the samples are those and accuracies are reported."""
+    With labelled data, the samples are those and accuracies are reported. profile (on a
+    board): the instructions of every step, in result["steps"][i]["instructions"] (the
+    most of any sample; each includes a marker call of a few instructions)."""
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     if data is not None and inputs is not None:
@@ -237,12 +240,13 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
             arrays = random_inputs(manifest["inputs"], samples, seed)
         n = arrays[0].shape[0]
         progress(f"building the firmware for {tgt.name}")
-        elf = build_firmware(out_dir, tgt, Path(tmp) / "build")
+        elf = build_firmware(out_dir, tgt, Path(tmp) / "build", profile=profile and not tgt.is_host)
         flat_in = np.concatenate([a.reshape(n, -1) for a in arrays], axis=1)
         out_sizes = [int(np.prod(o["shape"])) for o in manifest["outputs"]]
         where = "on the host" if tgt.is_host else f"under QEMU ({tgt.board.machine})"
         progress(f"running {n} sample(s) {where}")
-        run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout, progress=progress)
+        run = run_firmware(elf, tgt, flat_in, sum(out_sizes), model=manifest["name"], timeout=timeout, progress=progress,
+                           profile=profile and not tgt.is_host)
         progress("running onnxruntime")
         ref = _onnxruntime_outputs(decoded_model, arrays, manifest)
         got = np.split(run.outputs, np.cumsum(out_sizes)[:-1], axis=1)
@@ -284,6 +288,12 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
                        "predictions_match": int((got[0].reshape(n, -1).argmax(1) == ref[0].reshape(n, -1).argmax(1)).sum())})
     if outputs:
         np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
+    if run.step_instructions is not None:
+        per_step = np.max(np.asarray(run.step_instructions), axis=0)
+        if len(per_step) != len(sizes["steps"]):
+            raise RunError(f"the profile has {len(per_step)} steps, the model {len(sizes['steps'])}")
+        for row, count in zip(sizes["steps"], per_step):
+            row["instructions"] = int(count)
     insns = run.instructions
     result.update({"instructions": int(max(insns)) if insns else None, "instructions_per_sample": insns,
                    "stack_bytes": run.stack_bytes, **sizes})

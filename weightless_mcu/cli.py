@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--timeout", type=float, default=600.0, help="seconds before a run counts as hung (default 600)")
     v.add_argument("--data", type=Path, help="labelled samples (.npz with x and y, or a directory with the t10k IDX files): "
                                               "reports the firmware's accuracy")
+    v.add_argument("--profile", action="store_true",
+                   help="count the instructions of every step (kernel) of an inference, on a board")
     common(v)
     limits(v)
 
@@ -201,7 +203,7 @@ def _main(argv: list[str] | None) -> int:
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
                      timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
-                     progress=progress)
+                     profile=args.profile, progress=progress)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "

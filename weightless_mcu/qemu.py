@@ -29,6 +29,9 @@ class RunResult:
     instructions: list[int] | None  # per inference, exact (None on the host)
     stack_bytes: int | None  # deepest stack use of one inference (None on the host)
     stdout: str = ""  # what the firmware printed
+    # A profiling build's instructions per step, per inference (None otherwise): each step's
+    # count includes the marker call after it, a few instructions.
+    step_instructions: list[list[int]] | None = None
 
 
 def _plugin() -> Path:
@@ -82,7 +85,10 @@ def _run_with_progress(cmd: list[str], cwd: Path, timeout: float, samples: int,
 
 
 def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: int, *,
-                 model: str = "model", timeout: float = 300.0, progress: Callable[[str], None] | None = None) -> RunResult:
+                 model: str = "model", timeout: float = 300.0, progress: Callable[[str], None] | None = None,
+                 profile: bool = False) -> RunResult:
+    """Run the harness firmware on inputs (samples, input floats). profile: the firmware was
+    built with profile=True; the step marker's counts come back per inference."""
     inputs = np.ascontiguousarray(inputs, np.float32)
     samples = inputs.shape[0]
     with tempfile.TemporaryDirectory(prefix="wl-run-") as tmp:
@@ -95,8 +101,10 @@ def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: i
             qemu = shutil.which("qemu-system-arm")
             if qemu is None:
                 raise ToolchainError("'qemu-system-arm' was not found on PATH (apt-get install qemu-system-arm)")
-            marks = _symbol_addresses(elf, ["wlh_count_begin", "wlh_count_end"])
+            marks = _symbol_addresses(elf, ["wlh_count_begin", "wlh_count_end", *(["wl_profile_step"] if profile else [])])
             plugin = f"{_plugin()},begin={marks['wlh_count_begin']:x},end={marks['wlh_count_end']:x}"
+            if profile:
+                plugin += f",step={marks['wl_profile_step']:x}"
             cmd = [qemu, "-machine", target.board.machine, "-display", "none", "-serial", "none", "-monitor", "none",
                    "-semihosting-config", "enable=on,target=native", "-kernel", str(Path(elf).resolve()),
                    "-plugin", plugin, "-d", "plugin", "-D", str(log)]
@@ -112,13 +120,33 @@ def run_firmware(elf: Path, target: Target, inputs: np.ndarray, output_floats: i
         raw = np.fromfile(work / "output.bin", dtype=np.float32)
         if raw.size != samples * output_floats:
             raise RunError(f"the firmware of model '{model}' wrote {raw.size} output floats, expected {samples * output_floats}")
-        instructions = stack = None
+        instructions = stack = steps = None
         if not target.is_host:
-            counts = [int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("wl_insns ")]
+            lines = log.read_text().splitlines()
+            counts = [int(line.split()[1]) for line in lines if line.startswith("wl_insns ")]
             if len(counts) != samples + 1:
                 raise RunError(f"the counting plugin reported {len(counts)} regions, expected {samples + 1}")
             instructions = [c - counts[0] for c in counts[1:]]
+            if profile:
+                steps = _step_counts(lines)[1:]  # the first region is the markers' empty pair
+                if len(steps) != samples:
+                    raise RunError(f"the counting plugin reported steps of {len(steps)} inferences, expected {samples}")
             for line in proc.stdout.splitlines():
                 if line.startswith("wlh_stack_bytes "):
                     stack = int(line.split()[1])
-        return RunResult(raw.reshape(samples, output_floats), instructions, stack, proc.stdout)
+        return RunResult(raw.reshape(samples, output_floats), instructions, stack, proc.stdout, steps)
+
+
+def _step_counts(lines: list[str]) -> list[list[int]]:
+    """Per counted region, the instructions of each step: from the previous step's mark (the
+    region's start for the first step) to its own."""
+    regions: list[list[int]] = []
+    marks: list[int] = []
+    for line in lines:
+        if line.startswith("wl_step "):
+            marks.append(int(line.split()[1]))
+        elif line.startswith("wl_insns "):
+            ends = [0, *marks]
+            regions.append([b - a for a, b in zip(ends, ends[1:])])
+            marks = []
+    return regions

@@ -77,16 +77,20 @@ def size_lines(res: dict) -> list[str]:
     out += encoding_lines(res)
     steps = res.get("steps") or []
     if steps:
+        profiled = all("instructions" in s for s in steps)  # verify --profile
+        counted = sum(s["instructions"] for s in steps) if profiled else 0
         rows = []
         for s in steps:
             parts = s.get("parts") or {}
             rows.append([short_name(s["layer"], 48), s["kernel"], *(f"{parts.get(p, 0):,}" if parts.get(p) else "-" for p in FLASH_PARTS),
-                         f"{s['flash_bytes']:,}"])
+                         f"{s['flash_bytes']:,}"]
+                        + ([f"{s['instructions']:,} ({100 * s['instructions'] / max(counted, 1):.1f}%)"] if profiled else []))
         code = sum((res.get("code") or {}).values())
         consts = sum(s["flash_bytes"] for s in steps)
-        rows.append(["code (runtime kernels and run function)", "", *([""] * len(FLASH_PARTS)), f"{code:,}"])
-        rows.append(["total", "", *([""] * len(FLASH_PARTS)), f"{consts + code:,}"])
-        out += _table(["layer", "kernel", *FLASH_PARTS, "flash"], rows, left=2)
+        extra = [""] if profiled else []
+        rows.append(["code (runtime kernels and run function)", "", *([""] * len(FLASH_PARTS)), f"{code:,}", *extra])
+        rows.append(["total", "", *([""] * len(FLASH_PARTS)), f"{consts + code:,}", *([f"{counted:,}"] if profiled else [])])
+        out += _table(["layer", "kernel", *FLASH_PARTS, "flash", *(["instructions"] if profiled else [])], rows, left=2)
     return out
 
 

@@ -46,9 +46,11 @@ def _render(template: str, **ctx) -> str:
     return template_environment().get_template(template).render(**ctx)
 
 
-def build_firmware(out_dir: Path, target: Target, build_dir: Path, *, sanitize: bool = False) -> Path:
+def build_firmware(out_dir: Path, target: Target, build_dir: Path, *, sanitize: bool = False,
+                   profile: bool = False) -> Path:
     """Compile and link the harness firmware for the library in out_dir; returns the ELF.
-    sanitize (host only): with AddressSanitizer and UndefinedBehaviorSanitizer."""
+    sanitize (host only): with AddressSanitizer and UndefinedBehaviorSanitizer. profile: the
+    model calls the harness's step marker after every kernel (per-step instruction counts)."""
     out_dir = Path(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
     ctx = {
@@ -58,13 +60,14 @@ def build_firmware(out_dir: Path, target: Target, build_dir: Path, *, sanitize: 
     }
     return build_image(target, build_dir, [out_dir / "model.c", *sorted((out_dir / "runtime").glob("*.c"))],
                        [out_dir, out_dir / "runtime"], _render("harness_model.h.j2", **ctx),
-                       weights_section=manifest.get("weights_section"), sanitize=sanitize)
+                       weights_section=manifest.get("weights_section"), sanitize=sanitize,
+                       model_defines=("WL_PROFILE",) if profile else ())
 
 
 def build_image(target: Target, build_dir: Path, model_sources: list[Path], include_dirs: list[Path],
                 harness_header: str, *, extra_sources: tuple[Path, ...] = (), extra_ldflags: tuple[str, ...] = (),
                 model_warnings: tuple[str, ...] = tuple(WARN_FLAGS), weights_section: str | None = None,
-                sanitize: bool = False) -> Path:
+                sanitize: bool = False, model_defines: tuple[str, ...] = ()) -> Path:
     """Compile model sources with the test harness (whose binding to the model is
     harness_header) and, on a board, the start-up code; link; return the ELF."""
     build_dir = Path(build_dir)
@@ -87,7 +90,7 @@ def build_image(target: Target, build_dir: Path, model_sources: list[Path], incl
     def compile_one(src: Path) -> Path:
         obj = build_dir / (src.name[:-2] + ".o")
         own = src in model_sources  # the model's sources: its warnings, and its stack use recorded
-        extra = [*model_warnings, *STACK_FLAGS] if own else ["-Wall"]
+        extra = [*model_warnings, *STACK_FLAGS, *(f"-D{d}" for d in model_defines)] if own else ["-Wall"]
         _run([cc, *arch, *OPT_FLAGS, *extra, *includes, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {target.name}")
         return obj
 

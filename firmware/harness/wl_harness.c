@@ -23,6 +23,8 @@ extern void initialise_monitor_handles(void);
 /* noipa: the markers must stay two distinct, real calls. */
 __attribute__((noinline, noipa)) void wlh_count_begin(void) { __asm volatile("" ::: "memory"); }
 __attribute__((noinline, noipa)) void wlh_count_end(void) { __asm volatile("" ::: "memory"); }
+/* Called after every kernel by a model compiled with -DWL_PROFILE: per-step counts. */
+__attribute__((noinline, noipa)) void wl_profile_step(int step) { __asm volatile("" ::: "memory"); (void)step; }
 
 #if defined(__arm__)
 #include <stdint.h>
