@@ -124,6 +124,42 @@ def test_c_requantize_rounds_the_exact_product_half_to_even(tmp_path, target):
     assert got == want
 
 
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_c_requantize_s8_rounds_as_the_exact_product_and_clamps(tmp_path, target):
+    """The layers' output step (wl_requantize_s8): the 64-bit product of an int32 sum plus an int32
+    bias, rounded half to even on its high word for shifts from 32, through wl_requantize below."""
+    rng = np.random.default_rng(2)
+    n = 400
+    real = np.concatenate([rng.uniform(1e-5, 0.45, n - 50), rng.uniform(0.5, 0.9, 50)]).astype(np.float32)
+    mult, shift = (v.astype(np.int64) for v in multiplier_shift(real))
+    offset = rng.integers(-128, 128, n)
+    bias = rng.integers(-(1 << 31), 1 << 31, n)
+    # sums that land the result near the int8 range, where the rounding shows
+    target_q = rng.integers(-160, 160, n)
+    acc = np.clip(np.round(target_q / real.astype(np.float64)) - bias + rng.integers(-3, 4, n), -(1 << 30), 1 << 30)
+    acc, bias, mult, shift, offset = (list(map(int, v)) for v in (acc, bias, mult, shift, offset))
+    for k in range(24):  # exact ties: (acc + bias) * 2^30 / 2^s with (acc + bias) an odd multiple of 2^(s - 31)
+        s = 32 + k % 8
+        total = (2 * int(rng.integers(-100, 100)) + 1) << (s - 31)
+        b = int(rng.integers(-(1 << 31), 1 << 31)) if k % 2 else 0
+        if abs(total - b) >= 1 << 30:
+            b = 0
+        acc.append(total - b), bias.append(b), mult.append(1 << 30), shift.append(s), offset.append(int(k % 5) - 2)
+    inc = tmp_path / "wl_requantize_cases.inc"
+    inc.write_text(f"#define WL_REQ_S8_CASES {len(acc)}u\n"
+                   + "".join(f"static const int32_t wl_s8_{name}[] = {{{', '.join(map(str, v))}}};\n"
+                             for name, v in (("acc", acc), ("bias", bias), ("mult", mult), ("shift", shift), ("offset", offset))))
+    header = ("int wl_requantize_s8_probe_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
+              f"#define WL_HARNESS_OUTPUT_SIZE {len(acc)}\n#define WL_HARNESS_RUN(in, out) wl_requantize_s8_probe_run(in, out)\n")
+    elf = build_image(get_target(target), tmp_path / "build", [REPO / "tests" / "c" / "wl_requantize_probe.c"],
+                      [tmp_path, firmware_dir() / "include"], header)
+    got = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), len(acc), model="requantize").outputs[0]
+    want = [max(-128, min(127, _round_half_even(Fraction((a + b) * m, 1 << s)) + o))
+            for a, b, m, s, o in zip(acc, bias, mult, shift, offset)]
+    assert got.view(np.int32).tolist() == want
+    assert len(set(want)) > 100 and sum(s >= 32 for s in shift) > 300  # the fast path, over the whole range
+
+
 def test_per_axis_activation_quantization_is_refused_naming_the_node(tmp_path):
     nodes = [H("QuantizeLinear", ["x", "s", "z"], ["xq"], axis=1, name="quant_x"),
              H("DequantizeLinear", ["xq", "s", "z"], ["y"], axis=1)]

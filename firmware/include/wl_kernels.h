@@ -254,11 +254,12 @@ typedef struct {
 int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
              const int32_t *multiplier, const int32_t *shift, int8_t *y);
 
-/* int8 convolution, NCHW (batch 1), weights (out_c, in_c / group, k_h, k_w): acc = bias[oc] +
- * sum over the window of x * w, a tap outside the input counting as input_zero_point (the real
- * 0; the zero point's share, -input_zero_point * sum(w), is folded into bias). Then as wl_fc_s8.
- * wl_conv2d_s8 takes a scratch of WL_CONV_S8_SCRATCH(p) bytes; wl_depthwise_conv2d_s8 is for
- * group == in_c == out_c. */
+/* int8 convolution, NCHW (batch 1): acc = bias[oc] + sum over the window of x * w, a tap outside
+ * the input counting as input_zero_point (the real 0; the zero point's share, -input_zero_point *
+ * sum(w), is folded into bias). Then as wl_fc_s8. wl_conv2d_s8: weights (out_c, kpad), kpad =
+ * in_c / group * k_h * k_w rounded up to a multiple of 4 (zeros after the taps), each group of 4
+ * stored as (w0, w2, w1, w3); a scratch of WL_CONV_S8_SCRATCH(p) bytes. wl_depthwise_conv2d_s8
+ * (group == in_c == out_c): weights (out_c, k_h, k_w) as they are. */
 typedef struct {
     int32_t in_c, in_h, in_w;
     int32_t out_c, out_h, out_w;
@@ -270,7 +271,7 @@ typedef struct {
     int32_t input_zero_point, output_offset;
     int32_t act_min, act_max;
 } wl_conv_s8_params_t;
-#define WL_CONV_S8_SCRATCH(p) (2 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
+#define WL_CONV_S8_SCRATCH(p) (4 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
 int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                  const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y);
 int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
@@ -336,6 +337,34 @@ static inline int32_t wl_requantize(int64_t acc, int32_t multiplier, int32_t shi
     if (q < INT32_MIN)
         return INT32_MIN;
     return (int32_t)q;
+}
+
+/* The int8 layers' output: round_half_even((acc + bias) * multiplier * 2^-shift) + offset, clamped
+ * to [lo, hi]. acc is the int32 sum of products and |acc + bias| < 1.5 * 2^31 (the compiler checks
+ * both). For shift >= 32, the common case, the product is two multiply-accumulates into 64 bits and
+ * the rounding is done on its high word: q = (prod + 2^(shift-1) - 1 + odd) >> shift, odd being bit
+ * `shift` of prod, rounds half to even (a tie only crosses when the floor is odd), and the sum
+ * cannot overflow. Smaller shifts take wl_requantize. */
+static inline int8_t wl_requantize_s8(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift, int32_t offset,
+                                      int32_t lo, int32_t hi)
+{
+    int32_t q;
+    if (shift >= 32) {
+        const int64_t prod = (int64_t)acc * multiplier + (int64_t)bias * multiplier;
+        const int32_t s = shift - 32;
+        const uint32_t odd = (uint32_t)((int32_t)(prod >> 32) >> s) & 1u;
+        /* 2^(shift-1) - 1 as (high, low) words */
+        const uint64_t round = s ? ((uint64_t)((1u << (s - 1)) - 1u) << 32) | 0xFFFFFFFFu : 0x7FFFFFFFu;
+        q = (int32_t)((int64_t)((uint64_t)prod + round + odd) >> 32) >> s;
+    } else {
+        q = wl_requantize((int64_t)acc + bias, multiplier, shift);
+    }
+    q += offset;
+    if (q < lo)
+        q = lo;
+    if (q > hi)
+        q = hi;
+    return (int8_t)q;
 }
 
 #ifdef __cplusplus

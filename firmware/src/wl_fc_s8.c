@@ -14,16 +14,6 @@
 #define WL_FC_S8_DSP 1
 #endif
 
-static inline int8_t wl_fc_s8_out(int32_t acc, int32_t bias, const wl_fc_s8_params_t *p, int32_t mult, int32_t shift)
-{
-    int32_t q = wl_requantize((int64_t)acc + bias, mult, shift) + p->output_offset;
-    if (q < p->act_min)
-        q = p->act_min;
-    if (q > p->act_max)
-        q = p->act_max;
-    return (int8_t)q;
-}
-
 #ifdef WL_FC_S8_DSP
 static inline int32_t wl_load4(const int8_t *p)
 {
@@ -52,6 +42,8 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
 {
     if (p == 0 || x == 0 || w == 0 || bias == 0 || multiplier == 0 || shift == 0 || y == 0)
         return WL_ERR_ARG;
+    /* read once: a store through int8_t * may alias the params */
+    const int32_t out_off = p->output_offset, out_lo = p->act_min, out_hi = p->act_max;
     const int32_t k = p->in_features, n_out = p->out_features;
     for (int32_t r = 0; r < p->rows; r++) {
         const int8_t *xr = x + r * k;
@@ -85,10 +77,10 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
                 acc2 += xi * w0[2 * k + i];
                 acc3 += xi * w0[3 * k + i];
             }
-            yr[n] = wl_fc_s8_out(acc0, bias[n], p, multiplier[n], shift[n]);
-            yr[n + 1] = wl_fc_s8_out(acc1, bias[n + 1], p, multiplier[n + 1], shift[n + 1]);
-            yr[n + 2] = wl_fc_s8_out(acc2, bias[n + 2], p, multiplier[n + 2], shift[n + 2]);
-            yr[n + 3] = wl_fc_s8_out(acc3, bias[n + 3], p, multiplier[n + 3], shift[n + 3]);
+            yr[n] = wl_requantize_s8(acc0, bias[n], multiplier[n], shift[n], out_off, out_lo, out_hi);
+            yr[n + 1] = wl_requantize_s8(acc1, bias[n + 1], multiplier[n + 1], shift[n + 1], out_off, out_lo, out_hi);
+            yr[n + 2] = wl_requantize_s8(acc2, bias[n + 2], multiplier[n + 2], shift[n + 2], out_off, out_lo, out_hi);
+            yr[n + 3] = wl_requantize_s8(acc3, bias[n + 3], multiplier[n + 3], shift[n + 3], out_off, out_lo, out_hi);
         }
 #endif
         for (; n < n_out; n++) {
@@ -96,7 +88,7 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
             int32_t acc = 0;
             for (int32_t i = 0; i < k; i++)
                 acc += (int32_t)xr[i] * wn[i];
-            yr[n] = wl_fc_s8_out(acc, bias[n], p, multiplier[n], shift[n]);
+            yr[n] = wl_requantize_s8(acc, bias[n], multiplier[n], shift[n], out_off, out_lo, out_hi);
         }
     }
     return WL_OK;

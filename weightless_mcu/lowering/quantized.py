@@ -104,10 +104,10 @@ def _requantization(node: Node) -> tuple[ConstArray, ConstArray]:
 
 def _folded_bias(node: Node, bias: np.ndarray, rows_w: np.ndarray) -> np.ndarray:
     """The bias with the input's zero point folded in: sum((x - zx) w) = sum(x w) - zx sum(w).
-    The kernels sum the products of raw int8 values in int32 (at most k * 128 * 128) and add the
-    int32 bias in 64 bits."""
+    The kernels sum the products of raw int8 values in int32 and add the int32 bias in 64 bits;
+    wl_requantize_s8 needs |sum + bias| < 1.5 * 2^31, so the sum stays below 2^30."""
     folded = bias.astype(np.int64) - node.attrs["x_quant"][1] * rows_w.sum(axis=1)
-    if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or rows_w.shape[1] * 128 * 128 >= 1 << 31:
+    if np.any(folded < -(1 << 31)) or np.any(folded >= 1 << 31) or rows_w.shape[1] * 128 * 128 >= 1 << 30:
         raise UnsupportedOpError(f"{node.describe()}: its int32 sums could overflow")
     return folded.astype(np.int32)
 
@@ -145,9 +145,16 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
               ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
     if g.group == g.in_c == g.out_c:
         return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
-    # Two im2col columns of in_c / group * taps bytes, each rounded up to a word (WL_CONV_S8_SCRATCH).
-    scratch = 2 * ((rows_w.shape[1] + 3) & ~3)
-    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, consts, scratch=scratch)])
+    # wl_conv2d_s8's layout: rows padded with zeros to a multiple of 4, each group of 4 stored as
+    # (w0, w2, w1, w3) so that SXTB16 widens it into the pairs (w0, w1) and (w2, w3).
+    k = rows_w.shape[1]
+    kpad = (k + 3) & ~3
+    packed = np.zeros((rows_w.shape[0], kpad), np.int8)
+    packed[:, :k] = rows_w
+    packed = packed.reshape(-1, kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(-1)
+    # Two int16 im2col columns of kpad taps (WL_CONV_S8_SCRATCH).
+    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params,
+                         (ConstArray("weight", packed), *consts[1:]), scratch=4 * kpad)])
 
 
 @dataclass(frozen=True)
