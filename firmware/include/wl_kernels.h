@@ -259,7 +259,8 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
  * sum(w), is folded into bias). Then as wl_fc_s8. wl_conv2d_s8: weights (out_c, kpad), kpad =
  * in_c / group * k_h * k_w rounded up to a multiple of 4 (zeros after the taps), each group of 4
  * stored as (w0, w2, w1, w3); a scratch of WL_CONV_S8_SCRATCH(p) bytes. wl_depthwise_conv2d_s8
- * (group == in_c == out_c): weights (out_c, k_h, k_w) as they are. */
+ * (group == in_c == out_c): weights (out_c, k_h, k_w) as they are; a scratch of WL_DW_S8_SCRATCH(p)
+ * bytes (one channel's padded plane and one output row's sums). */
 typedef struct {
     int32_t in_c, in_h, in_w;
     int32_t out_c, out_h, out_w;
@@ -274,8 +275,12 @@ typedef struct {
 #define WL_CONV_S8_SCRATCH(p) (4 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
 int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                  const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y);
+#define WL_DW_S8_PLANE_H(p) (((p)->out_h - 1) * (p)->stride_h + ((p)->k_h - 1) * (p)->dil_h + 1)
+#define WL_DW_S8_PLANE_W(p) (((p)->out_w - 1) * (p)->stride_w + ((p)->k_w - 1) * (p)->dil_w + 1)
+#define WL_DW_S8_PLANE_BYTES(p) ((WL_DW_S8_PLANE_H(p) * WL_DW_S8_PLANE_W(p) + 4 + 3) & ~3)
+#define WL_DW_S8_SCRATCH(p) (WL_DW_S8_PLANE_BYTES(p) + 4 * (p)->out_w)
 int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
-                           const int32_t *multiplier, const int32_t *shift, int8_t *y);
+                           const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y);
 
 /* Elementwise Add of two int8 tensors of one shape, and pooling (max, average) of an int8
  * tensor: computed through float32 as onnxruntime runs the QDQ model (dequantize, float op,
@@ -345,26 +350,43 @@ static inline int32_t wl_requantize(int64_t acc, int32_t multiplier, int32_t shi
  * the rounding is done on its high word: q = (prod + 2^(shift-1) - 1 + odd) >> shift, odd being bit
  * `shift` of prod, rounds half to even (a tie only crosses when the floor is odd), and the sum
  * cannot overflow. Smaller shifts take wl_requantize. */
+static inline int32_t wl_requantize_hi(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift)
+{
+    const int64_t prod = (int64_t)acc * multiplier + (int64_t)bias * multiplier;
+    const int32_t s = shift - 32;
+    const uint32_t odd = (uint32_t)((int32_t)(prod >> 32) >> s) & 1u;
+    /* 2^(shift-1) - 1 as (high, low) words */
+    const uint64_t round = s ? ((uint64_t)((1u << (s - 1)) - 1u) << 32) | 0xFFFFFFFFu : 0x7FFFFFFFu;
+    return (int32_t)((int64_t)((uint64_t)prod + round + odd) >> 32) >> s;
+}
+
 static inline int8_t wl_requantize_s8(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift, int32_t offset,
                                       int32_t lo, int32_t hi)
 {
-    int32_t q;
-    if (shift >= 32) {
-        const int64_t prod = (int64_t)acc * multiplier + (int64_t)bias * multiplier;
-        const int32_t s = shift - 32;
-        const uint32_t odd = (uint32_t)((int32_t)(prod >> 32) >> s) & 1u;
-        /* 2^(shift-1) - 1 as (high, low) words */
-        const uint64_t round = s ? ((uint64_t)((1u << (s - 1)) - 1u) << 32) | 0xFFFFFFFFu : 0x7FFFFFFFu;
-        q = (int32_t)((int64_t)((uint64_t)prod + round + odd) >> 32) >> s;
-    } else {
-        q = wl_requantize((int64_t)acc + bias, multiplier, shift);
-    }
+    int32_t q = shift >= 32 ? wl_requantize_hi(acc, bias, multiplier, shift)
+                            : wl_requantize((int64_t)acc + bias, multiplier, shift);
     q += offset;
     if (q < lo)
         q = lo;
     if (q > hi)
         q = hi;
     return (int8_t)q;
+}
+
+/* y[i] = wl_requantize_s8(acc[i], ...) for one output channel's constants: with the shift tested
+ * once, the loop keeps everything in registers. */
+static inline void wl_requantize_s8_row(const int32_t *acc, int32_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                                        int32_t offset, int32_t lo, int32_t hi, int8_t *y)
+{
+    if (shift >= 32) {
+        for (int32_t i = 0; i < n; i++) {
+            int32_t q = wl_requantize_hi(acc[i], bias, multiplier, shift) + offset;
+            y[i] = (int8_t)(q < lo ? lo : q > hi ? hi : q);
+        }
+    } else {
+        for (int32_t i = 0; i < n; i++)
+            y[i] = wl_requantize_s8(acc[i], bias, multiplier, shift, offset, lo, hi);
+    }
 }
 
 #ifdef __cplusplus

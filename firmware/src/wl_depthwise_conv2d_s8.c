@@ -1,10 +1,11 @@
 /* int8 depthwise convolution (group == in_c == out_c) with per-channel requantization.
  *
  * The input's zero point is folded into the bias at compile time, so a tap outside the input
- * counts as the zero point itself (the real 0). Windows wholly inside the input take no bounds
- * checks; with the DSP extension a 3x3 window (any stride) takes one word load per row: SXTB16
- * splits the row's bytes into (x0, x2) and (x1, x3), SMLAD multiplies (x0, x2) with (w0, w2) and
- * SMLABB adds x1 * w1. */
+ * counts as the zero point itself (the real 0). Each channel's plane is first copied into the
+ * scratch with its padding filled with the zero point, so that no window needs a bounds check;
+ * then each output row is summed and requantized, each loop with few live values. With the DSP
+ * extension a 3x3 window (any stride) takes one word load per row: SXTB16 splits the row's bytes
+ * into (x0, x2) and (x1, x3), SMLAD multiplies (x0, x2) with (w0, w2) and SMLABB adds x1 * w1. */
 #include <string.h>
 
 #include "wl_kernels.h"
@@ -14,101 +15,127 @@
 #define WL_DW_S8_DSP 1
 #endif
 
-/* Output (oy, ox) of one channel with every tap checked against the input's bounds. */
-static inline int32_t wl_dw_s8_edge(const wl_conv_s8_params_t *p, const int8_t *xc, const int8_t *wc, int32_t oy,
-                                    int32_t ox)
+#ifdef WL_DW_S8_DSP
+/* Sums of 3x3 windows along a row into acc[0 .. n), x at the first window's top left, step apart:
+ * one word load per window row (a byte past the window: the caller keeps it inside the tensor).
+ * wt: the (w0, w2) pairs of the three rows, then (w1 of row 0, w1 of row 1) and w1 of row 2.
+ * Each window row is finished before the next is loaded, so that everything fits in registers. */
+static inline void wl_dw3x3_row(const int8_t *x, int32_t in_w, int32_t step, const int32_t wt[5], int32_t *acc,
+                                int32_t n)
 {
-    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
-    int32_t acc = 0;
-    for (int32_t ky = 0; ky < p->k_h; ky++) {
-        const int32_t iy = iy0 + ky * p->dil_h;
-        for (int32_t kx = 0; kx < p->k_w; kx++) {
-            const int32_t ix = ix0 + kx * p->dil_w;
-            const int32_t v = (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) ? xc[iy * p->in_w + ix]
-                                                                                   : p->input_zero_point;
-            acc += v * wc[ky * p->k_w + kx];
-        }
+    const int16x2_t a0 = (int16x2_t)wt[0], a1 = (int16x2_t)wt[1], a2 = (int16x2_t)wt[2];
+    const int32_t b01 = wt[3], b2 = wt[4];
+    const int32_t in_w2 = 2 * in_w;
+    for (int32_t *end = acc + n; acc < end; x += step) {
+        int32_t v, o, s;
+        memcpy(&v, x, 4);
+        s = __smuad(__sxtb16((int8x4_t)v), a0);
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+        s = __smlabb(o, b01, s);
+        memcpy(&v, x + in_w, 4);
+        s = __smlad(__sxtb16((int8x4_t)v), a1, s);
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+        s = __smlabt(o, b01, s);
+        memcpy(&v, x + in_w2, 4);
+        s = __smlad(__sxtb16((int8x4_t)v), a2, s);
+        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+        *acc++ = __smlabb(o, b2, s);
     }
-    return acc;
+}
+
+/* The common strides as constants: one register fewer in the loop. */
+__attribute__((noinline)) static void wl_dw3x3_row_s1(const int8_t *x, int32_t in_w, const int32_t wt[5],
+                                                      int32_t *acc, int32_t n)
+{
+    wl_dw3x3_row(x, in_w, 1, wt, acc, n);
+}
+
+__attribute__((noinline)) static void wl_dw3x3_row_s2(const int8_t *x, int32_t in_w, const int32_t wt[5],
+                                                      int32_t *acc, int32_t n)
+{
+    wl_dw3x3_row(x, in_w, 2, wt, acc, n);
+}
+
+__attribute__((noinline)) static void wl_dw3x3_row_sn(const int8_t *x, int32_t in_w, int32_t step, const int32_t wt[5],
+                                                      int32_t *acc, int32_t n)
+{
+    wl_dw3x3_row(x, in_w, step, wt, acc, n);
+}
+#endif
+
+/* y[i] = the output step of acc[i], one channel's constants: a loop of its own, with few live values. */
+__attribute__((noinline)) static void wl_dw_s8_requantize_row(const int32_t *acc, int32_t n, int32_t bias, int32_t mult,
+                                                              int32_t shift, const int32_t out[3], int8_t *y)
+{
+    wl_requantize_s8_row(acc, n, bias, mult, shift, out[0], out[1], out[2], y);
 }
 
 int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
-                           const int32_t *multiplier, const int32_t *shift, int8_t *y)
+                           const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y)
 {
-    if (p == 0 || x == 0 || w == 0 || bias == 0 || multiplier == 0 || shift == 0 || y == 0
+    if (p == 0 || x == 0 || w == 0 || bias == 0 || multiplier == 0 || shift == 0 || scratch == 0 || y == 0
         || p->group != p->in_c || p->in_c != p->out_c)
         return WL_ERR_ARG;
     /* read once: a store through int8_t * may alias the params */
-    const int32_t out_off = p->output_offset, out_lo = p->act_min, out_hi = p->act_max;
+    const int32_t out[3] = {p->output_offset, p->act_min, p->act_max};
     const int32_t H = p->in_h, W = p->in_w, KH = p->k_h, KW = p->k_w, DH = p->dil_h, DW = p->dil_w;
-    const int32_t SX = p->stride_w, OW = p->out_w;
-    /* Outputs [ox_lo, ox_hi) of a row have their windows inside the input horizontally; ox_hi3 also
-     * keeps a 3x3 window's last row word load (a byte past the window) inside the row. */
-    int32_t ox_lo = 0;
-    while (ox_lo < OW && ox_lo * SX - p->pad_left < 0)
-        ox_lo++;
-    int32_t ox_hi = OW, ox_hi3 = OW;
-    while (ox_hi > ox_lo && (ox_hi - 1) * SX - p->pad_left + (KW - 1) * DW >= W)
-        ox_hi--;
-    while (ox_hi3 > ox_lo && (ox_hi3 - 1) * SX - p->pad_left + 3 >= W)
-        ox_hi3--;
+    const int32_t SY = p->stride_h, SX = p->stride_w, OH = p->out_h, OW = p->out_w;
+    const int32_t PT = p->pad_top, PL = p->pad_left;
+    const int8_t zp = (int8_t)p->input_zero_point;
+    /* The padded plane: the rows and columns the windows cover, from (-pad_top, -pad_left). */
+    const int32_t HP = WL_DW_S8_PLANE_H(p), WP = WL_DW_S8_PLANE_W(p);
+    int8_t *plane = scratch;
+    int32_t *acc = (int32_t *)(void *)(scratch + WL_DW_S8_PLANE_BYTES(p)); /* one output row's sums */
+    const int32_t ncopy = W < WP - PL ? W : WP - PL; /* input columns inside the plane */
 #ifdef WL_DW_S8_DSP
     const int fast3 = KH == 3 && KW == 3 && DH == 1 && DW == 1;
 #endif
     for (int32_t c = 0; c < p->in_c; c++) {
         const int8_t *xc = x + c * H * W;
         const int8_t *wc = w + c * KH * KW;
-        const int32_t b = bias[c], m = multiplier[c], sh = shift[c];
-        int8_t *yc = y + c * p->out_h * OW;
+        for (int32_t r = 0; r < HP; r++) {
+            int8_t *row = plane + r * WP;
+            const int32_t iy = r - PT;
+            if (iy < 0 || iy >= H || ncopy <= 0) {
+                memset(row, zp, (size_t)WP);
+                continue;
+            }
+            memset(row, zp, (size_t)PL);
+            memcpy(row + PL, xc + iy * W, (size_t)ncopy);
+            memset(row + PL + ncopy, zp, (size_t)(WP - PL - ncopy));
+        }
 #ifdef WL_DW_S8_DSP
-        int32_t w02[3], w1[3];
-        for (int32_t r = 0; fast3 && r < 3; r++) {
-            w02[r] = (int32_t)(((uint32_t)(uint16_t)wc[3 * r + 2] << 16) | (uint16_t)wc[3 * r]);
-            w1[r] = wc[3 * r + 1];
+        int32_t wt[5];
+        if (fast3) {
+            for (int32_t r = 0; r < 3; r++)
+                wt[r] = (int32_t)(((uint32_t)(uint16_t)wc[3 * r + 2] << 16) | (uint16_t)wc[3 * r]);
+            wt[3] = (int32_t)(((uint32_t)(uint16_t)wc[4] << 16) | (uint16_t)wc[1]);
+            wt[4] = wc[7];
         }
 #endif
-        for (int32_t oy = 0; oy < p->out_h; oy++) {
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
-            int8_t *yr = yc + oy * OW;
-            int32_t ox = 0;
-            if (iy0 >= 0 && iy0 + (KH - 1) * DH < H) {
-                for (; ox < ox_lo; ox++)
-                    yr[ox] = wl_requantize_s8(wl_dw_s8_edge(p, xc, wc, oy, ox), b, m, sh, out_off, out_lo, out_hi);
+        for (int32_t oy = 0; oy < OH; oy++) {
+            const int8_t *x0 = plane + oy * SY * WP;
 #ifdef WL_DW_S8_DSP
-                if (fast3) {
-                    /* The last row's word load reads a byte past the window: inside the tensor when a
-                     * row follows, or when the window ends before the row does. */
-                    const int32_t hi = iy0 + 3 < H ? ox_hi : ox_hi3;
-                    const int8_t *r0 = xc + iy0 * W + ox * SX - p->pad_left;
-                    for (; ox < hi; ox++, r0 += SX) {
-                        int32_t v0, v1, v2;
-                        memcpy(&v0, r0, 4);
-                        memcpy(&v1, r0 + W, 4);
-                        memcpy(&v2, r0 + 2 * W, 4);
-                        int32_t acc = __smlad(__sxtb16((int8x4_t)v0), (int16x2_t)w02[0], 0);
-                        acc = __smlad(__sxtb16((int8x4_t)v1), (int16x2_t)w02[1], acc);
-                        acc = __smlad(__sxtb16((int8x4_t)v2), (int16x2_t)w02[2], acc);
-                        __asm__("sxtb16 %0, %1, ror #8" : "=r"(v0) : "r"(v0));
-                        __asm__("sxtb16 %0, %1, ror #8" : "=r"(v1) : "r"(v1));
-                        __asm__("sxtb16 %0, %1, ror #8" : "=r"(v2) : "r"(v2));
-                        acc = __smlabb(v0, w1[0], acc);
-                        acc = __smlabb(v1, w1[1], acc);
-                        acc = __smlabb(v2, w1[2], acc);
-                        yr[ox] = wl_requantize_s8(acc, b, m, sh, out_off, out_lo, out_hi);
-                    }
-                }
+            if (fast3) { /* the word loads read a byte past the windows: the plane has 4 bytes of slack */
+                if (SX == 1)
+                    wl_dw3x3_row_s1(x0, WP, wt, acc, OW);
+                else if (SX == 2)
+                    wl_dw3x3_row_s2(x0, WP, wt, acc, OW);
+                else
+                    wl_dw3x3_row_sn(x0, WP, SX, wt, acc, OW);
+            } else
 #endif
-                for (; ox < ox_hi; ox++) {
-                    const int8_t *xw = xc + iy0 * W + ox * SX - p->pad_left;
-                    int32_t acc = 0;
+            {
+                for (int32_t ox = 0; ox < OW; ox++) {
+                    const int8_t *xw = x0 + ox * SX;
+                    int32_t a = 0;
                     for (int32_t ky = 0; ky < KH; ky++)
                         for (int32_t kx = 0; kx < KW; kx++)
-                            acc += xw[ky * DH * W + kx * DW] * wc[ky * KW + kx];
-                    yr[ox] = wl_requantize_s8(acc, b, m, sh, out_off, out_lo, out_hi);
+                            a += xw[ky * DH * WP + kx * DW] * wc[ky * KW + kx];
+                    acc[ox] = a;
                 }
             }
-            for (; ox < OW; ox++)
-                yr[ox] = wl_requantize_s8(wl_dw_s8_edge(p, xc, wc, oy, ox), b, m, sh, out_off, out_lo, out_hi);
+            wl_dw_s8_requantize_row(acc, OW, bias[c], multiplier[c], shift[c], out, y + (c * OH + oy) * OW);
         }
     }
     return WL_OK;

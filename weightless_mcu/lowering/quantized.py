@@ -144,7 +144,13 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8).reshape(-1)),
               ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
     if g.group == g.in_c == g.out_c:
-        return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts)])
+        # scratch (WL_DW_S8_SCRATCH): one channel's padded plane, 4 bytes of slack for the word loads
+        # that read a byte past a window, rounded to a word; then one output row's int32 sums
+        plane_h = (g.out_h - 1) * g.stride_h + (g.k_h - 1) * g.dil_h + 1
+        plane_w = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1
+        scratch = ((plane_h * plane_w + 4 + 3) & ~3) + 4 * g.out_w
+        return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts,
+                             scratch=scratch)])
     # wl_conv2d_s8's layout: rows padded with zeros to a multiple of 4, each group of 4 stored as
     # (w0, w2, w1, w3) so that SXTB16 widens it into the pairs (w0, w1) and (w2, w3).
     k = rows_w.shape[1]
