@@ -71,7 +71,7 @@ class RenderedConst:
     size: int
     lines: list[str]
     ctype: str = "float"
-    align: int = 4
+    align: int = 4  # every constant array is word aligned (kernels load words, in pairs too)
 
 
 @dataclass

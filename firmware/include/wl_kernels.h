@@ -256,9 +256,10 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
 
 /* int8 convolution, NCHW (batch 1): acc = bias[oc] + sum over the window of x * w, a tap outside
  * the input counting as input_zero_point (the real 0; the zero point's share, -input_zero_point *
- * sum(w), is folded into bias). Then as wl_fc_s8. wl_conv2d_s8: weights (out_c, kpad), kpad =
- * in_c / group * k_h * k_w rounded up to a multiple of 4 (zeros after the taps), each group of 4
- * stored as (w0, w2, w1, w3); a scratch of WL_CONV_S8_SCRATCH(p) bytes. wl_depthwise_conv2d_s8
+ * sum(w), is folded into bias). Then as wl_fc_s8. wl_conv2d_s8: weights as the compiler's
+ * conv_s8_weights lays them out (kpad = in_c / group * k_h * k_w rounded up to a multiple of 4;
+ * per group, channels two by two, 4 taps of one then 4 of the other, each 4 as (w0, w2, w1, w3));
+ * a scratch of WL_CONV_S8_SCRATCH(p) bytes (two int16 columns, one int8 window). wl_depthwise_conv2d_s8
  * (group == in_c == out_c): weights (out_c, k_h, k_w) as they are; a scratch of WL_DW_S8_SCRATCH(p)
  * bytes (one channel's padded plane and one output row's sums). */
 typedef struct {
@@ -272,7 +273,7 @@ typedef struct {
     int32_t input_zero_point, output_offset;
     int32_t act_min, act_max;
 } wl_conv_s8_params_t;
-#define WL_CONV_S8_SCRATCH(p) (4 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
+#define WL_CONV_S8_SCRATCH(p) (5 * ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3))
 int wl_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
                  const int32_t *multiplier, const int32_t *shift, int8_t *scratch, int8_t *y);
 #define WL_DW_S8_PLANE_H(p) (((p)->out_h - 1) * (p)->stride_h + ((p)->k_h - 1) * (p)->dil_h + 1)

@@ -151,16 +151,23 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
         scratch = ((plane_h * plane_w + 4 + 3) & ~3) + 4 * g.out_w
         return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts,
                              scratch=scratch)])
-    # wl_conv2d_s8's layout: rows padded with zeros to a multiple of 4, each group of 4 stored as
-    # (w0, w2, w1, w3) so that SXTB16 widens it into the pairs (w0, w1) and (w2, w3).
-    k = rows_w.shape[1]
-    kpad = (k + 3) & ~3
-    packed = np.zeros((rows_w.shape[0], kpad), np.int8)
-    packed[:, :k] = rows_w
-    packed = packed.reshape(-1, kpad // 4, 4)[:, :, [0, 2, 1, 3]].reshape(-1)
-    # Two int16 im2col columns of kpad taps (WL_CONV_S8_SCRATCH).
     return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params,
-                         (ConstArray("weight", packed), *consts[1:]), scratch=4 * kpad)])
+                         (ConstArray("weight", conv_s8_weights(rows_w, g.group)), *consts[1:]),
+                         scratch=5 * ((rows_w.shape[1] + 3) & ~3))])  # 2 x kpad int16 columns, kpad int8
+
+
+def conv_s8_weights(rows_w: np.ndarray, group: int) -> np.ndarray:
+    """wl_conv2d_s8's layout of the (out_c, taps) weights: each row padded with zeros to kpad (a
+    multiple of 4), each group of 4 stored as (w0, w2, w1, w3) so that SXTB16 widens it into the
+    pairs (w0, w1) and (w2, w3); the channels of a group taken two by two (an odd last one with a
+    zero row), the 4 taps of one then the same 4 of the other."""
+    out_c, k = rows_w.shape
+    cout_g, kpad = out_c // group, (k + 3) & ~3
+    pairs = (cout_g + 1) // 2
+    padded = np.zeros((group, 2 * pairs, kpad), np.int8)
+    padded[:, :cout_g, :k] = rows_w.reshape(group, cout_g, k)
+    quads = padded.reshape(group, pairs, 2, kpad // 4, 4)[..., [0, 2, 1, 3]]
+    return np.ascontiguousarray(quads.transpose(0, 1, 3, 2, 4)).reshape(-1)
 
 
 @dataclass(frozen=True)
