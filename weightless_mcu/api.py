@@ -15,12 +15,13 @@ from .codegen import build_program, check_fits, render
 from .compress import CompressionSettings, LayerReport, candidates, compress_graph
 from .compress.settings import LayerSettings, config_text
 from .errors import OptionError, RunError
+from .static_quantize import quantized_model
 from .export import graph_to_onnx
 from .frontend import load_model
 from .ir import Graph
 from .outdir import write_file, write_tree
 from .passes import run_passes
-from .quantized import QFC
+from .quantized import QCONV, QFC
 from .qemu import run_firmware
 from .report import model_sizes, read_elf, size_report
 from .stack_usage import inference_stack
@@ -80,7 +81,7 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
                               teacher_weight=retraining.teacher_weight, final_epochs=retraining.final_epochs, jobs=jobs,
                               warn_drop=retraining.warn_drop)
         return onnx_model, graph, retrain_compress(graph, compression, data, opts, progress)
-    int8_layers = [n.name for n in graph.nodes if n.op == QFC]
+    int8_layers = [n.name for n in graph.nodes if n.op in (QFC, QCONV)]
     if compression is not None and int8_layers:
         progress(f"warning: {len(int8_layers)} int8 layer(s) stay uncompressed ({', '.join(int8_layers[:3])}"
                  f"{', ...' if len(int8_layers) > 3 else ''}): compression works on float32 layers only, so far")
@@ -90,7 +91,7 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
 
 
 def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress,
-              weights_section: str | None = None) -> dict:
+              weights_section: str | None = None, quantization: dict | None = None) -> dict:
     program = build_program(graph, graph.name)
     check_fits(program, tgt)
     progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size} bytes)")
@@ -99,6 +100,8 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
     manifest["layers"] = [r.as_dict() for r in reports]
     if graph.compression_summary:
         manifest["retraining"] = graph.compression_summary
+    if quantization:
+        manifest["quantization"] = quantization
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     write_tree(Path(out_dir), files)
     return manifest
@@ -107,20 +110,28 @@ def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, prog
 def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
                   input_shapes: dict[str, tuple[int, ...]] | None = None, name: str | None = None,
                   compression: CompressionSettings | None = None, retraining: Retraining | None = None,
-                  weights_section: str | None = None, progress: Progress = _quiet) -> dict:
+                  weights_section: str | None = None, quantize: str | None = None,
+                  calibration_data: str | Path | None = None, calibration_method: str = "minmax",
+                  progress: Progress = _quiet) -> dict:
     """Compile an ONNX model into a C library in out_dir. Returns the manifest.
-    weights_section: the linker section for the constant arrays (default .rodata)."""
+    weights_section: the linker section for the constant arrays (default .rodata).
+    quantize="int8": quantize the float model first (static_quantize.py), calibrated on
+    calibration_data (an .npz laid out as --inputs) or, without it, on random inputs."""
     tgt = get_target(target)
-    _, graph, reports = _prepare(Path(model), input_shapes, name, compression, progress, retraining)
-    return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section)
+    calibration = Path(calibration_data) if calibration_data is not None else None
+    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q):
+        _, graph, reports = _prepare(src, input_shapes, name or (Path(model).stem if q else None), compression,
+                                     progress, retraining)
+        return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section, q)
 
 
-def load_inputs(path: str | Path, inputs: list[dict]) -> list[np.ndarray]:
-    """Arrays from an .npz, one per model input, each (samples, *shape without batch)."""
+def load_inputs(path: str | Path, inputs: list[dict], flag: str = "--inputs") -> list[np.ndarray]:
+    """Arrays from an .npz, one per model input, each (samples, *shape without batch).
+    flag: the option the file came from, for the errors."""
     try:
         npz = np.load(path)
     except Exception as exc:
-        raise OptionError(f"--inputs {path}: cannot read it as .npz ({type(exc).__name__})") from None
+        raise OptionError(f"{flag} {path}: cannot read it as .npz ({type(exc).__name__})") from None
     keys = list(npz.keys())
     arrays = []
     for inp in inputs:
@@ -129,18 +140,18 @@ def load_inputs(path: str | Path, inputs: list[dict]) -> list[np.ndarray]:
         elif len(inputs) == 1 and len(keys) == 1:
             arr = npz[keys[0]]
         else:
-            raise OptionError(f"--inputs {path} has no array named '{inp['name']}' (it has: {', '.join(keys)})")
+            raise OptionError(f"{flag} {path} has no array named '{inp['name']}' (it has: {', '.join(keys)})")
         shape = tuple(inp["shape"])
         sample = shape[1:] if shape and shape[0] == 1 else shape
         if tuple(arr.shape[1:]) == shape and shape != sample:
             arr = arr.reshape(arr.shape[0], *sample)
         if arr.ndim == 0 or tuple(arr.shape[1:]) != tuple(sample):
             raise OptionError(
-                f"--inputs {path}: array for '{inp['name']}' has shape {arr.shape}; expected (samples, {', '.join(map(str, sample))})"
+                f"{flag} {path}: array for '{inp['name']}' has shape {arr.shape}; expected (samples, {', '.join(map(str, sample))})"
             )
         arrays.append(np.ascontiguousarray(arr, np.float32))
     if len({a.shape[0] for a in arrays}) != 1 or arrays[0].shape[0] == 0:
-        raise OptionError(f"--inputs {path}: the arrays must have the same, non-zero number of samples")
+        raise OptionError(f"{flag} {path}: the arrays must have the same, non-zero number of samples")
     return arrays
 
 
@@ -209,12 +220,28 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
            seed: int = 0, tolerance: float = 1e-4, input_shapes: dict[str, tuple[int, ...]] | None = None,
            outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
            retraining: Retraining | None = None, data: str | Path | None = None, profile: bool = False,
+           quantize: str | None = None, calibration_data: str | Path | None = None, calibration_method: str = "minmax",
            progress: Progress = _quiet) -> dict:
     """Compile, build the test firmware, run it (QEMU or host) and compare with
     onnxruntime on the decoded model (the original one when not compressed).
     With labelled data, the samples are those and accuracies are reported. profile (on a
     board): the instructions of every step, in result["steps"][i]["instructions"] (the
-    most of any sample; each includes a marker call of a few instructions)."""
+    most of any sample; each includes a marker call of a few instructions). quantize,
+    calibration_data, calibration_method: as for compile_model; the reference is then
+    onnxruntime on the int8 model, and with data the float model's accuracy is reported too."""
+    calibration = Path(calibration_data) if calibration_data is not None else None
+    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q):
+        result = _verify(src, target=target, inputs=inputs, samples=samples, seed=seed, tolerance=tolerance,
+                         input_shapes=input_shapes, outputs=outputs, timeout=timeout, compression=compression,
+                         retraining=retraining, data=data, profile=profile, progress=progress, quantization=q)
+    if q is not None:
+        result["model"] = str(model)
+    return result
+
+
+def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolerance: float, input_shapes, outputs,
+            timeout: float, compression, retraining, data, profile: bool, progress: Progress,
+            quantization: dict | None) -> dict:
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     if data is not None and inputs is not None:
@@ -228,7 +255,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     decoded_model = graph_to_onnx(graph) if graph.encodings else onnx_model
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"
-        manifest = _generate(graph, reports, out_dir, tgt, progress)
+        manifest = _generate(graph, reports, out_dir, tgt, progress, quantization=quantization)
         if labels is not None:
             if len(manifest["inputs"]) != 1:
                 raise OptionError("--data works with single-input models; use --inputs")
@@ -280,12 +307,18 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         result.update({"reference": "decoded model", "decoded_max_abs_deviation": dev_abs, "decoded_max_rel_deviation": dev_rel})
     else:
         result["reference"] = "original model"
+    if quantization is not None:
+        result["quantization"] = quantization
+        result["reference"] = "int8 model it was quantized to" + (", decoded" if graph.encodings else "")
     if labels is not None:
         def acc(outs):
             return float((outs[0].reshape(n, -1).argmax(axis=1) == labels).mean())
 
         result.update({"accuracy": acc(got), "accuracy_onnxruntime_decoded": acc(ref), "accuracy_original": acc(original),
                        "predictions_match": int((got[0].reshape(n, -1).argmax(1) == ref[0].reshape(n, -1).argmax(1)).sum())})
+        if quantization is not None:  # the float model the int8 one was made from
+            float_model, _ = load_model(Path(quantization["float_model"]), input_shapes)
+            result["accuracy_float"] = acc(_onnxruntime_outputs(float_model, arrays, manifest))
     if outputs:
         np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})
     if run.step_instructions is not None:

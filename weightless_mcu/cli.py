@@ -23,6 +23,7 @@ from .outdir import write_file
 from .parts import PARTS, check_limits, make_limits
 from .report_html import write_html
 from .report_text import encoding_lines, limit_lines, retraining_lines, size_lines
+from .static_quantize import CALIBRATION_METHODS, QUANTIZE_CHOICES, RANDOM_SAMPLES
 from .targets import DEFAULT_TARGET, target_names
 
 EXIT_MISMATCH = 1
@@ -40,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                         help="fix the shape of an input with symbolic dimensions (the batch dimension defaults to 1)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+        qz = sp.add_argument_group("int8 (a float32 model quantized first, by onnxruntime's quantize_static: QDQ, "
+                                   "int8 activations, per-channel int8 weights)")
+        qz.add_argument("--quantize", choices=list(QUANTIZE_CHOICES), help="quantize the float32 model to int8 first")
+        qz.add_argument("--calibration-data", type=Path, metavar="FILE.npz",
+                        help="calibration inputs, laid out as --inputs (default: %d random inputs, and a warning that the "
+                             "int8 model's accuracy is unknown)" % RANDOM_SAMPLES)
+        qz.add_argument("--calibration-method", choices=list(CALIBRATION_METHODS), default="minmax",
+                        help="onnxruntime's calibration method (default minmax)")
         c = sp.add_argument_group("compression (Weightless); any of these turns it on")
         c.add_argument("--density", type=float, help="kept fraction of each layer's weights, in (0, 1]")
         c.add_argument("--channels", type=float,
@@ -186,7 +195,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "compile":
         m = compile_model(args.model, args.output, target=args.target, input_shapes=parse_input_shapes(args.input_shape),
                           name=args.name, compression=_compression(args), retraining=_retraining(args),
-                          weights_section=args.weights_section, progress=progress)
+                          weights_section=args.weights_section, quantize=args.quantize,
+                          calibration_data=args.calibration_data, calibration_method=args.calibration_method,
+                          progress=progress)
         _write_json(args.json, m)
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
@@ -203,7 +214,8 @@ def _main(argv: list[str] | None) -> int:
         res = verify(args.model, target=args.target, inputs=args.inputs, samples=args.samples, seed=args.seed,
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
                      timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
-                     profile=args.profile, progress=progress)
+                     profile=args.profile, quantize=args.quantize, calibration_data=args.calibration_data,
+                     calibration_method=args.calibration_method, progress=progress)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "
@@ -216,8 +228,9 @@ def _main(argv: list[str] | None) -> int:
                   f"relative {res['decoded_max_rel_deviation']:.3g}")
         if "accuracy" in res:
             print(f"  accuracy        {100 * res['accuracy']:.2f}% firmware, {100 * res['accuracy_onnxruntime_decoded']:.2f}% "
-                  f"onnxruntime (same model), {100 * res['accuracy_original']:.2f}% original; "
-                  f"{res['predictions_match']}/{res['samples']} predictions equal onnxruntime's")
+                  f"onnxruntime (same model), {100 * res['accuracy_original']:.2f}% original"
+                  + (f", {100 * res['accuracy_float']:.2f}% float32 before quantizing" if "accuracy_float" in res else "")
+                  + f"; {res['predictions_match']}/{res['samples']} predictions equal onnxruntime's")
         if res["instructions"] is not None:
             print(f"  instructions    {res['instructions']:,} per inference (exact, QEMU)")
         _print_retraining(res, args.quiet)
