@@ -355,10 +355,13 @@ static inline int32_t wl_requantize_hi(int32_t acc, int32_t bias, int32_t multip
 {
     const int64_t prod = (int64_t)acc * multiplier + (int64_t)bias * multiplier;
     const int32_t s = shift - 32;
-    const uint32_t odd = (uint32_t)((int32_t)(prod >> 32) >> s) & 1u;
-    /* 2^(shift-1) - 1 as (high, low) words */
-    const uint64_t round = s ? ((uint64_t)((1u << (s - 1)) - 1u) << 32) | 0xFFFFFFFFu : 0x7FFFFFFFu;
-    return (int32_t)((int64_t)((uint64_t)prod + round + odd) >> 32) >> s;
+    const int32_t odd = ((int32_t)(prod >> 32) >> s) & 1;
+    int64_t t = prod + (odd - 1); /* + odd - 1, then + 2^(shift-1): on the high word unless shift is 32 */
+    if (s)
+        t += (int64_t)((uint64_t)(1u << (s - 1)) << 32);
+    else
+        t += (int64_t)0x80000000u;
+    return (int32_t)(t >> 32) >> s;
 }
 
 static inline int8_t wl_requantize_s8(int32_t acc, int32_t bias, int32_t multiplier, int32_t shift, int32_t offset,

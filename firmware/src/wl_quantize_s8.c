@@ -5,8 +5,11 @@ int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y)
 {
     if (p == 0 || x == 0 || y == 0)
         return WL_ERR_ARG;
-    for (int32_t i = 0; i < p->size; i++)
-        y[i] = (int8_t)wl_quantize_value(x[i], p->scale, p->zero_point, -128, 127);
+    /* read once: a store through int8_t * may alias the params */
+    const int32_t n = p->size, zp = p->zero_point;
+    const float scale = p->scale;
+    for (int32_t i = 0; i < n; i++)
+        y[i] = (int8_t)wl_quantize_value(x[i], scale, zp, -128, 127);
     return WL_OK;
 }
 
