@@ -393,6 +393,37 @@ static inline void wl_requantize_s8_row(const int32_t *acc, int32_t n, int32_t b
     }
 }
 
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+/* What the int8 kernels share on cores with the DSP extension (Cortex-M4, M7, M33): SXTB16
+ * widens the even int8 lanes of a word to an int16 pair, and with its rotation the odd ones, for
+ * SMLAD to multiply and add. */
+#include <arm_acle.h>
+#include <string.h>
+#define WL_S8_DSP 1
+
+static inline int32_t wl_load4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4); /* one LDR: unaligned word loads are allowed on these cores */
+    return v;
+}
+
+/* Lanes 0 and 2, widened. */
+static inline int16x2_t wl_even(int32_t v)
+{
+    return __sxtb16((int8x4_t)v);
+}
+
+/* Lanes 1 and 3, widened: SXTB16 with its rotation, one instruction (GCC does not fuse a
+ * separate rotate into it). */
+static inline int16x2_t wl_odd(int32_t v)
+{
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,33 +11,10 @@
  * (Cortex-M4, M7, M33) a step of 4 taps is then three LDRD (both columns, both channels), SXTB16
  * plain and rotated giving the pairs (w0, w1) and (w2, w3) in the columns' order, and eight SMLAD,
  * everything in registers, two steps per pass. Portable C elsewhere, on the same layouts. */
-#include <string.h>
-
 #include "wl_kernels.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-#define WL_CONV_S8_DSP 1
+#ifdef WL_S8_DSP
 typedef int32_t wl_word_t __attribute__((may_alias));
-
-static inline int32_t wl_load4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4); /* one LDR: unaligned word loads are allowed on these cores */
-    return v;
-}
-
-static inline int16x2_t wl_even(int32_t v)
-{
-    return __sxtb16((int8x4_t)v);
-}
-
-static inline int16x2_t wl_odd(int32_t v)
-{
-    int16x2_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
 #endif
 
 /* The window of output pixel (oy, ox) of one group, in (channel, k_y, k_x) order, int8 taps one
@@ -97,9 +74,8 @@ static void wl_im2col_s8(const wl_conv_s8_params_t *p, const int8_t *xg, int32_t
 static void wl_widen_s8(const int8_t *col, int32_t kpad, int16_t *slot)
 {
     for (int32_t i = 0; i < kpad; i += 4, slot += 8) {
-#ifdef WL_CONV_S8_DSP
-        int32_t v;
-        memcpy(&v, col + i, 4);
+#ifdef WL_S8_DSP
+        const int32_t v = wl_load4(col + i);
         const uint32_t e = (uint32_t)wl_even(v), o = (uint32_t)wl_odd(v); /* (x0, x2), (x1, x3) */
         wl_word_t *s = (wl_word_t *)(void *)slot;
         s[0] = (int32_t)((e & 0xFFFFu) | (o << 16));    /* (x0, x1): PKHBT */
@@ -111,7 +87,7 @@ static void wl_widen_s8(const int8_t *col, int32_t kpad, int16_t *slot)
     }
 }
 
-#ifdef WL_CONV_S8_DSP
+#ifdef WL_S8_DSP
 /* One step of 4 taps of the 2x2 block: three LDRD (both columns, both channels), four SXTB16,
  * eight SMLAD. */
 static inline __attribute__((always_inline)) void wl_step_2x2(const int8_t **wp, const int16_t **cp, int32_t *a00,
@@ -143,7 +119,7 @@ static inline __attribute__((always_inline)) void wl_step_2x2(const int8_t **wp,
 static void wl_dot_2x2(const int8_t *wp, const int16_t *cp, int32_t kpad, int32_t acc[4])
 {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-#ifdef WL_CONV_S8_DSP
+#ifdef WL_S8_DSP
     const int8_t *end = wp + 2 * kpad;
     /* 8 taps per pass (two steps of 4) halve the loop's own instructions; a last step of 4 */
     while (wp + 16 <= end) {

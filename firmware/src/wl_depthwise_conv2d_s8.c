@@ -10,12 +10,7 @@
 
 #include "wl_kernels.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-#define WL_DW_S8_DSP 1
-#endif
-
-#ifdef WL_DW_S8_DSP
+#ifdef WL_S8_DSP
 /* Sums of 3x3 windows along a row into acc[0 .. n), x at the first window's top left, step apart:
  * one word load per window row (a byte past the window: the caller keeps it inside the tensor).
  * wt: the (w0, w2) pairs of the three rows, then (w1 of row 0, w1 of row 1) and w1 of row 2.
@@ -27,18 +22,15 @@ static inline void wl_dw3x3_row(const int8_t *x, int32_t in_w, int32_t step, con
     const int32_t b01 = wt[3], b2 = wt[4];
     const int32_t in_w2 = 2 * in_w;
     for (int32_t *end = acc + n; acc < end; x += step) {
-        int32_t v, o, s;
-        memcpy(&v, x, 4);
-        s = __smuad(__sxtb16((int8x4_t)v), a0);
-        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
-        s = __smlabb(o, b01, s);
-        memcpy(&v, x + in_w, 4);
-        s = __smlad(__sxtb16((int8x4_t)v), a1, s);
-        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
-        s = __smlabt(o, b01, s);
-        memcpy(&v, x + in_w2, 4);
-        s = __smlad(__sxtb16((int8x4_t)v), a2, s);
-        __asm__("sxtb16 %0, %1, ror #8" : "=r"(o) : "r"(v));
+        int32_t v = wl_load4(x);
+        int32_t s = __smuad(wl_even(v), a0);
+        s = __smlabb(wl_odd(v), b01, s);
+        v = wl_load4(x + in_w);
+        s = __smlad(wl_even(v), a1, s);
+        s = __smlabt(wl_odd(v), b01, s);
+        v = wl_load4(x + in_w2);
+        s = __smlad(wl_even(v), a2, s);
+        const int32_t o = wl_odd(v);
         *acc++ = __smlabb(o, b2, s);
     }
 }
@@ -87,7 +79,7 @@ int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const 
     int8_t *plane = scratch;
     int32_t *acc = (int32_t *)(void *)(scratch + WL_DW_S8_PLANE_BYTES(p)); /* one output row's sums */
     const int32_t ncopy = W < WP - PL ? W : WP - PL; /* input columns inside the plane */
-#ifdef WL_DW_S8_DSP
+#ifdef WL_S8_DSP
     const int fast3 = KH == 3 && KW == 3 && DH == 1 && DW == 1;
 #endif
     for (int32_t c = 0; c < p->in_c; c++) {
@@ -104,7 +96,7 @@ int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const 
             memcpy(row + PL, xc + iy * W, (size_t)ncopy);
             memset(row + PL + ncopy, zp, (size_t)(WP - PL - ncopy));
         }
-#ifdef WL_DW_S8_DSP
+#ifdef WL_S8_DSP
         int32_t wt[5];
         if (fast3) {
             for (int32_t r = 0; r < 3; r++)
@@ -115,7 +107,7 @@ int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const 
 #endif
         for (int32_t oy = 0; oy < OH; oy++) {
             const int8_t *x0 = plane + oy * SY * WP;
-#ifdef WL_DW_S8_DSP
+#ifdef WL_S8_DSP
             if (fast3) { /* the word loads read a byte past the windows: the plane has 4 bytes of slack */
                 if (SX == 1)
                     wl_dw3x3_row_s1(x0, WP, wt, acc, OW);

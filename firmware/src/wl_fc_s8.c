@@ -5,37 +5,7 @@
  * (the odd ones through its rotation) and SMLAD multiplies and accumulates a pair in one
  * instruction, as CMSIS-NN does; each widened input word serves four rows. The input's zero
  * point is folded into the bias at compile time, so the inputs need no offset. */
-#include <string.h>
-
 #include "wl_kernels.h"
-
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-#include <arm_acle.h>
-#define WL_FC_S8_DSP 1
-#endif
-
-#ifdef WL_FC_S8_DSP
-static inline int32_t wl_load4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4); /* one LDR: unaligned word loads are allowed on these cores */
-    return v;
-}
-
-static inline int16x2_t wl_even(int32_t v)
-{
-    return __sxtb16((int8x4_t)v);
-}
-
-/* Lanes 1 and 3, widened: SXTB16 with its rotation, one instruction (GCC does not fuse a
- * separate rotate into it). */
-static inline int16x2_t wl_odd(int32_t v)
-{
-    int16x2_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-#endif
 
 int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const int32_t *bias,
              const int32_t *multiplier, const int32_t *shift, int8_t *y)
@@ -49,7 +19,7 @@ int wl_fc_s8(const wl_fc_s8_params_t *p, const int8_t *x, const int8_t *w, const
         const int8_t *xr = x + r * k;
         int8_t *yr = y + r * n_out;
         int32_t n = 0;
-#ifdef WL_FC_S8_DSP
+#ifdef WL_S8_DSP
         for (; n + 4 <= n_out; n += 4) {
             const int8_t *w0 = w + n * k;
             int32_t acc0 = 0, acc1 = 0, acc2 = 0, acc3 = 0;
