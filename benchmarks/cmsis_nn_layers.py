@@ -82,14 +82,20 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
     return f"static const {ctype} {name}[{values.size}] = {{{body}}};\n"
 
 
+def folded_layer(quantized: Path):
+    """(graph, the int8 layer node) of a one-layer QDQ model, as the compiler folds it."""
+    _, graph = load_model(quantized)
+    run_passes(graph)
+    (node,) = [n for n in graph.nodes if n.op in ("QLinearConvS8", "QLinearFc")]
+    return graph, node
+
+
 def cmsis_source(quantized: Path, spec) -> str:
     """A harness model that quantizes the float input (NCHW) into NHWC, calls the CMSIS-NN
     kernel between two step markers, and dequantizes its output back to NCHW floats, with the
     weights, bias and requantization of the layer the compiler folded from the QDQ model."""
     x_shape, w_shape, conv, kernel, _ = spec
-    _, graph = load_model(quantized)
-    run_passes(graph)
-    (node,) = [n for n in graph.nodes if n.op in ("QLinearConvS8", "QLinearFc")]
+    graph, node = folded_layer(quantized)
     w = graph.const(node.inputs[1]).astype(np.int64)
     bias = graph.const(node.inputs[2]).astype(np.int64)
     mult, rshift = (c.data for c in _requantization(node))
@@ -231,7 +237,7 @@ def main() -> int:
             cmsis_insns = max(s[1] for s in run.step_instructions)
             # CMSIS-NN's outputs against ours (ours equal onnxruntime's: `match`), in steps of the output scale.
             ours_y = np.load(work / f"y{k}.npz")["y"].reshape(args.samples, -1)
-            lsb = int(np.max(np.rint(np.abs(run.outputs - ours_y) / float(np.float32(_y_scale(quantized))))))
+            lsb = int(np.max(np.rint(np.abs(run.outputs - ours_y) / float(np.float32(folded_layer(quantized)[1].attrs["y_quant"][0])))))
             macs = int(np.prod(spec[1])) * (int(np.prod(spec[0][2:])) if len(spec[0]) == 4 else 1)
             row = {"macs": macs, "ours": step["instructions"], "ours_kernel": step["kernel"], "ours_match": ours["match"],
                    "ours_max_lsb_error": ours.get("max_lsb_error"), "cmsis_nn": cmsis_insns, "cmsis_nn_kernel": spec[3],
@@ -250,13 +256,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
-
-
-def _y_scale(quantized: Path) -> float:
-    _, graph = load_model(quantized)
-    run_passes(graph)
-    (node,) = [n for n in graph.nodes if n.op in ("QLinearConvS8", "QLinearFc")]
-    return node.attrs["y_quant"][0]
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ H = helper.make_node
 
 
 class _Calibration(CalibrationDataReader):
-    def __init__(self, n_in: int, count: int = 32):
-        self._it = iter([{"x": rand(1, n_in, seed=100 + i)} for i in range(count)])
+    """count inputs "x" of the given shape, standard normal with seeds 100, 101, ..."""
+
+    def __init__(self, shape: tuple[int, ...], count: int):
+        self._it = iter([{"x": rand(*shape, seed=100 + i)} for i in range(count)])
 
     def get_next(self):
         return next(self._it, None)
@@ -44,9 +46,16 @@ def _mlp(tmp_path, n_in=27, hidden=42, n_out=6, relu=True):
 def _quantized(tmp_path, per_channel=True, activations=QuantType.QInt8, **mlp):
     src = _mlp(tmp_path, **mlp)
     out = tmp_path / f"mlp_q_{int(per_channel)}_{activations.name}.onnx"
-    quantize_static(str(src), str(out), _Calibration(onnx.load(src).graph.input[0].type.tensor_type.shape.dim[1].dim_value),
+    quantize_static(str(src), str(out), _Calibration((1, onnx.load(src).graph.input[0].type.tensor_type.shape.dim[1].dim_value), 32),
                     quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=activations,
                     weight_type=QuantType.QInt8)
+    return out
+
+
+def _qdq(src, out, shape: tuple[int, ...], activations: QuantType):
+    """src quantized by quantize_static (QDQ, per-channel int8 weights) on 16 calibration inputs."""
+    quantize_static(str(src), str(out), _Calibration(shape, 16), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=activations, weight_type=QuantType.QInt8)
     return out
 
 
@@ -277,17 +286,7 @@ def _cnn(tmp_path):
              "w5": rand(5, 64, seed=9, scale=0.2), "b5": rand(5, seed=10, scale=0.1)}
     src = make_model(tmp_path / "cnn.onnx", nodes, {"x": [1, 3, 12, 12]}, {"y": [1, 5]}, inits)
 
-    class Calibration(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": rand(1, 3, 12, 12, seed=100 + i)} for i in range(16)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    out = tmp_path / "cnn_q.onnx"
-    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return out
+    return _qdq(src, tmp_path / "cnn_q.onnx", (1, 3, 12, 12), QuantType.QInt8)
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m3"])
@@ -321,17 +320,7 @@ def _depthwise(tmp_path):
              "w6": rand(5, 12, 1, 1, seed=11, scale=0.4), "b6": rand(5, seed=12, scale=0.1)}
     src = make_model(tmp_path / "dw.onnx", nodes, {"x": [1, 6, 19, 17]}, {"y": None}, inits)
 
-    class Calibration(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": rand(1, 6, 19, 17, seed=100 + i)} for i in range(16)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    out = tmp_path / "dw_q.onnx"
-    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return out
+    return _qdq(src, tmp_path / "dw_q.onnx", (1, 6, 19, 17), QuantType.QUInt8)
 
 
 @pytest.mark.parametrize("target", ["host", "cortex-m4", "cortex-m3"])
@@ -347,16 +336,7 @@ def test_qdq_conv1d_gives_onnxruntimes_outputs_exactly(tmp_path):
     src = make_model(tmp_path / "c1d.onnx", nodes, {"x": [1, 4, 30]}, {"y": None},
                      {"w": rand(6, 4, 3, seed=1, scale=0.3), "b": rand(6, seed=2, scale=0.1)})
 
-    class Calibration(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": rand(1, 4, 30, seed=100 + i)} for i in range(16)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    out = tmp_path / "c1d_q.onnx"
-    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    out = _qdq(src, tmp_path / "c1d_q.onnx", (1, 4, 30), QuantType.QUInt8)
     res = verify(out, target="host", samples=32)
     assert [s["kernel"] for s in res["steps"]] == ["quantize", "conv2d_s8", "dequantize"]
     assert res["match"] and res["max_lsb_error"] == 0, res
@@ -377,17 +357,7 @@ def _residual(tmp_path, count_include_pad):
              "w3": rand(4, 8, seed=5, scale=0.5), "b3": rand(4, seed=6, scale=0.1)}
     src = make_model(tmp_path / f"res{count_include_pad}.onnx", nodes, {"x": [1, 3, 10, 10]}, {"y": [1, 4]}, inits)
 
-    class Calibration(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": rand(1, 3, 10, 10, seed=100 + i)} for i in range(16)])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    out = tmp_path / f"res{count_include_pad}_q.onnx"
-    quantize_static(str(src), str(out), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
-    return out
+    return _qdq(src, tmp_path / f"res{count_include_pad}_q.onnx", (1, 3, 10, 10), QuantType.QInt8)
 
 
 @pytest.mark.parametrize("target,count_include_pad", [("host", 0), ("host", 1), ("cortex-m4", 0), ("cortex-m3", 1)])

@@ -119,7 +119,7 @@ def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAU
     calibration_data (an .npz laid out as --inputs) or, without it, on random inputs."""
     tgt = get_target(target)
     calibration = Path(calibration_data) if calibration_data is not None else None
-    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q):
+    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q, _):
         _, graph, reports = _prepare(src, input_shapes, name or (Path(model).stem if q else None), compression,
                                      progress, retraining)
         return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section, q)
@@ -230,10 +230,12 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     calibration_data, calibration_method: as for compile_model; the reference is then
     onnxruntime on the int8 model, and with data the float model's accuracy is reported too."""
     calibration = Path(calibration_data) if calibration_data is not None else None
-    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q):
+    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes,
+                         progress) as (src, q, float_model):
         result = _verify(src, target=target, inputs=inputs, samples=samples, seed=seed, tolerance=tolerance,
                          input_shapes=input_shapes, outputs=outputs, timeout=timeout, compression=compression,
-                         retraining=retraining, data=data, profile=profile, progress=progress, quantization=q)
+                         retraining=retraining, data=data, profile=profile, progress=progress, quantization=q,
+                         float_model=float_model)
     if q is not None:
         result["model"] = str(model)
     return result
@@ -241,7 +243,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
 
 def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolerance: float, input_shapes, outputs,
             timeout: float, compression, retraining, data, profile: bool, progress: Progress,
-            quantization: dict | None) -> dict:
+            quantization: dict | None, float_model) -> dict:
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     if data is not None and inputs is not None:
@@ -316,8 +318,7 @@ def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolera
 
         result.update({"accuracy": acc(got), "accuracy_onnxruntime_decoded": acc(ref), "accuracy_original": acc(original),
                        "predictions_match": int((got[0].reshape(n, -1).argmax(1) == ref[0].reshape(n, -1).argmax(1)).sum())})
-        if quantization is not None:  # the float model the int8 one was made from
-            float_model, _ = load_model(Path(quantization["float_model"]), input_shapes)
+        if float_model is not None:  # the float model the int8 one was made from
             result["accuracy_float"] = acc(_onnxruntime_outputs(float_model, arrays, manifest))
     if outputs:
         np.savez(outputs, **{o["name"]: g.reshape(n, *_sample_shape(o["shape"])) for o, g in zip(manifest["outputs"], got)})

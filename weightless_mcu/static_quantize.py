@@ -4,8 +4,8 @@ output channel, int32 biases, as the int8 pass (quantized.py) takes them.
 
 Calibration data has the layout of --inputs (an .npz, one array per model input, first axis =
 samples). Without it the model is calibrated on RANDOM_SAMPLES standard normal inputs: enough
-for speed and size, and a warning says the accuracy is unknown. Models below opset 13 are
-upgraded first: per-channel DequantizeLinear needs it.
+for speed and size, and a warning says the accuracy is unknown. Models below opset 13 arrive
+upgraded (frontend.load_model): per-channel DequantizeLinear needs it.
 """
 from __future__ import annotations
 
@@ -37,13 +37,14 @@ def _calibration_method(name: str):
 @contextlib.contextmanager
 def quantized_model(model: Path, quantize: str | None, calibration_data: Path | None, method: str,
                     input_shapes: dict[str, tuple[int, ...]] | None,
-                    progress: Callable[[str], None]) -> Iterator[tuple[Path, dict | None]]:
-    """Yields (the model to compile, what was done): the model itself when quantize is None,
-    else its int8 QDQ version in a temporary directory that lives as long as the context."""
+                    progress: Callable[[str], None]) -> Iterator[tuple[Path, dict | None, onnx.ModelProto | None]]:
+    """Yields (the model to compile, what was done, the float model as loaded): the model itself
+    when quantize is None (and None, None), else its int8 QDQ version in a temporary directory
+    that lives as long as the context."""
     if quantize is None:
         if calibration_data is not None:
             raise OptionError("--calibration-data needs --quantize int8")
-        yield model, None
+        yield model, None, None
         return
     if quantize not in QUANTIZE_CHOICES:
         raise OptionError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not '{quantize}'")
@@ -51,7 +52,7 @@ def quantized_model(model: Path, quantize: str | None, calibration_data: Path | 
     from .api import load_inputs, random_inputs
     from .frontend import load_model
 
-    onnx_model, graph = load_model(model, input_shapes)
+    onnx_model, graph = load_model(model, input_shapes)  # upgraded to opset 13, as per-channel int8 needs
     if any(n.op in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul") for n in graph.nodes):
         raise OptionError(f"{model} is quantized already; compile it without --quantize")
     inputs = [{"name": t, "shape": list(graph.tensors[t].shape)} for t in graph.inputs]
@@ -64,20 +65,12 @@ def quantized_model(model: Path, quantize: str | None, calibration_data: Path | 
         progress(f"warning: no --calibration-data: calibrating on {how}; the int8 model's accuracy is unknown")
     with tempfile.TemporaryDirectory(prefix="wl-quantize-") as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / f"{model.stem}_int8.onnx"
-        opset = next((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        if opset < 13:
-            from onnx import version_converter
-            try:
-                onnx_model = version_converter.convert_version(onnx_model, 13)
-            except Exception as exc:
-                raise UnsupportedOpError(f"{model}: cannot upgrade opset {opset} to 13 for per-channel int8 "
-                                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         onnx.save(onnx_model, src)
         progress(f"quantizing to int8 (onnxruntime quantize_static, {method} calibration on {how})")
         _quantize(src, dst, inputs, arrays, calibrate_method)
         yield dst, {"to": quantize, "calibration": str(calibration_data) if calibration_data else "random",
                     "calibration_samples": int(arrays[0].shape[0]), "calibration_method": method,
-                    "float_model": str(model)}
+                    "float_model": str(model)}, onnx_model
 
 
 def _quantize(src: Path, dst: Path, inputs: list[dict], arrays: list[np.ndarray], calibrate_method) -> None:

@@ -141,18 +141,18 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     rows_w = w.reshape(w.shape[0], -1)  # (out_c, in_c / group * taps), the order the kernels walk
     geometry = [getattr(g, f.name) for f in dataclasses.fields(ConvGeometry)]
     params = ConvS8Params(*geometry, node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
-    consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8).reshape(-1)),
-              ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
+    rest = (ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
     if g.group == g.in_c == g.out_c:
         # scratch (WL_DW_S8_SCRATCH): one channel's padded plane, 4 bytes of slack for the word loads
         # that read a byte past a window, rounded to a word; then one output row's int32 sums
         plane_h = (g.out_h - 1) * g.stride_h + (g.k_h - 1) * g.dil_h + 1
         plane_w = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1
         scratch = ((plane_h * plane_w + 4 + 3) & ~3) + 4 * g.out_w
-        return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, consts,
+        weight = ConstArray("weight", np.ascontiguousarray(rows_w, np.int8).reshape(-1))  # as they are
+        return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest),
                              scratch=scratch)])
-    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params,
-                         (ConstArray("weight", conv_s8_weights(rows_w, g.group)), *consts[1:]),
+    weight = ConstArray("weight", conv_s8_weights(rows_w, g.group))
+    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest),
                          scratch=5 * ((rows_w.shape[1] + 3) & ~3))])  # 2 x kpad int16 columns, kpad int8
 
 
