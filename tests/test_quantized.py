@@ -369,3 +369,30 @@ def test_qdq_residual_block_and_pooling_stay_int8(tmp_path, target, count_includ
     assert kernels.count("add_s8") == 1 and kernels.count("pool2d_s8") == 3, kernels
     assert "pool2d" not in kernels and "binary" not in kernels
     assert res["match"] and res["max_lsb_error"] == 0, res
+
+
+def _average_pools(tmp_path, opset):
+    """Average pooling of every kind onnxruntime adds up in its own order, each its own output."""
+    pools = {"p_2x2": dict(kernel_shape=[2, 2], strides=[2, 2]),  # columns first (before opset 19)
+             "p_3x3": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             "p_3x3_inc": dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1),
+             "p_3x3_s3": dict(kernel_shape=[3, 3], strides=[3, 3]),  # row by row
+             "p_whole": dict(kernel_shape=[12, 12])}  # four lanes (before opset 19)
+    nodes = [H("Conv", ["x", "w", "b"], ["c"]), H("Relu", ["c"], ["r"])]
+    nodes += [H("AveragePool", ["r"], [name], **attrs) for name, attrs in pools.items()]
+    nodes += [H("GlobalAveragePool", ["r"], ["g"])]
+    inits = {"w": rand(4, 3, 1, 1, seed=11, scale=0.5), "b": rand(4, seed=12, scale=0.1)}
+    outputs = {name: None for name in [*pools, "g"]}
+    src = make_model(tmp_path / f"pools{opset}.onnx", nodes, {"x": [1, 3, 12, 12]}, outputs, inits, opset=opset)
+    return _qdq(src, tmp_path / f"pools{opset}_q.onnx", (1, 3, 12, 12), QuantType.QInt8)
+
+
+@pytest.mark.parametrize("target,opset", [("host", 13), ("host", 19), ("cortex-m4", 13)])
+def test_int8_average_pooling_rounds_as_onnxruntimes_float_kernels(tmp_path, target, opset):
+    """An average that lies on a half step of the output (a 2x2 window whose scales are equal,
+    one time in four) is decided by the float32 rounding of onnxruntime's sum: the firmware adds
+    in the same order as the kernel onnxruntime picks for each pooling, so every output is equal."""
+    model = _average_pools(tmp_path, opset)
+    res = verify(model, target=target, samples=48 if target == "host" else 12)
+    assert [s["kernel"] for s in res["steps"]].count("pool2d_s8") == 6
+    assert res["match"] and res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0, res

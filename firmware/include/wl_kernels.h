@@ -79,6 +79,11 @@ int wl_pointwise_conv2d_encoded_f32(const wl_conv_params_t *p, const float *x, c
 
 #define WL_POOL_MAX 0
 #define WL_POOL_AVG 1
+/* The order in which int8 average pooling adds its dequantized taps in float32: the order of
+ * onnxruntime's float kernel for that pooling, so that the rounding is the same (wl_pool2d_s8.c). */
+#define WL_SUM_ROWS 0    /* row by row, from 0.0f */
+#define WL_SUM_COLUMNS 1 /* each column of the window down its rows, then the columns left to right */
+#define WL_SUM_LANES 2   /* the whole plane, in four interleaved partial sums, then the rest */
 typedef struct {
     int32_t channels, in_h, in_w, out_h, out_w;
     int32_t k_h, k_w, stride_h, stride_w;
@@ -308,6 +313,7 @@ typedef struct {
     float y_scale;
     int32_t y_zero_point;
     int32_t act_min, act_max;
+    int32_t sum_order; /* WL_SUM_ROWS, WL_SUM_COLUMNS or WL_SUM_LANES (average pooling) */
 } wl_pool_s8_params_t;
 int wl_pool2d_s8(const wl_pool_s8_params_t *p, const int8_t *x, int8_t *y);
 

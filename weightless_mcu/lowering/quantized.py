@@ -17,7 +17,7 @@ from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from ..quantized import QADD, QCONV, QFC, QPOOL, q_params
 from .conv import ConvGeometry, conv_params
-from .pool import PoolParams, pool_params
+from .pool import POOL_AVG, PoolParams, pool_params
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -199,11 +199,35 @@ class PoolS8Params(PoolParams):
     y_zero_point: int
     act_min: int
     act_max: int
+    sum_order: int
+
+
+SUM_ROWS, SUM_COLUMNS, SUM_LANES = 0, 1, 2  # WL_SUM_* in wl_kernels.h
+
+
+def average_sum_order(node: Node, graph: Graph, g: PoolParams) -> int:
+    """The order in which onnxruntime's float kernel adds an average pooling's taps, which the
+    int8 kernel follows so that its float32 sum rounds the same (measured against onnxruntime
+    1.32 on every branch): GlobalAveragePool, and before opset 19 an AveragePool whose window is
+    the whole unpadded input, sum the plane in four interleaved lanes; before opset 19, 2-D
+    windows of at most 32 x 32 with a horizontal stride of 1 or 2 sum each window column first
+    (MLAS's vector kernel); the rest (opset 19's AveragePool, 1-D, wider strides) row by row."""
+    op = node.attrs.get("wl_pool_op", node.op)
+    spatial = len(graph.tensors[node.inputs[0]].shape) - 2
+    whole = (g.k_h, g.k_w) == (g.in_h, g.in_w) and g.stride_h == g.stride_w == 1 and not any(
+        (g.pad_top, g.pad_left, g.pad_bottom, g.pad_right))
+    if op == "GlobalAveragePool" or (graph.opset < 19 and whole):
+        return SUM_LANES
+    if (graph.opset < 19 and spatial == 2 and g.stride_w <= 2 and max(g.k_h, g.k_w) <= 32
+            and g.in_w + g.pad_left + g.pad_right <= 2045):
+        return SUM_COLUMNS
+    return SUM_ROWS
 
 
 @register(QPOOL)
 def lower_qpool(node: Node, graph: Graph) -> Lowered:
     g = pool_params(node, graph)
     ((x_scale, x_zp),) = node.attrs["in_quant"]
-    params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, *node.attrs["y_quant"], *_output_clamp(node))
+    order = average_sum_order(node, graph, g) if g.mode == POOL_AVG else SUM_ROWS
+    params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, *node.attrs["y_quant"], *_output_clamp(node), order)
     return Lowered([Step("pool2d_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
