@@ -4,9 +4,11 @@ size) and run as firmware on cortex-m4 (mps2-an386 under QEMU): RAM, flash, inst
 the firmware's outputs against onnxruntime on the same int8 model, and the fit on real parts
 (what `report --part` says).
 
-    python benchmarks/int8_mlperf.py [--models ad01,resnet8,vww] [--samples N] [--profile] [--json FILE]
+    python benchmarks/int8_mlperf.py [--models ad01,resnet8,vww] [--samples N] [--profile] [--format qdq|qoperator] [--json FILE]
 
 --profile adds the instructions of every step (kernel call) and, for the layers, per MAC.
+--format qoperator quantizes in the QOperator format instead (QLinearConv, com.microsoft QGemm,
+QLinearAdd, ...: the same quantize_static, settings and calibration inputs) and compiles that model.
 """
 from __future__ import annotations
 
@@ -40,6 +42,29 @@ def random_calibration(path: Path, dst: Path, count: int) -> Path:
     return dst
 
 
+def qoperator_model(src: Path, cal: Path, dst: Path) -> Path:
+    """src quantized by quantize_static in the QOperator format, with what --quantize int8 uses
+    otherwise (opset 13, int8 activations, per-channel int8 weights, the samples of cal in order)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from weightless_mcu.frontend import load_model
+
+    upgraded = dst.with_name(dst.stem + "_float.onnx")
+    onnx.save(load_model(src)[0], upgraded)
+    data = dict(np.load(cal))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{k: v[i:i + 1] for k, v in data.items()} for i in range(len(next(iter(data.values()))))])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(upgraded), str(dst), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return dst
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="ad01,resnet8,vww")
@@ -47,6 +72,7 @@ def main() -> int:
     ap.add_argument("--calibration", type=int, default=16, help="random calibration inputs")
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--profile", action="store_true", help="instructions of every step")
+    ap.add_argument("--format", choices=("qdq", "qoperator"), default="qdq")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     rows = {}
@@ -54,9 +80,15 @@ def main() -> int:
         for key in args.models.split(","):
             src = args.dir / MODELS[key]
             cal = random_calibration(src, Path(tmp) / f"{key}_cal.npz", args.calibration)
-            print(f"{key}: quantizing {src.name} (--quantize int8, {args.calibration} random calibration inputs)", flush=True)
-            res = verify(src, target="cortex-m4", samples=args.samples, profile=args.profile, quantize="int8",
-                         calibration_data=cal)
+            if args.format == "qdq":
+                print(f"{key}: quantizing {src.name} (--quantize int8, {args.calibration} random calibration inputs)",
+                      flush=True)
+                res = verify(src, target="cortex-m4", samples=args.samples, profile=args.profile, quantize="int8",
+                             calibration_data=cal)
+            else:
+                print(f"{key}: quantizing {src.name} (QOperator, {args.calibration} random calibration inputs)", flush=True)
+                res = verify(qoperator_model(src, cal, Path(tmp) / f"{key}_qop.onnx"), target="cortex-m4",
+                             samples=args.samples, profile=args.profile)
             n = macs(src)
             fits = {part: all(r["fits"] for r in check_limits(res, make_limits(None, None, part))) for part in PARTS}
             rows[key] = {"macs": n, "instructions": res["instructions"], "per_mac": round(res["instructions"] / n, 2),
@@ -84,7 +116,7 @@ def main() -> int:
                           f"| {s['layer']} | {s['kernel']} | {n_ins:,} | - | - |")
     if args.json:
         args.json.write_text(json.dumps({"date": datetime.date.today().isoformat(), "machine": platform.platform(),
-                                         "per_channel": True, "models": rows}, indent=2) + "\n")
+                                         "per_channel": True, "format": args.format, "models": rows}, indent=2) + "\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from onnx import helper, numpy_helper, shape_inference, version_converter
 
 from .errors import ModelLoadError, ShapeError, UnsupportedOpError
 from .ir import Graph, Node, Tensor
+from .qoperator import to_qdq, uses_qoperator
 from .size_limits import MAX_FOLDED_ELEMENTS, made_elements
 
 # Models older than this are upgraded, so lowering sees one form of every op
@@ -251,11 +252,18 @@ def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]]
     _refuse_huge_constants(model)
     model = _upgrade(model, str(path))
     _fix_input_dims(model, input_shapes or {})
+    model = _infer_shapes(model, path)
+    # QOperator ops (QLinearConv, com.microsoft's QGemm, ...) are read in their QDQ form;
+    # onnxruntime runs the model as it was given.
+    read = _infer_shapes(to_qdq(model), path) if uses_qoperator(model) else model
+    return model, to_graph(read, model_name(path))
+
+
+def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     try:
-        model = shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
+        return shape_inference.infer_shapes(model, check_type=True, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise ShapeError(f"{path}: shape inference failed: {str(exc).strip().splitlines()[-1]}") from None
-    return model, to_graph(model, model_name(path))
 
 
 def model_name(path: Path) -> str:

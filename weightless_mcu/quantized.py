@@ -54,20 +54,30 @@ def q_params(graph: Graph, node: Node) -> tuple[float, int, str] | None:
 
 
 def _weight_dq(graph: Graph, name: str, producers: dict[str, Node]):
-    """(int8 weights, per-output or per-tensor scales, axis) of a DequantizeLinear of a
-    constant int8 tensor with zero points 0, or None."""
+    """(int8 weights less their zero points, per-output or per-tensor scales, axis) of a
+    DequantizeLinear of a constant int8 or uint8 tensor, or None. Zero points other than 0 (uint8
+    weights, say) are taken when every weight less its zero point fits int8: then the layer is
+    the same with those differences as int8 weights and zero points 0."""
     dq = producers.get(name)
     if dq is None or dq.op != "DequantizeLinear":
         return None
     w = graph.tensors.get(dq.inputs[0])
-    if w is None or not w.is_const or w.dtype != "int8" or w.data.ndim < 2:
+    if w is None or not w.is_const or w.dtype not in ("int8", "uint8") or w.data.ndim < 2:
         return None
     scale = graph.const(dq.inputs[1])
     zp = graph.const(dq.inputs[2]) if len(dq.inputs) > 2 and dq.inputs[2] else np.zeros(1, np.int64)
-    if scale is None or zp is None or np.any(zp != 0) or dq.attrs.get("block_size", 0):
+    if scale is None or zp is None or dq.attrs.get("block_size", 0):
         return None
     axis = dq.attrs.get("axis", 1) % w.data.ndim
-    return w.data, np.asarray(scale, np.float32).reshape(-1), axis
+    zp = np.asarray(zp, np.int64).reshape(-1)
+    if zp.size not in (1, w.data.shape[axis]):
+        return None
+    shape = [1] * w.data.ndim
+    shape[axis] = zp.size
+    data = w.data.astype(np.int64) - (zp.reshape(shape) if zp.size > 1 else zp[0])
+    if data.min(initial=0) < -128 or data.max(initial=0) > 127:
+        return None
+    return data, np.asarray(scale, np.float32).reshape(-1), axis
 
 
 def _bias_dq(graph: Graph, name: str, producers: dict[str, Node], scale: np.ndarray):
@@ -103,6 +113,7 @@ def fold_qdq(graph: Graph) -> None:
         if params is None:
             raise UnsupportedOpError(f"{node.describe()}: only per-tensor quantization of activations is supported")
         t.dtype, t.quant = "int8", params[:2]
+    _int8_views(graph)
     producers, consumers = graph.producers(), graph.consumers()
     for node in list(graph.nodes):
         if node.op in ("Gemm", "MatMul"):
@@ -123,6 +134,29 @@ def fold_qdq(graph: Graph) -> None:
         out = graph.tensors[new.outputs[0]]
         out.dtype, out.quant = "int8", new.attrs["y_quant"]
     graph.prune()
+    _refuse_float_ops_on_int8(graph)
+
+
+# Views of an int8 tensor (a QOperator model flattens its int8 tensors directly) are int8 with
+# its parameters; they cost no code.
+_VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL)
+
+
+def _int8_views(graph: Graph) -> None:
+    for node in graph.nodes:  # in order: a view of a view follows its input
+        src, out = graph.tensors.get(node.inputs[0]) if node.inputs else None, graph.tensors.get(node.outputs[0])
+        if node.op in _VIEWS and src is not None and src.dtype == "int8" and not src.is_const and out is not None:
+            out.dtype, out.quant = "int8", src.quant
+
+
+def _refuse_float_ops_on_int8(graph: Graph) -> None:
+    for node in graph.nodes:
+        for name in node.inputs:
+            t = graph.tensors.get(name)
+            if t is not None and t.dtype == "int8" and not t.is_const and node.op not in _TAKE_INT8:
+                raise UnsupportedOpError(f"{node.describe()}: takes the int8 tensor '{name}' directly; int8 tensors "
+                                         f"go to DequantizeLinear, a view or a quantized layer")
 
 
 def _fc_pattern(graph: Graph, node: Node, producers, consumers):
