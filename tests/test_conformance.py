@@ -37,6 +37,9 @@ def test_node_cases_pass_on_the_host(host_outcomes):
     by_case = {o.case: o for o in host_outcomes}
     assert by_case["test_add"].runtime_inputs == 2 and by_case["test_matmul_3d"].runtime_inputs == 2
     assert by_case["test_basic_conv_with_padding"].status == "passed" and by_case["test_basic_conv_with_padding"].runtime_inputs == 1
+    # int8 and uint8 tensors in and out: the int8 ops of the standard
+    for case in ("test_quantizelinear", "test_dequantizelinear", "test_qlinearconv", "test_qlinearmatmul_2D_uint8_float32"):
+        assert by_case[case].status == "passed", by_case[case]
     training = next(o for o in host_outcomes if o.case == "test_training_dropout")
     assert training.status == "skipped" and "training-mode Dropout" in training.reason  # random: refused, not bypassed
 
@@ -116,3 +119,16 @@ def test_the_command_fails_when_a_case_fails(monkeypatch, capsys):
                                                         conformance.Outcome("u", "Relu", "failed", "differs")])
     assert conformance.main(["--ops", "Relu", "-q"]) == 1
     assert "failed: u: differs" in capsys.readouterr().out
+
+
+def test_int8_node_cases_run_with_int8_tensors_in_and_out():
+    """QuantizeLinear gives uint8, DequantizeLinear and QLinearConv take it (QuantizeLinear and
+    DequantizeLinear at opset 28, run by onnxruntime at 21); per-axis and float16 cases are skipped
+    with their reason."""
+    outcomes = {o.case: o for o in conformance.run({"QuantizeLinear", "DequantizeLinear", "QLinearConv"}, "host",
+                                                   lambda _: None)}
+    for case in ("test_quantizelinear", "test_dequantizelinear", "test_qlinearconv"):
+        assert outcomes[case].status == "passed", outcomes[case]
+        assert outcomes[case].runtime_inputs == 1
+    assert not [o for o in outcomes.values() if o.status == "failed"]
+    assert "per-tensor" in outcomes["test_quantizelinear_axis"].reason

@@ -149,19 +149,36 @@ def load_inputs(path: str | Path, inputs: list[dict], flag: str = "--inputs") ->
             raise OptionError(
                 f"{flag} {path}: array for '{inp['name']}' has shape {arr.shape}; expected (samples, {', '.join(map(str, sample))})"
             )
+        kind = inp.get("dtype", "float32")
+        if kind != "float32":
+            lo, hi = _INT_RANGES[kind]
+            if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.rint(arr)) or arr.min() < lo or arr.max() > hi):
+                raise OptionError(f"{flag} {path}: '{inp['name']}' is a {kind} input; its array holds values that are "
+                                  f"not integers in [{lo}, {hi}]")
         arrays.append(np.ascontiguousarray(arr, np.float32))
     if len({a.shape[0] for a in arrays}) != 1 or arrays[0].shape[0] == 0:
         raise OptionError(f"{flag} {path}: the arrays must have the same, non-zero number of samples")
     return arrays
 
 
+# The values of int8 and uint8 model inputs.
+_INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255)}
+
+
 def random_inputs(inputs: list[dict], samples: int, seed: int = 0) -> list[np.ndarray]:
+    """Standard normal samples for float32 inputs, uniform over the type's range for int8 and
+    uint8 ones (held as float32, as the harness reads them)."""
     rng = np.random.default_rng(seed)
     out = []
     for inp in inputs:
         shape = tuple(inp["shape"])
         sample = shape[1:] if shape and shape[0] == 1 else shape
-        out.append(rng.standard_normal((samples, *sample)).astype(np.float32))
+        kind = inp.get("dtype", "float32")
+        if kind == "float32":
+            out.append(rng.standard_normal((samples, *sample)).astype(np.float32))
+        else:
+            lo, hi = _INT_RANGES[kind]
+            out.append(rng.integers(lo, hi + 1, (samples, *sample)).astype(np.float32))
     return out
 
 
@@ -209,7 +226,8 @@ def _onnxruntime_outputs(onnx_model, arrays: list[np.ndarray], manifest: dict) -
     samples = arrays[0].shape[0]
     results = [[] for _ in manifest["outputs"]]
     for s in range(samples):
-        feed = {inp["name"]: np.asarray(arrays[k][s]).reshape(inp["shape"]) for k, inp in enumerate(manifest["inputs"])}
+        feed = {inp["name"]: np.asarray(arrays[k][s]).reshape(inp["shape"]).astype(inp.get("dtype", "float32"))
+                for k, inp in enumerate(manifest["inputs"])}
         outs = sess.run([o["name"] for o in manifest["outputs"]], feed)
         for k, o in enumerate(outs):
             results[k].append(np.asarray(o, np.float32).reshape(-1))

@@ -43,6 +43,7 @@ KERNEL_SOURCES = {
     "copy": "wl_copy_f32.c",
     "quantize": "wl_quantize_s8.c",
     "dequantize": "wl_quantize_s8.c",
+    "flip_sign_s8": "wl_quantize_s8.c",
     "fc_s8": "wl_fc_s8.c",
     "conv2d_s8": "wl_conv2d_s8.c",
     "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",
@@ -59,7 +60,7 @@ ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
 # Activations' element types: C type and bytes. The arena is planned in bytes.
-ACTIVATION_TYPES = {"float32": ("float", 4), "int8": ("int8_t", 1)}
+ACTIVATION_TYPES = {"float32": ("float", 4), "int8": ("int8_t", 1), "uint8": ("uint8_t", 1)}
 # Constant arrays' C types, by numpy dtype.
 CONST_CTYPES = {"float32": "float", "int8": "int8_t", "int32": "int32_t"}
 
@@ -278,7 +279,9 @@ def check_fits(program: Program, target: Target) -> None:
     board = target.board
     weights = flash_bytes_of_consts(program)
     # The caller's input and output buffers live in RAM too.
-    io = 4 * sum(int(np.prod(program.shapes[t])) for t in [*program.graph.inputs, *program.graph.outputs])
+    # the harness's float32 buffers, and its int8 / uint8 copies for inputs and outputs of those types
+    io = sum(int(np.prod(program.shapes[t])) * (4 if program.graph.io_dtypes.get(t, "float32") == "float32" else 5)
+             for t in [*program.graph.inputs, *program.graph.outputs])
     ram = program.arena.size + io + STACK_BYTES
     if weights > board.flash_size:
         raise FitError(
@@ -322,6 +325,7 @@ def render(program: Program, target: Target, weights_section: str | None = None)
 
     def io(kind, names):
         return [{"c": io_names[t], "tensor": t, "shape": list(program.shapes[t]),
+                 "ctype": ACTIVATION_TYPES[graph.io_dtypes.get(t, "float32")][0],
                  "size": int(np.prod(program.shapes[t])), "used": kind == "output" or t in read} for t in names]
 
     ctx = {
@@ -374,8 +378,17 @@ def weight_bytes(program: Program) -> tuple[int, int]:
     return original, stored
 
 
+def _io_dtype(graph: Graph, tensor: str) -> dict:
+    """{"dtype": "int8" | "uint8"} for a model input or output of that type; float32 goes unsaid."""
+    kind = graph.io_dtypes.get(tensor, "float32")
+    return {} if kind == "float32" else {"dtype": kind}
+
+
 def _output_lsb(program: Program, tensor: str) -> dict:
-    """{"lsb": scale} for an output dequantized from int8: one step of its values."""
+    """{"lsb": scale} for an output dequantized from int8: one step of its values; {"lsb": 1}
+    for an int8 or uint8 output."""
+    if program.graph.io_dtypes.get(tensor, "float32") != "float32":
+        return {"lsb": 1.0}
     for s in program.steps:
         if s.output == tensor and s.kernel == "dequantize":
             return {"lsb": float(s.params.scale)}
@@ -390,8 +403,9 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
         "generator": f"weightless-mcu {__version__}",
         "target": target.name,
         "run_function": f"wl_{program.name}_run",
-        "inputs": [{"name": t, "shape": list(program.shapes[t])} for t in graph.inputs],
-        "outputs": [{"name": t, "shape": list(program.shapes[t]), **_output_lsb(program, t)} for t in graph.outputs],
+        "inputs": [{"name": t, "shape": list(program.shapes[t]), **_io_dtype(graph, t)} for t in graph.inputs],
+        "outputs": [{"name": t, "shape": list(program.shapes[t]), **_io_dtype(graph, t), **_output_lsb(program, t)}
+                    for t in graph.outputs],
         "arena_bytes": program.arena.size,
         "arena_lower_bound_bytes": program.arena.lower_bound,
         "weights_float32_bytes": original,

@@ -23,6 +23,8 @@ from .size_limits import MAX_FOLDED_ELEMENTS, made_elements
 MIN_OPSET = 13
 
 _FLOAT = onnx.TensorProto.FLOAT
+# The element types of model inputs and outputs, by the name the IR gives them (Graph.io_dtypes).
+IO_TYPES = {_FLOAT: "float32", onnx.TensorProto.INT8: "int8", onnx.TensorProto.UINT8: "uint8"}
 
 
 def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
@@ -100,9 +102,10 @@ def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]
         if vi.name in inits:
             continue
         tt = vi.type.tensor_type
-        if tt.elem_type != _FLOAT:
+        if tt.elem_type not in IO_TYPES:
             raise UnsupportedOpError(
-                f"input '{vi.name}' has element type {onnx.TensorProto.DataType.Name(tt.elem_type)}; only float32 inputs are supported"
+                f"input '{vi.name}' has element type {onnx.TensorProto.DataType.Name(tt.elem_type)}; "
+                f"only float32, int8 and uint8 inputs are supported"
             )
         dims = tt.shape.dim
         if vi.name in overrides:
@@ -209,11 +212,18 @@ def to_graph(model: onnx.ModelProto, name: str) -> Graph:
     inits = {i.name for i in g.initializer}
     inputs = [vi.name for vi in g.input if vi.name not in inits]
     outputs = [vi.name for vi in g.output]
-    for out in outputs:
-        vi = next(v for v in g.output if v.name == out)
-        if vi.type.tensor_type.elem_type != _FLOAT:
-            raise UnsupportedOpError(f"output '{out}' is not float32; only float32 outputs are supported")
-    return Graph(name, nodes, tensors, inputs, outputs, _opset(model))
+    io_dtypes = {}
+    for vi in [v for v in g.input if v.name not in inits] + list(g.output):
+        kind = IO_TYPES.get(vi.type.tensor_type.elem_type)
+        if kind is None:
+            raise UnsupportedOpError(f"output '{vi.name}' has element type "
+                                     f"{onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type)}; "
+                                     f"only float32, int8 and uint8 outputs are supported")
+        if kind != "float32":
+            io_dtypes[vi.name] = kind
+            if vi.name in tensors and vi.name in inputs:
+                tensors[vi.name].dtype = kind
+    return Graph(name, nodes, tensors, inputs, outputs, _opset(model), io_dtypes=io_dtypes)
 
 
 def _refuse_huge_constants(model: onnx.ModelProto) -> None:

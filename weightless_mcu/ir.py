@@ -60,6 +60,9 @@ class Graph:
     removed_parameters: int = 0
     # What compression with retraining measured: validation metric before and after, warnings, the budget.
     compression_summary: dict[str, Any] = field(default_factory=dict)
+    # The element type of each model input and output as the caller sees it: "float32" (the
+    # default, not listed), "int8" or "uint8".
+    io_dtypes: dict[str, str] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -22,7 +22,8 @@ from .errors import UnsupportedOpError
 
 _MS = "com.microsoft"
 # int8 ops of the ONNX standard, and the com.microsoft ones with a float op of the same name
-_STANDARD = {"QLinearConv", "QLinearMatMul"}
+STANDARD_QOPS = ("QLinearConv", "QLinearMatMul")
+_STANDARD = set(STANDARD_QOPS)
 _UNARY = {"QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu", "QLinearAveragePool": "AveragePool",
           "QLinearGlobalAveragePool": "GlobalAveragePool"}
 _BINARY = {"QLinearAdd": "Add", "QLinearMul": "Mul"}

@@ -26,6 +26,8 @@ QCONV = "QLinearConvS8"
 # elementwise Add of two same-shape tensors, and pooling.
 QADD = "QLinearAddS8"
 QPOOL = "QLinearPoolS8"
+# ... and the edge of a uint8 model input or output: uint8 <-> int8 by flipping the sign bit.
+QSIGN = "FlipSignS8"
 _POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
 
 _QTYPES = {"int8": (-128, 127, 0), "uint8": (0, 255, -128)}  # range, shift to int8
@@ -103,8 +105,9 @@ def _only_consumer(graph: Graph, tensor: str, consumers) -> Node | None:
 
 def fold_qdq(graph: Graph) -> None:
     """Mark int8 activations and fold DQ -> Gemm/MatMul -> [Relu] -> Q into QLinearFc."""
-    if not any(n.op == "QuantizeLinear" for n in graph.nodes):
+    if not graph.io_dtypes and not any(n.op == "QuantizeLinear" for n in graph.nodes):
         return
+    _int8_io(graph)
     for node in graph.nodes:
         src, t = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.outputs[0])
         if node.op != "QuantizeLinear" or src is None or src.is_const or t is None:
@@ -134,13 +137,64 @@ def fold_qdq(graph: Graph) -> None:
         out = graph.tensors[new.outputs[0]]
         out.dtype, out.quant = "int8", new.attrs["y_quant"]
     graph.prune()
+    _int8_outputs_checked(graph)
     _refuse_float_ops_on_int8(graph)
+
+
+def _int8_io(graph: Graph) -> None:
+    """int8 and uint8 model inputs and outputs. An input takes the parameters of the
+    DequantizeLinear nodes it goes to. uint8 ones are converted at the edge: the kernels hold
+    uint8 as int8 less 128 (the sign bit flipped, QSIGN), so a uint8 input is flipped into
+    the arena first and a uint8 output flipped from it last."""
+    consumers = graph.consumers()
+    for name in [i for i in graph.inputs if graph.io_dtypes.get(i, "float32") != "float32"]:
+        kind, uses = graph.io_dtypes[name], consumers.get(name, [])
+        params = set()
+        for n in uses:
+            if n.op != "DequantizeLinear":
+                raise UnsupportedOpError(f"input '{name}' ({kind}) goes to {n.describe()}; such an input must go to "
+                                         f"DequantizeLinear nodes (or a QOperator op)")
+            given = q_params(graph, n)
+            if given is None:
+                raise UnsupportedOpError(f"{n.describe()}: only per-tensor dequantization of an input is supported")
+            params.add(given[:2])
+        if len(params) > 1:
+            raise UnsupportedOpError(f"input '{name}' is dequantized with {len(params)} different scales or zero points")
+        t = graph.tensors[name]
+        quant = params.pop() if params else (1.0, 0)
+        if kind == "int8":
+            t.dtype, t.quant = "int8", quant
+            continue
+        inner = f"{name}_wl_int8"
+        graph.tensors[inner] = Tensor(inner, t.shape, None, "int8", quant)
+        for n in uses:
+            n.inputs = [inner if i == name else i for i in n.inputs]
+        graph.nodes.insert(0, Node(QSIGN, f"{name}_to_int8", [name], [inner]))
+    for name in [o for o in graph.outputs if graph.io_dtypes.get(o) == "uint8"]:
+        inner = f"{name}_wl_int8"
+        t = graph.tensors.get(name)
+        graph.tensors[inner] = Tensor(inner, t.shape if t is not None else (), None)
+        for n in graph.nodes:
+            n.inputs = [inner if i == name else i for i in n.inputs]
+            n.outputs = [inner if o == name else o for o in n.outputs]
+        graph.nodes.append(Node(QSIGN, f"{name}_to_uint8", [inner], [name]))
+
+
+def _int8_outputs_checked(graph: Graph) -> None:
+    for name in graph.outputs:
+        kind = graph.io_dtypes.get(name, "float32")
+        src = graph.producers().get(name)
+        produced = graph.tensors.get(src.inputs[0] if src is not None and src.op == QSIGN else name)
+        if kind != "float32" and (produced is None or produced.dtype != "int8"):
+            raise UnsupportedOpError(f"output '{name}' is {kind} but not written by a QuantizeLinear or an int8 op")
+        if kind == "uint8":
+            graph.tensors[name].dtype = "uint8"
 
 
 # Views of an int8 tensor (a QOperator model flattens its int8 tensors directly) are int8 with
 # its parameters; they cost no code.
 _VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL)
+_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL, QSIGN)
 
 
 def _int8_views(graph: Graph) -> None:

@@ -53,11 +53,13 @@ def build_firmware(out_dir: Path, target: Target, build_dir: Path, *, sanitize: 
     model calls the harness's step marker after every kernel (per-step instruction counts)."""
     out_dir = Path(out_dir)
     manifest = json.loads((out_dir / "manifest.json").read_text())
-    ctx = {
-        "name": manifest["name"],
-        "inputs": [{"size": _size(t["shape"])} for t in manifest["inputs"]],
-        "outputs": [{"size": _size(t["shape"])} for t in manifest["outputs"]],
-    }
+    ctypes = {"float32": "float", "int8": "int8_t", "uint8": "uint8_t"}
+
+    def io(kind: str, tensors: list[dict]) -> list[dict]:  # named as codegen names the run function's parameters
+        return [{"size": _size(t["shape"]), "c": kind if len(tensors) == 1 else f"{kind}{k}",
+                 "ctype": ctypes[t.get("dtype", "float32")]} for k, t in enumerate(tensors)]
+
+    ctx = {"name": manifest["name"], "inputs": io("input", manifest["inputs"]), "outputs": io("output", manifest["outputs"])}
     return build_image(target, build_dir, [out_dir / "model.c", *sorted((out_dir / "runtime").glob("*.c"))],
                        [out_dir, out_dir / "runtime"], _render("harness_model.h.j2", **ctx),
                        weights_section=manifest.get("weights_section"), sanitize=sanitize,

@@ -16,6 +16,14 @@
 #include "wl_board.h"
 #include "wl_harness_model.h"
 
+/* A binding without int8 or uint8 inputs and outputs has nothing to convert. */
+#ifndef WL_HARNESS_LOAD
+#define WL_HARNESS_LOAD(in) ((void)(in))
+#endif
+#ifndef WL_HARNESS_STORE
+#define WL_HARNESS_STORE(out) ((void)(out))
+#endif
+
 #if defined(__arm__)
 extern void initialise_monitor_handles(void);
 #endif
@@ -82,9 +90,11 @@ int main(void)
 #if defined(__arm__)
         paint_stack();
 #endif
+        WL_HARNESS_LOAD(input);
         wlh_count_begin();
         int status = WL_HARNESS_RUN(input, output);
         wlh_count_end();
+        WL_HARNESS_STORE(output);
 #if defined(__arm__)
         uint32_t used = stack_used();
         stack_max = used > stack_max ? used : stack_max;

@@ -245,6 +245,12 @@ typedef struct {
 } wl_quantize_params_t;
 int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y);
 int wl_dequantize_s8_f32(const wl_quantize_params_t *p, const int8_t *x, float *y);
+/* A uint8 model input or output <-> the int8 the kernels hold for it (u - 128): the sign bit
+ * flipped, either way. */
+typedef struct {
+    int32_t size;
+} wl_flip_sign_params_t;
+int wl_flip_sign_s8(const wl_flip_sign_params_t *p, const void *x, void *y);
 
 /* int8 fully connected: acc[n] = bias[n] + sum_k x[r][k] * W[n][k] (the input's zero point
  * folded into bias; the products summed in int32, the bias added in 64 bits), y =

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QADD, QCONV, QFC, QPOOL, q_params
+from ..quantized import QADD, QCONV, QFC, QPOOL, QSIGN, q_params
 from .conv import ConvGeometry, conv_params
 from .pool import POOL_AVG, PoolParams, pool_params
 from . import register
@@ -51,6 +51,17 @@ def lower_quantize(node: Node, graph: Graph) -> Lowered:
     scale, zp = _quant_of(graph, node.outputs[0], node)
     size = graph.tensors[node.outputs[0]].size
     return Lowered([Step("quantize", node.name, (node.inputs[0],), node.outputs[0], QuantizeParams(size, scale, zp))])
+
+
+@dataclass(frozen=True)
+class FlipSignParams:
+    size: int
+
+
+@register(QSIGN)
+def lower_flip_sign(node: Node, graph: Graph) -> Lowered:
+    size = graph.tensors[node.outputs[0]].size
+    return Lowered([Step("flip_sign_s8", node.name, (node.inputs[0],), node.outputs[0], FlipSignParams(size))])
 
 
 @register("DequantizeLinear")
