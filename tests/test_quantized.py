@@ -396,3 +396,43 @@ def test_int8_average_pooling_rounds_as_onnxruntimes_float_kernels(tmp_path, tar
     res = verify(model, target=target, samples=48 if target == "host" else 12)
     assert [s["kernel"] for s in res["steps"]].count("pool2d_s8") == 6
     assert res["match"] and res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0, res
+
+
+def _elementwise_branches(tmp_path, activations):
+    """Sigmoid, Tanh, HardSwish and LeakyRelu (then Relu) of one int8 tensor of 140 elements,
+    concatenated: each input of the Concat with its own scale."""
+    nodes = [H("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), H("Sigmoid", ["c"], ["s"]), H("Tanh", ["c"], ["t"]),
+             H("HardSwish", ["c"], ["h"]), H("LeakyRelu", ["c"], ["l0"], alpha=0.1), H("Relu", ["l0"], ["l"]),
+             H("Concat", ["s", "t", "h", "l"], ["y"], axis=1)]
+    inits = {"w": rand(4, 2, 3, 3, seed=21, scale=0.6), "b": rand(4, seed=22, scale=0.2)}
+    src = make_model(tmp_path / "branches.onnx", nodes, {"x": [1, 2, 5, 7]}, {"y": [1, 16, 5, 7]}, inits, opset=14)
+    return _qdq(src, tmp_path / f"branches_{activations.name}.onnx", (1, 2, 5, 7), activations)
+
+
+@pytest.mark.parametrize("target,activations", [("host", QuantType.QInt8), ("host", QuantType.QUInt8),
+                                                ("cortex-m4", QuantType.QInt8)])
+def test_elementwise_ops_and_concat_stay_int8_and_equal_onnxruntime(tmp_path, target, activations):
+    """An elementwise op between a DequantizeLinear and a QuantizeLinear is a table of its 256
+    results, computed as onnxruntime computes them; Concat copies, or requantizes through a table
+    where an input's parameters differ. No float32 buffer is left between them."""
+    res = verify(_elementwise_branches(tmp_path, activations), target=target, samples=64 if target == "host" else 8)
+    assert res["match"] and res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0, res
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels.count("lut_s8") == 4 and kernels.count("concat_s8") == 1, kernels
+    assert kernels.count("dequantize") == 1 and not {"unary", "concat", "binary"} & set(kernels), kernels
+
+
+def test_a_table_agrees_with_the_op_computed_independently():
+    """The table of Sigmoid against numpy: the same integers but where the float32 sigmoid of
+    onnxruntime and numpy's differ in the last bits at a rounding boundary (a step at most)."""
+    from weightless_mcu.ir import Graph, Node
+    from weightless_mcu.quantized import int8_table
+
+    graph = Graph("g", [], {}, [], [], 13)
+    x_quant, y_quant = (0.05, 7), (1 / 256, -128)
+    table = int8_table(graph, [Node("Sigmoid", "s", ["a"], ["b"])], x_quant, y_quant).astype(np.int64)
+    v = np.arange(-128, 128)
+    real = (v - x_quant[1]).astype(np.float32) * np.float32(x_quant[0])
+    want = np.clip(np.rint(1 / (1 + np.exp(-real.astype(np.float64))) / y_quant[0]) + y_quant[1], -128, 127)
+    assert np.abs(table - want).max() <= 1 and (table != want).sum() <= 3
+    assert table[0] < table[128] < table[255] and np.all(np.diff(table) >= 0)  # monotonic, like the op

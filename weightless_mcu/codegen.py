@@ -44,6 +44,8 @@ KERNEL_SOURCES = {
     "quantize": "wl_quantize_s8.c",
     "dequantize": "wl_quantize_s8.c",
     "flip_sign_s8": "wl_quantize_s8.c",
+    "lut_s8": "wl_lut_s8.c",
+    "concat_s8": "wl_concat_s8.c",
     "fc_s8": "wl_fc_s8.c",
     "conv2d_s8": "wl_conv2d_s8.c",
     "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",

@@ -26,6 +26,14 @@ QCONV = "QLinearConvS8"
 # elementwise Add of two same-shape tensors, and pooling.
 QADD = "QLinearAddS8"
 QPOOL = "QLinearPoolS8"
+# ... an elementwise op on an int8 tensor, as a table of its 256 results, and Concat of int8
+# tensors (each input copied, or looked up in its table when its parameters are not the output's).
+QLUT = "QLinearLutS8"
+QCONCAT = "QLinearConcatS8"
+# Elementwise ops of one tensor (besides constant operands) that become a table.
+LUT_OPS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip", "Elu", "Selu", "Celu",
+           "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Abs", "Sin",
+           "Cos", "Identity", "ThresholdedRelu", "Sign", "Round", "Floor", "Ceil")
 # ... and the edge of a uint8 model input or output: uint8 <-> int8 by flipping the sign bit.
 QSIGN = "FlipSignS8"
 _POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
@@ -125,6 +133,12 @@ def fold_qdq(graph: Graph) -> None:
             fused = _conv_pattern(graph, node, producers, consumers)
         elif node.op == "Add" or node.op in _POOLS:
             fused = _float_op_pattern(graph, node, producers, consumers)
+        elif node.op in LUT_OPS:
+            fused = _lut_pattern(graph, node, producers, consumers)
+        elif node.op == "Concat":
+            fused = _concat_pattern(graph, node, producers, consumers)
+        elif node.op in _VIEWS:
+            fused = _view_pattern(graph, node, producers, consumers)
         else:
             continue
         if fused is None:
@@ -136,6 +150,8 @@ def fold_qdq(graph: Graph) -> None:
         producers, consumers = graph.producers(), graph.consumers()
         out = graph.tensors[new.outputs[0]]
         out.dtype, out.quant = "int8", new.attrs["y_quant"]
+        if new.op in _VIEWS:  # an ONNX op again, with its own attributes only
+            del new.attrs["y_quant"]
     graph.prune()
     _int8_outputs_checked(graph)
     _refuse_float_ops_on_int8(graph)
@@ -194,7 +210,7 @@ def _int8_outputs_checked(graph: Graph) -> None:
 # Views of an int8 tensor (a QOperator model flattens its int8 tensors directly) are int8 with
 # its parameters; they cost no code.
 _VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL, QSIGN)
+_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL, QSIGN, QLUT, QCONCAT)
 
 
 def _int8_views(graph: Graph) -> None:
@@ -331,3 +347,108 @@ def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
              "act_real": act_real}
     op = QADD if node.op == "Add" else QPOOL
     return Node(op, node.name, [t.name for t in ins], list(tail.outputs), attrs), removed
+
+
+def int8_table(graph: Graph, chain: list[Node], x_quant: tuple[float, int], y_quant: tuple[float, int]) -> np.ndarray:
+    """The 256 int8 results of DequantizeLinear -> chain -> QuantizeLinear, one per int8 input,
+    as onnxruntime computes them: the table is the op as the reference runs it, rounding included
+    (a C sigmoid would differ from onnxruntime's in the last bit, and so in an output step now
+    and then). uint8 tensors are held as int8 here with their zero points moved by -128, which
+    gives the same reals and the same steps."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.array(x_quant[0], np.float32), "wl_xs"),
+             numpy_helper.from_array(np.array(x_quant[1], np.int8), "wl_xz"),
+             numpy_helper.from_array(np.array(y_quant[0], np.float32), "wl_ys"),
+             numpy_helper.from_array(np.array(y_quant[1], np.int8), "wl_yz")]
+    nodes = [helper.make_node("DequantizeLinear", ["wl_v", "wl_xs", "wl_xz"], ["wl_f0"])]
+    for k, n in enumerate(chain):
+        ins = [f"wl_f{k}"]
+        for j, name in enumerate(n.inputs[1:]):
+            if name:
+                data = graph.const(name)
+                inits.append(numpy_helper.from_array(np.asarray(data, np.float32 if graph.tensors[name].dtype == "float32"
+                                                                else graph.tensors[name].dtype), f"wl_c{k}_{j}"))
+            ins.append(f"wl_c{k}_{j}" if name else "")
+        attrs = {a: v for a, v in n.attrs.items() if not a.startswith("wl_")}
+        nodes.append(helper.make_node(n.op, ins, [f"wl_f{k + 1}"], **attrs))
+    nodes.append(helper.make_node("QuantizeLinear", [f"wl_f{len(chain)}", "wl_ys", "wl_yz"], ["wl_q"]))
+    model = helper.make_model(
+        helper.make_graph(nodes, "table", [helper.make_tensor_value_info("wl_v", TensorProto.INT8, [256])],
+                          [helper.make_tensor_value_info("wl_q", TensorProto.INT8, [256])], inits),
+        opset_imports=[helper.make_opsetid("", graph.opset)])
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC  # as verify's reference runs
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        (out,) = sess.run(None, {"wl_v": np.arange(-128, 128, dtype=np.int8)})
+    except Exception as exc:  # an op onnxruntime cannot run this way: the caller keeps it in float32
+        raise _NoTable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return np.asarray(out, np.int8)
+
+
+class _NoTable(Exception):
+    pass
+
+
+def _lut_pattern(graph: Graph, node: Node, producers, consumers):
+    """DequantizeLinear -> an elementwise op [-> Relu | Clip] -> QuantizeLinear: one table lookup."""
+    x_q = _int8_input(graph, node.inputs[0], producers)
+    if x_q is None or node.outputs[0] not in graph.tensors or len(node.outputs) != 1:
+        return None
+    if any(name and graph.const(name) is None for name in node.inputs[1:]):
+        return None
+    chain = [node]
+    tail = _only_consumer(graph, node.outputs[0], consumers)
+    if tail is not None and tail.op in ("Relu", "Clip") and all(not i or graph.const(i) is not None for i in tail.inputs[1:]):
+        chain.append(tail)
+        tail = _only_consumer(graph, tail.outputs[0], consumers)
+    if tail is None or tail.op != "QuantizeLinear":
+        return None
+    y_params = q_params(graph, tail)
+    if y_params is None:
+        return None
+    try:
+        table = int8_table(graph, chain, x_q.quant, y_params[:2])
+    except (_NoTable, ValueError, TypeError):  # kept in float32 between dequantize and quantize steps
+        return None
+    attrs = {"table": table, "y_quant": y_params[:2], "wl_ops": tuple(n.op for n in chain)}
+    return Node(QLUT, node.name, [x_q.name], list(tail.outputs), attrs), [*chain[1:], tail]
+
+
+def _concat_pattern(graph: Graph, node: Node, producers, consumers):
+    """DequantizeLinear of int8 tensors -> Concat -> QuantizeLinear: the inputs copied, each
+    through the table of DequantizeLinear -> QuantizeLinear where its parameters differ."""
+    names = [i for i in node.inputs if i]
+    ins = [_int8_input(graph, i, producers) for i in names]
+    if not ins or any(t is None for t in ins) or node.outputs[0] not in graph.tensors:
+        return None
+    tail = _only_consumer(graph, node.outputs[0], consumers)
+    if tail is None or tail.op != "QuantizeLinear":
+        return None
+    y_params = q_params(graph, tail)
+    if y_params is None:
+        return None
+    y_quant = y_params[:2]
+    try:
+        tables = tuple(None if t.quant == y_quant else int8_table(graph, [], t.quant, y_quant) for t in ins)
+    except _NoTable:
+        return None
+    attrs = {"axis": node.attrs.get("axis", 0), "tables": tables, "y_quant": y_quant}
+    return Node(QCONCAT, node.name, [t.name for t in ins], list(tail.outputs), attrs), [tail]
+
+
+def _view_pattern(graph: Graph, node: Node, producers, consumers):
+    """DequantizeLinear -> Reshape | Flatten | Squeeze | Unsqueeze -> QuantizeLinear with the same
+    parameters (the QDQ form of a view): the view of the int8 tensor, at no cost."""
+    x_q = _int8_input(graph, node.inputs[0], producers)
+    tail = _only_consumer(graph, node.outputs[0], consumers)
+    if x_q is None or tail is None or tail.op != "QuantizeLinear" or node.outputs[0] not in graph.tensors:
+        return None
+    y_params = q_params(graph, tail)
+    if y_params is None or y_params[:2] != x_q.quant:
+        return None
+    attrs = {**node.attrs, "y_quant": x_q.quant}
+    return Node(node.op, node.name, [x_q.name, *node.inputs[1:]], list(tail.outputs), attrs), [tail]

@@ -245,6 +245,15 @@ typedef struct {
 } wl_quantize_params_t;
 int wl_quantize_f32_s8(const wl_quantize_params_t *p, const float *x, int8_t *y);
 int wl_dequantize_s8_f32(const wl_quantize_params_t *p, const int8_t *x, float *y);
+/* An elementwise op on an int8 tensor as the table of its 256 results (the compiler computes
+ * them as onnxruntime does): y[i] = table[x[i] + 128]. */
+typedef struct {
+    int32_t size;
+} wl_lut_s8_params_t;
+int wl_lut_s8(const wl_lut_s8_params_t *p, const int8_t *table, const int8_t *x, int8_t *y);
+/* Concatenate int8 xs[0 .. inputs-1] along one axis into y, each input copied, or through
+ * tables[k] (its requantization to y's parameters) when that is not 0. */
+int wl_concat_s8(const wl_concat_params_t *p, const int8_t *const *xs, const int8_t *const *tables, int8_t *y);
 /* A uint8 model input or output <-> the int8 the kernels hold for it (u - 128): the sign bit
  * flipped, either way. */
 typedef struct {

@@ -15,9 +15,10 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QADD, QCONV, QFC, QPOOL, QSIGN, q_params
+from ..quantized import QADD, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, q_params
 from .conv import ConvGeometry, conv_params
 from .pool import POOL_AVG, PoolParams, pool_params
+from .shape_ops import CONCAT_MAX_INPUTS, ConcatParams
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -242,3 +243,32 @@ def lower_qpool(node: Node, graph: Graph) -> Lowered:
     order = average_sum_order(node, graph, g) if g.mode == POOL_AVG else SUM_ROWS
     params = PoolS8Params(*dataclasses.astuple(g), x_scale, x_zp, *node.attrs["y_quant"], *_output_clamp(node), order)
     return Lowered([Step("pool2d_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
+
+
+@dataclass(frozen=True)
+class LutParams:
+    size: int
+
+
+@register(QLUT)
+def lower_qlut(node: Node, graph: Graph) -> Lowered:
+    """y = table[x + 128]: an elementwise op on an int8 tensor, as onnxruntime computes it."""
+    size = graph.tensors[node.outputs[0]].size
+    table = ConstArray("table", np.asarray(node.attrs["table"], np.int8))
+    return Lowered([Step("lut_s8", node.name, (node.inputs[0],), node.outputs[0], LutParams(size), (table,),
+                         inplace=(0,))])
+
+
+@register(QCONCAT)
+def lower_qconcat(node: Node, graph: Graph) -> Lowered:
+    keep = [k for k, name in enumerate(node.inputs) if graph.tensors[name].size > 0]  # empty inputs add nothing
+    if len(keep) > CONCAT_MAX_INPUTS:
+        raise UnsupportedOpError(f"{node.describe()}: more than {CONCAT_MAX_INPUTS} inputs are not supported")
+    out = graph.tensors[node.outputs[0]].shape
+    axis = int(node.attrs.get("axis", 0)) % max(1, len(out))
+    outer = int(np.prod(out[:axis], dtype=np.int64))
+    inner = tuple(int(np.prod(graph.tensors[node.inputs[k]].shape[axis:], dtype=np.int64)) for k in keep)
+    tables = tuple(ConstArray(f"table{j}", np.asarray(node.attrs["tables"][k], np.int8))
+                   for j, k in enumerate(keep) if node.attrs["tables"][k] is not None)
+    params = ConcatParams(len(keep), outer, inner + (0,) * (CONCAT_MAX_INPUTS - len(inner)))
+    return Lowered([Step("concat_s8", node.name, tuple(node.inputs[k] for k in keep), node.outputs[0], params, tables)])
