@@ -436,3 +436,23 @@ def test_a_table_agrees_with_the_op_computed_independently():
     want = np.clip(np.rint(1 / (1 + np.exp(-real.astype(np.float64))) / y_quant[0]) + y_quant[1], -128, 127)
     assert np.abs(table - want).max() <= 1 and (table != want).sum() <= 3
     assert table[0] < table[128] < table[255] and np.all(np.diff(table) >= 0)  # monotonic, like the op
+
+
+def _broadcast_binary(tmp_path):
+    """Squeeze-and-excitation: a tensor times the sigmoid of its channel means (Mul broadcast over
+    the plane), plus the means (Add broadcast), less the tensor (Sub, one shape), then a layer."""
+    nodes = [H("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), H("GlobalAveragePool", ["c"], ["g"]),
+             H("Sigmoid", ["g"], ["s"]), H("Mul", ["c", "s"], ["m"]), H("Add", ["m", "g"], ["a"]),
+             H("Sub", ["a", "c"], ["d"]), H("Conv", ["d", "w2", "b2"], ["y"])]
+    inits = {"w": rand(4, 3, 3, 3, seed=31, scale=0.5), "b": rand(4, seed=32, scale=0.2),
+             "w2": rand(4, 4, 1, 1, seed=33, scale=0.5), "b2": rand(4, seed=34, scale=0.2)}
+    src = make_model(tmp_path / "se.onnx", nodes, {"x": [1, 3, 5, 7]}, {"y": [1, 4, 5, 7]}, inits)
+    return _qdq(src, tmp_path / "se_q.onnx", (1, 3, 5, 7), QuantType.QInt8)
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_broadcast_mul_add_and_sub_of_int8_tensors_equal_onnxruntime(tmp_path, target):
+    res = verify(_broadcast_binary(tmp_path), target=target, samples=64 if target == "host" else 8)
+    assert res["match"] and res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0, res
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels.count("binary_s8") == 3 and "binary" not in kernels and kernels.count("dequantize") == 1, kernels

@@ -22,9 +22,9 @@ from .op_semantics import clip_bounds
 # activations and weights, int32 bias.
 QFC = "QLinearFc"
 QCONV = "QLinearConvS8"
-# ... and ops on int8 tensors computed through float32 as onnxruntime's QDQ path does: an
-# elementwise Add of two same-shape tensors, and pooling.
-QADD = "QLinearAddS8"
+# ... and ops on int8 tensors computed through float32 as onnxruntime's QDQ path does: Add, Sub,
+# Mul or Div of two int8 tensors (broadcasting), and pooling.
+QBINARY = "QLinearBinaryS8"
 QPOOL = "QLinearPoolS8"
 # ... an elementwise op on an int8 tensor, as a table of its 256 results, and Concat of int8
 # tensors (each input copied, or looked up in its table when its parameters are not the output's).
@@ -37,6 +37,7 @@ LUT_OPS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Relu", "
 # ... and the edge of a uint8 model input or output: uint8 <-> int8 by flipping the sign bit.
 QSIGN = "FlipSignS8"
 _POOLS = ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool")
+BINARY_S8_OPS = ("Add", "Sub", "Mul", "Div")
 
 _QTYPES = {"int8": (-128, 127, 0), "uint8": (0, 255, -128)}  # range, shift to int8
 
@@ -131,7 +132,7 @@ def fold_qdq(graph: Graph) -> None:
             fused = _fc_pattern(graph, node, producers, consumers)
         elif node.op == "Conv":
             fused = _conv_pattern(graph, node, producers, consumers)
-        elif node.op == "Add" or node.op in _POOLS:
+        elif node.op in BINARY_S8_OPS or node.op in _POOLS:
             fused = _float_op_pattern(graph, node, producers, consumers)
         elif node.op in LUT_OPS:
             fused = _lut_pattern(graph, node, producers, consumers)
@@ -210,7 +211,7 @@ def _int8_outputs_checked(graph: Graph) -> None:
 # Views of an int8 tensor (a QOperator model flattens its int8 tensors directly) are int8 with
 # its parameters; they cost no code.
 _VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QADD, QPOOL, QSIGN, QLUT, QCONCAT)
+_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QBINARY, QPOOL, QSIGN, QLUT, QCONCAT)
 
 
 def _int8_views(graph: Graph) -> None:
@@ -330,14 +331,13 @@ def _int8_input(graph: Graph, name: str, producers):
 
 
 def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
-    """DequantizeLinear -> Add (same shapes) or pooling -> [Relu | Clip] -> QuantizeLinear."""
+    """DequantizeLinear -> Add | Sub | Mul | Div (broadcasting) or pooling -> [Relu | Clip] ->
+    QuantizeLinear."""
     if node.outputs[0] not in graph.tensors or (len(node.outputs) > 1 and node.outputs[1]):
         return None
-    n_in = 2 if node.op == "Add" else 1
+    n_in = 2 if node.op in BINARY_S8_OPS else 1
     ins = [_int8_input(graph, i, producers) for i in node.inputs[:n_in]]
     if any(t is None for t in ins) or len(node.inputs) != n_in:
-        return None
-    if node.op == "Add" and not ins[0].shape == ins[1].shape == graph.tensors[node.outputs[0]].shape:
         return None
     end = _output_quantize(graph, node, consumers)
     if end is None:
@@ -345,7 +345,7 @@ def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
     removed, act_real, y_quant, tail = end
     attrs = {**node.attrs, "wl_pool_op": node.op, "in_quant": tuple(t.quant for t in ins), "y_quant": y_quant,
              "act_real": act_real}
-    op = QADD if node.op == "Add" else QPOOL
+    op = QBINARY if node.op in BINARY_S8_OPS else QPOOL
     return Node(op, node.name, [t.name for t in ins], list(tail.outputs), attrs), removed
 
 

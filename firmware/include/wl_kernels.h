@@ -317,6 +317,24 @@ typedef struct {
     int32_t act_min, act_max;
 } wl_add_s8_params_t;
 int wl_add_s8(const wl_add_s8_params_t *p, const int8_t *a, const int8_t *b, int8_t *y);
+/* int8 Add, Sub, Mul or Div (WL_BINARY_*) with numpy broadcasting, through float32 as for
+ * wl_add_s8: y = Q(op(dequantize(a), dequantize(b))). */
+typedef struct {
+    int32_t op;
+    int32_t size;
+    int32_t ndim;
+    int32_t out_shape[WL_MAX_DIMS];
+    int32_t a_strides[WL_MAX_DIMS];
+    int32_t b_strides[WL_MAX_DIMS];
+    float a_scale;
+    int32_t a_zero_point;
+    float b_scale;
+    int32_t b_zero_point;
+    float y_scale;
+    int32_t y_zero_point;
+    int32_t act_min, act_max;
+} wl_binary_s8_params_t;
+int wl_binary_s8(const wl_binary_s8_params_t *p, const int8_t *a, const int8_t *b, int8_t *y);
 
 typedef struct {
     int32_t channels, in_h, in_w, out_h, out_w, k_h, k_w;

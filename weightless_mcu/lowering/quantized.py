@@ -15,10 +15,11 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QADD, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, q_params
+from ..quantized import QBINARY, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, q_params
 from .conv import ConvGeometry, conv_params
 from .pool import POOL_AVG, PoolParams, pool_params
-from .shape_ops import CONCAT_MAX_INPUTS, ConcatParams
+from .elementwise import BINARY_OPS
+from .shape_ops import CONCAT_MAX_INPUTS, ConcatParams, broadcast_strides, compact_axes
 from . import register
 from .step import ConstArray, Lowered, Step
 
@@ -195,12 +196,39 @@ class AddS8Params:
     act_max: int
 
 
-@register(QADD)
-def lower_qadd(node: Node, graph: Graph) -> Lowered:
+@dataclass(frozen=True)
+class BinaryS8Params:
+    op: int  # WL_BINARY_ADD, _SUB, _MUL or _DIV
+    size: int
+    ndim: int
+    out_shape: tuple[int, ...]
+    a_strides: tuple[int, ...]
+    b_strides: tuple[int, ...]
+    a_scale: float
+    a_zero_point: int
+    b_scale: float
+    b_zero_point: int
+    y_scale: float
+    y_zero_point: int
+    act_min: int
+    act_max: int
+
+
+@register(QBINARY)
+def lower_qbinary(node: Node, graph: Graph) -> Lowered:
     (a_scale, a_zp), (b_scale, b_zp) = node.attrs["in_quant"]
-    params = AddS8Params(graph.tensors[node.outputs[0]].size, a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
-                         *_output_clamp(node))
-    return Lowered([Step("add_s8", node.name, tuple(node.inputs), node.outputs[0], params)])
+    a, b = node.inputs
+    y = node.outputs[0]
+    sa, sb, out = graph.tensors[a].shape, graph.tensors[b].shape, graph.tensors[y].shape
+    if node.attrs["wl_pool_op"] == "Add" and sa == sb == out:  # the common residual Add: a flat loop
+        params = AddS8Params(graph.tensors[y].size, a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
+                             *_output_clamp(node))
+        return Lowered([Step("add_s8", node.name, (a, b), y, params)])
+    ndim, out_k, (sa_k, sb_k) = compact_axes(node.describe(), out, broadcast_strides(sa, out), broadcast_strides(sb, out))
+    params = BinaryS8Params(BINARY_OPS[node.attrs["wl_pool_op"]], int(np.prod(out_k)), ndim, tuple(out_k),
+                            tuple(sa_k), tuple(sb_k), a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
+                            *_output_clamp(node))
+    return Lowered([Step("binary_s8", node.name, (a, b), y, params)])
 
 
 @dataclass(frozen=True)
