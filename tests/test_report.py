@@ -105,6 +105,16 @@ def test_callgraph_recursion_and_library_calls(tmp_path):
     assert p.unknown == ("expf",) and not p.bounded  # g is dynamic and recursive
 
 
+def test_a_static_function_is_named_by_its_file_not_the_build_directory(tmp_path):
+    (tmp_path / "a.ci").write_text(
+        'graph: { title: "a.c"\n'
+        'node: { title: "run" label: "run\\na.c:1:5\\n16 bytes (static)" }\n'
+        'node: { title: "/tmp/wl-verify-x1/out/runtime/wl_k.c:helper" label: "helper\\nwl_k.c:2:5\\n24 bytes (static)" }\n'
+        'edge: { sourcename: "run" targetname: "/tmp/wl-verify-x1/out/runtime/wl_k.c:helper" label: "a.c:1:20" }\n}\n')
+    p = deepest_path(read_callgraph([tmp_path / "a.ci"]), "run")
+    assert p.bytes == 40 and [f for f, _ in p.path] == ["run", "wl_k.c:helper"]
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

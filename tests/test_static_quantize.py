@@ -112,6 +112,7 @@ def test_without_calibration_data_a_warning_says_the_accuracy_is_unknown(tmp_pat
                 cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "warning: no --calibration-data" in proc.stderr and "accuracy is unknown" in proc.stderr
+    assert "loading " in proc.stderr and "quantized to int8" in proc.stderr and "wl-quantize-" not in proc.stderr
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["quantization"]["calibration"] == "random"
 
 

@@ -53,9 +53,10 @@ class Retraining:
 
 
 def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
-             progress: Progress, retraining: Retraining | None = None):
-    """Load, run the passes and compress: (prepared ONNX model, graph, per-layer reports)."""
-    progress(f"loading {model}")
+             progress: Progress, retraining: Retraining | None = None, shown: str | None = None):
+    """Load, run the passes and compress: (prepared ONNX model, graph, per-layer reports).
+    shown: how the progress line names the model (the user's file, not a temporary one)."""
+    progress(f"loading {shown or model}")
     onnx_model, graph = load_model(model, input_shapes)
     if name is not None:
         if not name.isidentifier() or not name.isascii():
@@ -121,7 +122,7 @@ def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAU
     calibration = Path(calibration_data) if calibration_data is not None else None
     with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q, _):
         _, graph, reports = _prepare(src, input_shapes, name or (Path(model).stem if q else None), compression,
-                                     progress, retraining)
+                                     progress, retraining, shown=f"{model}, quantized to int8" if q else None)
         return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section, q)
 
 
@@ -253,7 +254,8 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         result = _verify(src, target=target, inputs=inputs, samples=samples, seed=seed, tolerance=tolerance,
                          input_shapes=input_shapes, outputs=outputs, timeout=timeout, compression=compression,
                          retraining=retraining, data=data, profile=profile, progress=progress, quantization=q,
-                         float_model=float_model)
+                         float_model=float_model, shown=f"{model}, quantized to int8" if q else None,
+                         name=Path(model).stem if q else None)
     if q is not None:
         result["model"] = str(model)
     return result
@@ -261,7 +263,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
 
 def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolerance: float, input_shapes, outputs,
             timeout: float, compression, retraining, data, profile: bool, progress: Progress,
-            quantization: dict | None, float_model) -> dict:
+            quantization: dict | None, float_model, shown: str | None = None, name: str | None = None) -> dict:
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     if data is not None and inputs is not None:
@@ -271,7 +273,7 @@ def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolera
     labels = None
     if data is not None:
         x_data, labels = load_labelled(data)
-    onnx_model, graph, reports = _prepare(model, input_shapes, None, compression, progress, retraining)
+    onnx_model, graph, reports = _prepare(model, input_shapes, name, compression, progress, retraining, shown=shown)
     decoded_model = graph_to_onnx(graph) if graph.encodings else onnx_model
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"

@@ -12,6 +12,7 @@ STACK_FLAGS = ("-fstack-usage", "-fcallgraph-info=su")
 
 _NODE = re.compile(r'node: \{ title: "([^"]+)" label: "([^"]*)"')
 _EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+_DIRS = re.compile(r"^[^:]*/(?=[^/:]+:)")
 _FRAME = re.compile(r"(\d+) bytes \(([a-z,]+)\)")
 
 
@@ -33,6 +34,12 @@ class StackPath:
                 "unknown_callees": list(self.unknown), "bounded": self.bounded}
 
 
+def _function(title: str) -> str:
+    """A call graph title without the build's directories: GCC names a static function by its
+    source path ('/tmp/.../runtime/wl_conv2d_s8.c:wl_im2col_s8'); the file name is enough."""
+    return _DIRS.sub("", title)
+
+
 def read_callgraph(files) -> CallGraph:
     graph = CallGraph()
     for path in files:
@@ -41,11 +48,11 @@ def read_callgraph(files) -> CallGraph:
             if m:
                 frame = _FRAME.search(m.group(2).replace("\\n", "\n"))
                 if frame:
-                    graph.frames[m.group(1)] = (int(frame.group(1)), frame.group(2))
+                    graph.frames[_function(m.group(1))] = (int(frame.group(1)), frame.group(2))
                 continue
             m = _EDGE.search(line)
             if m:
-                graph.calls.setdefault(m.group(1), set()).add(m.group(2))
+                graph.calls.setdefault(_function(m.group(1)), set()).add(_function(m.group(2)))
     return graph
 
 
