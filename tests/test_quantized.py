@@ -485,3 +485,31 @@ def test_the_scratch_the_compiler_reserves_is_what_the_kernels_use(tmp_path):
     assert cc.returncode == 0, cc.stderr
     used = [int(v) for v in subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()]
     assert used == [scratch for _, scratch, _ in checked]
+
+
+def _softmax_model(tmp_path, quantized_out: bool):
+    """x -> QuantizeLinear -> DequantizeLinear -> Softmax over axis 1 of (1, 6, 3, 5) [-> Q -> DQ]."""
+    consts = {"xs": np.array(0.07, np.float32), "xz": np.array(-9, np.int8),
+              "ys": np.array(1 / 256, np.float32), "yz": np.array(-128, np.int8)}
+    nodes = [H("QuantizeLinear", ["x", "xs", "xz"], ["q"]), H("DequantizeLinear", ["q", "xs", "xz"], ["f"]),
+             H("Softmax", ["f"], ["s" if quantized_out else "y"], axis=1)]
+    if quantized_out:
+        nodes += [H("QuantizeLinear", ["s", "ys", "yz"], ["sq"]), H("DequantizeLinear", ["sq", "ys", "yz"], ["y"])]
+    return make_model(tmp_path / f"softmax_{int(quantized_out)}.onnx", nodes, {"x": [1, 6, 3, 5]}, {"y": [1, 6, 3, 5]},
+                      consts)
+
+
+@pytest.mark.parametrize("target,quantized_out", [("host", True), ("host", False), ("cortex-m4", True),
+                                                  ("cortex-m3", False)])
+def test_softmax_of_an_int8_tensor_to_int8_or_float(tmp_path, target, quantized_out):
+    """Softmax reads the int8 tensor and writes int8 (or float32, a classifier's output) with the
+    float32 arithmetic of the dequantize -> softmax -> quantize kernels, without their buffers."""
+    res = verify(_softmax_model(tmp_path, quantized_out), target=target, samples=48 if target == "host" else 8,
+                 tolerance=0.0)
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels == ["quantize", "softmax_s8"] + ["dequantize"] * quantized_out, kernels
+    if quantized_out:
+        assert res["match"] and res["max_lsb_error"] == 0, res
+    else:  # float32 out: onnxruntime's expf is not newlib's; within the float kernels' tolerance
+        assert res["max_rel_error"] < 1e-5, res
+    assert res["arena_bytes"] <= 16 * ((90 + 15) // 16) * (1 + quantized_out)  # int8 tensors only

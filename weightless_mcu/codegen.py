@@ -47,6 +47,7 @@ KERNEL_SOURCES = {
     "lut_s8": "wl_lut_s8.c",
     "concat_s8": "wl_concat_s8.c",
     "binary_s8": "wl_binary_s8.c",
+    "softmax_s8": "wl_softmax_s8.c",
     "fc_s8": "wl_fc_s8.c",
     "conv2d_s8": "wl_conv2d_s8.c",
     "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",

@@ -30,6 +30,8 @@ QPOOL = "QLinearPoolS8"
 # tensors (each input copied, or looked up in its table when its parameters are not the output's).
 QLUT = "QLinearLutS8"
 QCONCAT = "QLinearConcatS8"
+# ... and Softmax of an int8 tensor, to int8 or (the model's output, say) float32.
+QSOFTMAX = "QLinearSoftmaxS8"
 # Elementwise ops of one tensor (besides constant operands) that become a table.
 LUT_OPS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip", "Elu", "Selu", "Celu",
            "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Neg", "Abs", "Sin",
@@ -140,6 +142,8 @@ def fold_qdq(graph: Graph) -> None:
             fused = _concat_pattern(graph, node, producers, consumers)
         elif node.op in _VIEWS:
             fused = _view_pattern(graph, node, producers, consumers)
+        elif node.op == "Softmax":
+            fused = _softmax_pattern(graph, node, producers, consumers)
         else:
             continue
         if fused is None:
@@ -150,7 +154,8 @@ def fold_qdq(graph: Graph) -> None:
             graph.nodes.remove(r)
         producers, consumers = graph.producers(), graph.consumers()
         out = graph.tensors[new.outputs[0]]
-        out.dtype, out.quant = "int8", new.attrs["y_quant"]
+        if new.attrs["y_quant"] is not None:  # None: a float32 output (Softmax)
+            out.dtype, out.quant = "int8", new.attrs["y_quant"]
         if new.op in _VIEWS:  # an ONNX op again, with its own attributes only
             del new.attrs["y_quant"]
     graph.prune()
@@ -211,7 +216,7 @@ def _int8_outputs_checked(graph: Graph) -> None:
 # Views of an int8 tensor (a QOperator model flattens its int8 tensors directly) are int8 with
 # its parameters; they cost no code.
 _VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QBINARY, QPOOL, QSIGN, QLUT, QCONCAT)
+_TAKE_INT8 = (*_VIEWS, "DequantizeLinear", "Shape", QFC, QCONV, QBINARY, QPOOL, QSIGN, QLUT, QCONCAT, QSOFTMAX)
 
 
 def _int8_views(graph: Graph) -> None:
@@ -452,3 +457,19 @@ def _view_pattern(graph: Graph, node: Node, producers, consumers):
         return None
     attrs = {**node.attrs, "y_quant": x_q.quant}
     return Node(node.op, node.name, [x_q.name, *node.inputs[1:]], list(tail.outputs), attrs), [tail]
+
+
+def _softmax_pattern(graph: Graph, node: Node, producers, consumers):
+    """DequantizeLinear -> Softmax [-> QuantizeLinear]: the softmax of the int8 tensor, to int8
+    or, without a QuantizeLinear after it, to float32 (a classifier's output)."""
+    x_q = _int8_input(graph, node.inputs[0], producers)
+    if x_q is None or node.outputs[0] not in graph.tensors:
+        return None
+    attrs = {"axis": node.attrs.get("axis", -1), "x_quant": x_q.quant, "y_quant": None}
+    tail = _only_consumer(graph, node.outputs[0], consumers)
+    if tail is not None and tail.op == "QuantizeLinear":
+        y_params = q_params(graph, tail)
+        if y_params is None:
+            return None
+        return Node(QSOFTMAX, node.name, [x_q.name], list(tail.outputs), {**attrs, "y_quant": y_params[:2]}), [tail]
+    return Node(QSOFTMAX, node.name, [x_q.name], list(node.outputs), attrs), []

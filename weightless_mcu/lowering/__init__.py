@@ -42,7 +42,7 @@ def weight_layout(node: Node, graph: Graph) -> "tuple[str, WeightLayout] | None"
 
 
 # Ops the passes make (not ONNX ops a model can hold): lowered, never listed as supported.
-INTERNAL_OPS = {"QLinearFc", "QLinearConvS8", "QLinearBinaryS8", "QLinearPoolS8", "FlipSignS8", "QLinearLutS8", "QLinearConcatS8"}
+INTERNAL_OPS = {"QLinearFc", "QLinearConvS8", "QLinearBinaryS8", "QLinearPoolS8", "FlipSignS8", "QLinearLutS8", "QLinearConcatS8", "QLinearSoftmaxS8"}
 
 
 def supported_ops() -> list[str]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..quantized import QBINARY, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, q_params
+from ..quantized import QBINARY, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, QSOFTMAX, q_params
 from .conv import ConvGeometry, conv_params
 from .pool import POOL_AVG, PoolParams, pool_params
 from .elementwise import BINARY_OPS
@@ -300,3 +300,25 @@ def lower_qconcat(node: Node, graph: Graph) -> Lowered:
                    for j, k in enumerate(keep) if node.attrs["tables"][k] is not None)
     params = ConcatParams(len(keep), outer, inner + (0,) * (CONCAT_MAX_INPUTS - len(inner)))
     return Lowered([Step("concat_s8", node.name, tuple(node.inputs[k] for k in keep), node.outputs[0], params, tables)])
+
+
+@dataclass(frozen=True)
+class SoftmaxS8Params:
+    outer: int
+    n: int
+    inner: int
+    x_scale: float
+    x_zero_point: int
+    y_scale: float
+    y_zero_point: int
+    int8_out: int  # 1: y is int8 at (y_scale, y_zero_point); 0: float32
+
+
+@register(QSOFTMAX)
+def lower_qsoftmax(node: Node, graph: Graph) -> Lowered:
+    shape = graph.tensors[node.inputs[0]].shape
+    axis = int(node.attrs.get("axis", -1)) % max(1, len(shape))
+    y_quant = node.attrs["y_quant"]
+    params = SoftmaxS8Params(int(np.prod(shape[:axis])), shape[axis] if shape else 1, int(np.prod(shape[axis + 1:])),
+                             *node.attrs["x_quant"], *(y_quant or (1.0, 0)), int(y_quant is not None))
+    return Lowered([Step("softmax_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
