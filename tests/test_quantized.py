@@ -513,3 +513,42 @@ def test_softmax_of_an_int8_tensor_to_int8_or_float(tmp_path, target, quantized_
     else:  # float32 out: onnxruntime's expf is not newlib's; within the float kernels' tolerance
         assert res["max_rel_error"] < 1e-5, res
     assert res["arena_bytes"] <= 16 * ((90 + 15) // 16) * (1 + quantized_out)  # int8 tensors only
+
+
+def _tflite2onnx_style(tmp_path):
+    """The pattern tflite2onnx writes for a uint8 TFLite model (per its source: every operator a
+    float one): float32 weights (the uint8 ones dequantized) behind QuantizeLinear ->
+    DequantizeLinear, a float32 bias (the int32 one times the input scale times the weight
+    scale), uint8 Q/DQ pairs on the activations."""
+    rng = np.random.default_rng(8)
+    xs, xz, ys, yz, zs, zz = 0.02, 128, 0.03, 0, 0.05, 131
+    w1s, w1z, w2s, w2z = 0.004, 128, 0.006, 128  # symmetric uint8 weights: less 128, they fit int8
+    w1 = ((rng.integers(1, 256, (5, 3, 3, 3)) - w1z).astype(np.float32) * np.float32(w1s)).astype(np.float32)
+    w2 = ((rng.integers(1, 256, (4, 5 * 6 * 6)) - w2z).astype(np.float32) * np.float32(w2s)).astype(np.float32)
+    b1 = (rng.integers(-900, 900, 5).astype(np.float32) * np.float32(xs * w1s)).astype(np.float32)
+    b2 = (rng.integers(-900, 900, 4).astype(np.float32) * np.float32(ys * w2s)).astype(np.float32)
+    u8 = lambda v: np.array(v, np.uint8)  # noqa: E731
+    f32 = lambda v: np.array(v, np.float32)  # noqa: E731
+    consts = {"xs": f32(xs), "xz": u8(xz), "ys": f32(ys), "yz": u8(yz), "zs": f32(zs), "zz": u8(zz),
+              "w1s": f32(w1s), "w1z": u8(w1z), "w2s": f32(w2s), "w2z": u8(w2z), "w1": w1, "w2": w2, "b1": b1, "b2": b2,
+              "shape": np.array([1, -1], np.int64)}
+    nodes = [H("QuantizeLinear", ["x", "xs", "xz"], ["xq"]), H("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+             H("QuantizeLinear", ["w1", "w1s", "w1z"], ["w1q"]), H("DequantizeLinear", ["w1q", "w1s", "w1z"], ["w1f"]),
+             H("Conv", ["xf", "w1f", "b1"], ["c"]), H("Relu", ["c"], ["r"]),
+             H("QuantizeLinear", ["r", "ys", "yz"], ["rq"]), H("DequantizeLinear", ["rq", "ys", "yz"], ["rf"]),
+             H("Reshape", ["rf", "shape"], ["f"]), H("QuantizeLinear", ["f", "ys", "yz"], ["fq"]),
+             H("DequantizeLinear", ["fq", "ys", "yz"], ["ff"]),
+             H("QuantizeLinear", ["w2", "w2s", "w2z"], ["w2q"]), H("DequantizeLinear", ["w2q", "w2s", "w2z"], ["w2f"]),
+             H("Gemm", ["ff", "w2f", "b2"], ["g"], transB=1),
+             H("QuantizeLinear", ["g", "zs", "zz"], ["gq"]), H("DequantizeLinear", ["gq", "zs", "zz"], ["y"])]
+    return make_model(tmp_path / "tflite2onnx_style.onnx", nodes, {"x": [1, 3, 8, 8]}, {"y": [1, 4]}, consts)
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_uint8_models_in_tflite2onnx_form_run_as_int8_layers(tmp_path, target):
+    """Weights quantized from float32 constants at compile time and a float32 bias taken back to
+    int32 at the accumulator's scale: both layers run as int8 kernels (their uint8 weights less
+    the zero point fit int8 here), within verify's rule against onnxruntime's float32 layers."""
+    res = verify(_tflite2onnx_style(tmp_path), target=target, samples=64 if target == "host" else 8)
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", "conv2d_s8", "fc_s8", "dequantize"], res["steps"]
+    assert res["match"] and res["max_lsb_error"] <= 1 and res["lsb_differing_share"] <= 0.01, res

@@ -109,6 +109,23 @@ def _bias_dq(graph: Graph, name: str, producers: dict[str, Node], scale: np.ndar
     return b.data.reshape(-1)
 
 
+def _float_bias(graph: Graph, name: str, acc_scale: np.ndarray):
+    """A float32 bias constant (tflite2onnx dequantizes the int32 bias of TFLite) as int32 at the
+    accumulator's scale, or None when it does not fit. A bias made from int32 at that scale comes
+    back exactly; another is rounded to it, a difference below half a step of the sum, which the
+    requantization may carry into one output step now and then (within verify's rule)."""
+    data = graph.const(name)
+    if data is None or graph.tensors[name].dtype != "float32":
+        return None
+    data = np.asarray(data, np.float64).reshape(-1)
+    if data.size not in (1, acc_scale.size):
+        return None
+    q = np.rint(data / acc_scale)
+    if not np.all(np.isfinite(q)) or np.abs(q).max(initial=0) >= 2 ** 31:
+        return None
+    return q.astype(np.int64)
+
+
 def _only_consumer(graph: Graph, tensor: str, consumers) -> Node | None:
     uses = consumers.get(tensor, [])
     return uses[0] if len(uses) == 1 and tensor not in graph.outputs else None
@@ -118,6 +135,7 @@ def fold_qdq(graph: Graph) -> None:
     """Mark int8 activations and fold DQ -> Gemm/MatMul -> [Relu] -> Q into QLinearFc."""
     if not graph.io_dtypes and not any(n.op == "QuantizeLinear" for n in graph.nodes):
         return
+    _quantize_constants(graph)
     _int8_io(graph)
     for node in graph.nodes:
         src, t = graph.tensors.get(node.inputs[0]), graph.tensors.get(node.outputs[0])
@@ -161,6 +179,31 @@ def fold_qdq(graph: Graph) -> None:
     graph.prune()
     _int8_outputs_checked(graph)
     _refuse_float_ops_on_int8(graph)
+
+
+def _quantize_constants(graph: Graph) -> None:
+    """QuantizeLinear of a float constant (weights stored in float32 behind a Q/DQ pair, as
+    tflite2onnx writes them) becomes the integer constant it makes, as onnxruntime computes it
+    (a float32 division, half to even, the zero point added, saturated), so that the layer
+    after the DequantizeLinear sees int8 weights."""
+    for node in [n for n in graph.nodes if n.op == "QuantizeLinear"]:
+        x, scale = graph.const(node.inputs[0]), graph.const(node.inputs[1])
+        zp_name = node.inputs[2] if len(node.inputs) > 2 else ""
+        zp = graph.const(zp_name) if zp_name else np.zeros((), np.int64)
+        qtype = graph.tensors[zp_name].dtype if zp_name else "uint8"
+        if x is None or scale is None or zp is None or qtype not in _QTYPES or node.attrs.get("block_size", 0):
+            continue
+        x = np.asarray(x, np.float32)
+        scale, zp = np.asarray(scale, np.float32), np.asarray(zp, np.int64)
+        if scale.size > 1:  # per axis
+            view = [1] * x.ndim
+            view[node.attrs.get("axis", 1) % max(1, x.ndim)] = scale.size
+            scale, zp = scale.reshape(view), zp.reshape(view)
+        lo, hi, _ = _QTYPES[qtype]
+        q = np.clip(np.rint((x / scale).astype(np.float32)).astype(np.int64) + zp, lo, hi)
+        out = node.outputs[0]
+        graph.tensors[out] = Tensor(out, tuple(q.shape), q.astype(np.int64), qtype)
+        graph.nodes.remove(node)
 
 
 def _int8_io(graph: Graph) -> None:
@@ -311,7 +354,10 @@ def _int8_layer(graph: Graph, node: Node, op: str, x_q: Tensor, w: np.ndarray, w
     w_scale = np.broadcast_to(w_scale, (n_out,)).astype(np.float32)
     b = np.zeros(n_out, np.int64)
     if bias_name:
-        bias = _bias_dq(graph, bias_name, producers, np.float64(x_q.quant[0]) * w_scale.astype(np.float64))
+        acc_scale = np.float64(x_q.quant[0]) * w_scale.astype(np.float64)
+        bias = _bias_dq(graph, bias_name, producers, acc_scale)
+        if bias is None:
+            bias = _float_bias(graph, bias_name, acc_scale)
         if bias is None or bias.size not in (1, n_out):
             return None
         b = np.broadcast_to(bias, (n_out,)).astype(np.int64)
