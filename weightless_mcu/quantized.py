@@ -451,22 +451,17 @@ def _lut_pattern(graph: Graph, node: Node, producers, consumers):
         return None
     if any(name and graph.const(name) is None for name in node.inputs[1:]):
         return None
-    chain = [node]
-    tail = _only_consumer(graph, node.outputs[0], consumers)
-    if tail is not None and tail.op in ("Relu", "Clip") and all(not i or graph.const(i) is not None for i in tail.inputs[1:]):
-        chain.append(tail)
-        tail = _only_consumer(graph, tail.outputs[0], consumers)
-    if tail is None or tail.op != "QuantizeLinear":
+    end = _output_quantize(graph, node, consumers)
+    if end is None:
         return None
-    y_params = q_params(graph, tail)
-    if y_params is None:
-        return None
+    removed, _, y_quant, tail = end
+    chain = [node, *removed[:-1]]  # the op and the Relu or Clip after it, computed into the table
     try:
-        table = int8_table(graph, chain, x_q.quant, y_params[:2])
+        table = int8_table(graph, chain, x_q.quant, y_quant)
     except (_NoTable, ValueError, TypeError):  # kept in float32 between dequantize and quantize steps
         return None
-    attrs = {"table": table, "y_quant": y_params[:2], "wl_ops": tuple(n.op for n in chain)}
-    return Node(QLUT, node.name, [x_q.name], list(tail.outputs), attrs), [*chain[1:], tail]
+    attrs = {"table": table, "y_quant": y_quant, "wl_ops": tuple(n.op for n in chain)}
+    return Node(QLUT, node.name, [x_q.name], list(tail.outputs), attrs), removed
 
 
 def _concat_pattern(graph: Graph, node: Node, producers, consumers):
