@@ -126,3 +126,23 @@ def test_an_int16_input_is_refused_naming_it(tmp_path):
     with pytest.raises(UnsupportedOpError, match="input 'x' has element type INT16; only float32, int8 and uint8"):
         compile_model(tmp_path / "m.onnx", tmp_path / "out", target="host")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_an_int8_output_that_is_a_view_of_another_output_is_copied_as_bytes(tmp_path, target):
+    """q and Reshape(q) are both int8 outputs: one buffer cannot be both, so the view is copied,
+    by the int8 copy (a float32 copy would read and write four times the bytes)."""
+    consts = {"s": np.array(0.05, np.float32), "z": np.array(3, np.int8), "shape": np.array([1, 12], np.int64)}
+    nodes = [H("QuantizeLinear", ["x", "s", "z"], ["q"]), H("Reshape", ["q", "shape"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 12]),
+                               helper.make_tensor_value_info("q", TensorProto.INT8, [1, 3, 4])],
+                              [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    res = verify(tmp_path / "m.onnx", target=target, samples=16, outputs=tmp_path / "y.npz")
+    assert [s["kernel"] for s in res["steps"]] == ["quantize", "copy_s8"]
+    assert res["match"] and res["max_abs_error"] == 0.0, res
+    out = np.load(tmp_path / "y.npz")
+    np.testing.assert_array_equal(out["y"].reshape(16, -1), out["q"].reshape(16, -1))

@@ -48,6 +48,7 @@ KERNEL_SOURCES = {
     "concat_s8": "wl_concat_s8.c",
     "binary_s8": "wl_binary_s8.c",
     "softmax_s8": "wl_softmax_s8.c",
+    "copy_s8": "wl_copy_s8.c",
     "fc_s8": "wl_fc_s8.c",
     "conv2d_s8": "wl_conv2d_s8.c",
     "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",
@@ -144,7 +145,8 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             if r in graph.inputs or r in graph.outputs or r in consts or r in out_roots:
                 del root[s.output]
                 size = int(np.prod(shapes[s.output]))
-                s = Step("copy", s.layer, s.inputs, s.output, CopyParams(size))
+                int8 = s.output in graph.tensors and graph.tensors[s.output].dtype == "int8"
+                s = Step("copy_s8" if int8 else "copy", s.layer, s.inputs, s.output, CopyParams(size))
             else:
                 out_roots.add(r)
         steps.append(s)

@@ -197,6 +197,7 @@ typedef struct {
     int32_t size;
 } wl_copy_params_t;
 int wl_copy_f32(const wl_copy_params_t *p, const float *x, float *y);
+int wl_copy_s8(const wl_copy_params_t *p, const int8_t *x, int8_t *y);
 
 /* Clamp to [lo, hi] written with comparisons, so no libm call is needed. */
 static inline float wl_clamp(float v, float lo, float hi)
