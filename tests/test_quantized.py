@@ -552,3 +552,27 @@ def test_uint8_models_in_tflite2onnx_form_run_as_int8_layers(tmp_path, target):
     res = verify(_tflite2onnx_style(tmp_path), target=target, samples=64 if target == "host" else 8)
     assert [s["kernel"] for s in res["steps"]] == ["quantize", "conv2d_s8", "fc_s8", "dequantize"], res["steps"]
     assert res["match"] and res["max_lsb_error"] <= 1 and res["lsb_differing_share"] <= 0.01, res
+
+
+def _constant_operands(tmp_path):
+    """A per-channel scale (Mul by a constant broadcast over the plane) and a constant offset
+    (Add), stored by the quantizer as int8 constants behind DequantizeLinear."""
+    nodes = [H("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), H("Mul", ["c", "k"], ["m"]),
+             H("Add", ["m", "o"], ["a"]), H("Conv", ["a", "w2", "b2"], ["y"])]
+    inits = {"w": rand(4, 3, 3, 3, seed=41, scale=0.5), "b": rand(4, seed=42, scale=0.2),
+             "k": rand(1, 4, 1, 1, seed=43, scale=1.0), "o": rand(1, 4, 5, 7, seed=44, scale=0.3),
+             "w2": rand(3, 4, 1, 1, seed=45, scale=0.5), "b2": rand(3, seed=46, scale=0.1)}
+    src = make_model(tmp_path / "consts.onnx", nodes, {"x": [1, 3, 5, 7]}, {"y": [1, 3, 5, 7]}, inits)
+    return _qdq(src, tmp_path / "consts_q.onnx", (1, 3, 5, 7), QuantType.QUInt8)
+
+
+@pytest.mark.parametrize("target", ["host", "cortex-m4"])
+def test_an_int8_tensor_and_a_quantized_constant_combine_in_int8(tmp_path, target):
+    model = _constant_operands(tmp_path)
+    dq_of_constants = [n for n in onnx.load(model).graph.node if n.op_type == "DequantizeLinear"
+                       and n.input[0] in ("k_quantized", "o_quantized")]
+    assert len(dq_of_constants) == 2  # the form this test is about
+    res = verify(model, target=target, samples=64 if target == "host" else 8)
+    assert res["match"] and res["max_lsb_error"] == 0 and res["lsb_differing_share"] == 0.0, res
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels == ["quantize", "conv2d_s8", "binary_s8", "add_s8", "conv2d_s8", "dequantize"], kernels

@@ -381,14 +381,36 @@ def _int8_input(graph: Graph, name: str, producers):
     return x_q if given is not None and given[:2] == x_q.quant else None
 
 
+def _int8_constant(graph: Graph, name: str, producers) -> Tensor | None:
+    """The int8 constant behind a per-tensor DequantizeLinear(name) of a constant int8 or uint8
+    tensor (an operand a quantizer stored that way: Mul by a constant, say), as a constant int8
+    tensor with its parameters (uint8 moved by -128, as activations are), or None."""
+    dq = producers.get(name)
+    src = graph.tensors.get(dq.inputs[0]) if dq is not None and dq.op == "DequantizeLinear" else None
+    if src is None or not src.is_const or src.dtype not in _QTYPES or dq.attrs.get("block_size", 0):
+        return None
+    given = q_params(graph, dq)
+    if given is None:
+        return None
+    inner = f"{dq.name}_wl_int8"
+    data = np.asarray(src.data, np.int64) + _QTYPES[src.dtype][2]
+    graph.tensors[inner] = Tensor(inner, tuple(data.shape), data, "int8", given[:2])
+    return graph.tensors[inner]
+
+
 def _float_op_pattern(graph: Graph, node: Node, producers, consumers):
-    """DequantizeLinear -> Add | Sub | Mul | Div (broadcasting) or pooling -> [Relu | Clip] ->
-    QuantizeLinear."""
+    """DequantizeLinear -> Add | Sub | Mul | Div (broadcasting; one operand may be a constant
+    behind its own DequantizeLinear) or pooling -> [Relu | Clip] -> QuantizeLinear."""
     if node.outputs[0] not in graph.tensors or (len(node.outputs) > 1 and node.outputs[1]):
         return None
     n_in = 2 if node.op in BINARY_S8_OPS else 1
-    ins = [_int8_input(graph, i, producers) for i in node.inputs[:n_in]]
-    if any(t is None for t in ins) or len(node.inputs) != n_in:
+    if len(node.inputs) != n_in:
+        return None
+    ins = [_int8_input(graph, i, producers) for i in node.inputs]
+    if n_in == 2 and sum(t is None for t in ins) == 1:
+        k = ins.index(None)
+        ins[k] = _int8_constant(graph, node.inputs[k], producers)
+    if any(t is None for t in ins):
         return None
     end = _output_quantize(graph, node, consumers)
     if end is None:

@@ -220,15 +220,18 @@ def lower_qbinary(node: Node, graph: Graph) -> Lowered:
     a, b = node.inputs
     y = node.outputs[0]
     sa, sb, out = graph.tensors[a].shape, graph.tensors[b].shape, graph.tensors[y].shape
+    # a constant operand (int8) is rendered in place of its input: see ConstArray.role
+    consts = tuple(ConstArray(f"input{k}", np.asarray(graph.const(name), np.int8).reshape(-1))
+                   for k, name in enumerate((a, b)) if graph.const(name) is not None)
     if node.attrs["wl_pool_op"] == "Add" and sa == sb == out:  # the common residual Add: a flat loop
         params = AddS8Params(graph.tensors[y].size, a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
                              *_output_clamp(node))
-        return Lowered([Step("add_s8", node.name, (a, b), y, params)])
+        return Lowered([Step("add_s8", node.name, (a, b), y, params, consts)])
     ndim, out_k, (sa_k, sb_k) = compact_axes(node.describe(), out, broadcast_strides(sa, out), broadcast_strides(sb, out))
     params = BinaryS8Params(BINARY_OPS[node.attrs["wl_pool_op"]], int(np.prod(out_k)), ndim, tuple(out_k),
                             tuple(sa_k), tuple(sb_k), a_scale, a_zp, b_scale, b_zp, *node.attrs["y_quant"],
                             *_output_clamp(node))
-    return Lowered([Step("binary_s8", node.name, (a, b), y, params)])
+    return Lowered([Step("binary_s8", node.name, (a, b), y, params, consts)])
 
 
 @dataclass(frozen=True)
