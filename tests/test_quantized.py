@@ -487,24 +487,28 @@ def test_the_scratch_the_compiler_reserves_is_what_the_kernels_use(tmp_path):
     assert used == [scratch for _, scratch, _ in checked]
 
 
-def _softmax_model(tmp_path, quantized_out: bool):
-    """x -> QuantizeLinear -> DequantizeLinear -> Softmax over axis 1 of (1, 6, 3, 5) [-> Q -> DQ]."""
+def _softmax_model(tmp_path, quantized_out: bool, op: str = "Softmax"):
+    """x -> QuantizeLinear -> DequantizeLinear -> Softmax (or LogSoftmax) over axis 1 of (1, 6, 3, 5)
+    [-> Q -> DQ]."""
     consts = {"xs": np.array(0.07, np.float32), "xz": np.array(-9, np.int8),
               "ys": np.array(1 / 256, np.float32), "yz": np.array(-128, np.int8)}
     nodes = [H("QuantizeLinear", ["x", "xs", "xz"], ["q"]), H("DequantizeLinear", ["q", "xs", "xz"], ["f"]),
-             H("Softmax", ["f"], ["s" if quantized_out else "y"], axis=1)]
+             H(op, ["f"], ["s" if quantized_out else "y"], axis=1)]
+    if op == "LogSoftmax":  # values in [-10, 0]
+        consts.update(ys=np.array(10 / 255, np.float32), yz=np.array(127, np.int8))
     if quantized_out:
         nodes += [H("QuantizeLinear", ["s", "ys", "yz"], ["sq"]), H("DequantizeLinear", ["sq", "ys", "yz"], ["y"])]
-    return make_model(tmp_path / f"softmax_{int(quantized_out)}.onnx", nodes, {"x": [1, 6, 3, 5]}, {"y": [1, 6, 3, 5]},
+    return make_model(tmp_path / f"{op}_{int(quantized_out)}.onnx", nodes, {"x": [1, 6, 3, 5]}, {"y": [1, 6, 3, 5]},
                       consts)
 
 
-@pytest.mark.parametrize("target,quantized_out", [("host", True), ("host", False), ("cortex-m4", True),
-                                                  ("cortex-m3", False)])
-def test_softmax_of_an_int8_tensor_to_int8_or_float(tmp_path, target, quantized_out):
+@pytest.mark.parametrize("target,quantized_out,op", [("host", True, "Softmax"), ("host", False, "Softmax"),
+                                                     ("cortex-m4", True, "Softmax"), ("cortex-m3", False, "Softmax"),
+                                                     ("host", True, "LogSoftmax"), ("cortex-m4", False, "LogSoftmax")])
+def test_softmax_of_an_int8_tensor_to_int8_or_float(tmp_path, target, quantized_out, op):
     """Softmax reads the int8 tensor and writes int8 (or float32, a classifier's output) with the
     float32 arithmetic of the dequantize -> softmax -> quantize kernels, without their buffers."""
-    res = verify(_softmax_model(tmp_path, quantized_out), target=target, samples=48 if target == "host" else 8,
+    res = verify(_softmax_model(tmp_path, quantized_out, op), target=target, samples=48 if target == "host" else 8,
                  tolerance=0.0)
     kernels = [s["kernel"] for s in res["steps"]]
     assert kernels == ["quantize", "softmax_s8"] + ["dequantize"] * quantized_out, kernels

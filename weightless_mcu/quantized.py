@@ -30,7 +30,7 @@ QPOOL = "QLinearPoolS8"
 # tensors (each input copied, or looked up in its table when its parameters are not the output's).
 QLUT = "QLinearLutS8"
 QCONCAT = "QLinearConcatS8"
-# ... and Softmax of an int8 tensor, to int8 or (the model's output, say) float32.
+# ... and Softmax or LogSoftmax of an int8 tensor, to int8 or (the model's output, say) float32.
 QSOFTMAX = "QLinearSoftmaxS8"
 # Elementwise ops of one tensor (besides constant operands) that become a table.
 LUT_OPS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Relu", "Clip", "Elu", "Selu", "Celu",
@@ -160,7 +160,7 @@ def fold_qdq(graph: Graph) -> None:
             fused = _concat_pattern(graph, node, producers, consumers)
         elif node.op in _VIEWS:
             fused = _view_pattern(graph, node, producers, consumers)
-        elif node.op == "Softmax":
+        elif node.op in ("Softmax", "LogSoftmax"):
             fused = _softmax_pattern(graph, node, producers, consumers)
         else:
             continue
@@ -523,12 +523,13 @@ def _view_pattern(graph: Graph, node: Node, producers, consumers):
 
 
 def _softmax_pattern(graph: Graph, node: Node, producers, consumers):
-    """DequantizeLinear -> Softmax [-> QuantizeLinear]: the softmax of the int8 tensor, to int8
+    """DequantizeLinear -> Softmax | LogSoftmax [-> QuantizeLinear]: of the int8 tensor, to int8
     or, without a QuantizeLinear after it, to float32 (a classifier's output)."""
     x_q = _int8_input(graph, node.inputs[0], producers)
     if x_q is None or node.outputs[0] not in graph.tensors:
         return None
-    attrs = {"axis": node.attrs.get("axis", -1), "x_quant": x_q.quant, "y_quant": None}
+    attrs = {"axis": node.attrs.get("axis", -1), "log": int(node.op == "LogSoftmax"), "x_quant": x_q.quant,
+             "y_quant": None}
     tail = _only_consumer(graph, node.outputs[0], consumers)
     if tail is not None and tail.op == "QuantizeLinear":
         y_params = q_params(graph, tail)

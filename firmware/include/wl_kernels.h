@@ -255,8 +255,9 @@ int wl_lut_s8(const wl_lut_s8_params_t *p, const int8_t *table, const int8_t *x,
 /* Concatenate int8 xs[0 .. inputs-1] along one axis into y, each input copied, or through
  * tables[k] (its requantization to y's parameters) when that is not 0. */
 int wl_concat_s8(const wl_concat_params_t *p, const int8_t *const *xs, const int8_t *const *tables, int8_t *y);
-/* Softmax of an int8 tensor along one axis, as wl_dequantize_s8_f32 -> wl_softmax_f32 ->
- * wl_quantize_f32_s8 compute it, without their float32 buffers: y is int8 (int8_out) or float. */
+/* Softmax (or LogSoftmax) of an int8 tensor along one axis, as wl_dequantize_s8_f32 ->
+ * wl_softmax_f32 -> wl_quantize_f32_s8 compute it, without their float32 buffers: y is int8
+ * (int8_out) or float. */
 typedef struct {
     int32_t outer, n, inner;
     float x_scale;
@@ -264,6 +265,7 @@ typedef struct {
     float y_scale;
     int32_t y_zero_point;
     int32_t int8_out;
+    int32_t log; /* 1: LogSoftmax, y = (x - max) - log(sum) */
 } wl_softmax_s8_params_t;
 int wl_softmax_s8(const wl_softmax_s8_params_t *p, const int8_t *x, void *y);
 /* A uint8 model input or output <-> the int8 the kernels hold for it (u - 128): the sign bit

@@ -1,5 +1,6 @@
-/* Softmax of an int8 tensor: each value dequantized, y = exp(x - max) * (1 / sum), the same
- * float32 operations in the same order as wl_softmax_f32 on the dequantized tensor, then
+/* Softmax of an int8 tensor: each value dequantized, y = exp(x - max) * (1 / sum) (LogSoftmax:
+ * y = (x - max) - log(sum)), the same float32 operations in the same order as wl_softmax_f32 on
+ * the dequantized tensor, then
  * quantized (int8 out) or stored (float out). The exponentials are computed twice, for the sum
  * and for the outputs (the same values), so that no float32 buffer is needed. */
 #if defined(__clang__)
@@ -22,7 +23,7 @@ int wl_softmax_s8(const wl_softmax_s8_params_t *p, const int8_t *x, void *y)
         return WL_ERR_ARG;
     /* read once: a store through int8_t * may alias the params */
     const int32_t outer = p->outer, n = p->n, inner = p->inner, zx = p->x_zero_point, zy = p->y_zero_point;
-    const int32_t int8_out = p->int8_out;
+    const int32_t int8_out = p->int8_out, is_log = p->log;
     const float sx = p->x_scale, sy = p->y_scale;
     int8_t *yq = (int8_t *)y;
     float *yf = (float *)y;
@@ -36,9 +37,10 @@ int wl_softmax_s8(const wl_softmax_s8_params_t *p, const int8_t *x, void *y)
             float sum = 0.0f;
             for (int32_t k = 0; k < n; k++)
                 sum += expf(wl_dq(x[base + k * inner], zx, sx) - m);
-            const float inv = 1.0f / sum;
+            const float inv = 1.0f / sum, lsum = is_log ? logf(sum) : 0.0f;
             for (int32_t k = 0; k < n; k++) {
-                const float v = expf(wl_dq(x[base + k * inner], zx, sx) - m) * inv;
+                const float d = wl_dq(x[base + k * inner], zx, sx) - m;
+                const float v = is_log ? d - lsum : expf(d) * inv;
                 if (int8_out)
                     yq[base + k * inner] = (int8_t)wl_quantize_value(v, sy, zy, -128, 127);
                 else

@@ -315,6 +315,7 @@ class SoftmaxS8Params:
     y_scale: float
     y_zero_point: int
     int8_out: int  # 1: y is int8 at (y_scale, y_zero_point); 0: float32
+    log: int  # 1: LogSoftmax
 
 
 @register(QSOFTMAX)
@@ -323,5 +324,6 @@ def lower_qsoftmax(node: Node, graph: Graph) -> Lowered:
     axis = int(node.attrs.get("axis", -1)) % max(1, len(shape))
     y_quant = node.attrs["y_quant"]
     params = SoftmaxS8Params(int(np.prod(shape[:axis])), shape[axis] if shape else 1, int(np.prod(shape[axis + 1:])),
-                             *node.attrs["x_quant"], *(y_quant or (1.0, 0)), int(y_quant is not None))
+                             *node.attrs["x_quant"], *(y_quant or (1.0, 0)), int(y_quant is not None),
+                             int(node.attrs.get("log", 0)))
     return Lowered([Step("softmax_s8", node.name, (node.inputs[0],), node.outputs[0], params)])
