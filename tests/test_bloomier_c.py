@@ -1,8 +1,10 @@
 """The Python decode and the C decode of compressed weights agree bit for bit
 on every position, kept and pruned: Bloomier tables of many shapes, t from 1
-to 16, K up to 2^t - 1, n = 0, n = 1, density 1.0, and codebook encodings; on
-the host build for all and under QEMU for a few."""
+to 16, K up to 2^t - 1, n = 0, n = 1, density 1.0, and codebook encodings, with
+float32 and int8 codebooks; on the host build for all and under QEMU for a few."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -35,6 +37,14 @@ def codebook_case(positions, clusters, density, rng_seed=0):
     return CodebookEncoding(idx, np.sort(rng.standard_normal(clusters)).astype(np.float32))
 
 
+def int8_case(enc, rng_seed=0):
+    """The same table with an int8 codebook (an int8 layer's shared values), extremes included."""
+    k = int(enc.codebook.size)
+    book = np.random.default_rng(rng_seed).integers(-128, 128, size=k)
+    book[:min(k, 2)] = [-128, 127][:min(k, 2)]
+    return dataclasses.replace(enc, codebook=book.astype(np.int8))
+
+
 def all_cases():
     cases = []
     for bits in range(1, 17):
@@ -57,6 +67,10 @@ def all_cases():
         codebook_case(513, 255, 1.0),
         codebook_case(3, 2, 0.0),
     ]
+    cases += [int8_case(bloomier_case(37 + 53 * t, 20 + 5 * t, t, min((1 << t) - 1, 16), rng_seed=t), t)
+              for t in range(1, 17)]
+    cases += [int8_case(bloomier_case(20000, 2000, 8, 16)), int8_case(bloomier_case(3001, 1500, 16, 300), 1),
+              int8_case(codebook_case(1000, 15, 0.2)), int8_case(codebook_case(3, 2, 0.0), 2)]
     return cases
 
 
@@ -79,13 +93,16 @@ def build_dump(tmp_path, target, cases, sanitize=False):
     tables = "\n".join(render_encoded_weights(f"wl_dump_t{i}", e) for i, e in enumerate(cases))
     ptrs = ", ".join(f"&wl_dump_t{i}_weights" for i in range(len(cases)))
     inc = tmp_path / "wl_decode_tables.inc"
+    s8 = ", ".join(str(int(e.codebook.dtype == np.int8)) for e in cases)
     inc.write_text(f"{tables}\n#define WL_DUMP_TABLES {len(cases)}u\n"
-                   f"static const wl_encoded_weights_t *const wl_dump_tables[] = {{{ptrs}}};\n")
+                   f"static const wl_encoded_weights_t *const wl_dump_tables[] = {{{ptrs}}};\n"
+                   f"static const int wl_dump_s8[] = {{{s8}}};\n")
     total = int(sum(2 * e.positions for e in cases)) + CHECKS.size * len(cases)
     header = ("int wl_decode_dump_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
               f"#define WL_HARNESS_OUTPUT_SIZE {max(total, 1)}\n#define WL_HARNESS_RUN(in, out) wl_decode_dump_run(in, out)\n")
     fw = firmware_dir()
-    sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c", fw / "src" / "wl_fc_encoded_f32.c"]
+    sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c", fw / "src" / "wl_fc_encoded_f32.c",
+               fw / "src" / "wl_fc_encoded_s8.c"]
     elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header,
                       sanitize=sanitize)
     return elf, total
@@ -111,7 +128,9 @@ def test_c_decode_matches_python_on_host(tmp_path):
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
 def test_c_decode_matches_python_under_qemu(tmp_path, target):
     cases = [bloomier_case(2000, 200, 8, 16), bloomier_case(999, 300, 5, 31), bloomier_case(1200, 100, 13, 1000),
-             bloomier_case(700, 700, 16, 65535), codebook_case(900, 7, 0.3)]
+             bloomier_case(700, 700, 16, 65535), codebook_case(900, 7, 0.3),
+             int8_case(bloomier_case(2000, 200, 8, 16)), int8_case(bloomier_case(999, 300, 5, 31), 1),
+             int8_case(bloomier_case(1200, 100, 13, 1000), 2), int8_case(codebook_case(900, 7, 0.3), 3)]
     run_cases(tmp_path, target, cases)
 
 
@@ -119,7 +138,8 @@ def test_nbytes_is_what_lands_in_flash(tmp_path):
     """nbytes() equals the sizes of the symbols the firmware links for the encoding."""
     from weightless_mcu.report import read_elf
 
-    cases = [bloomier_case(5000, 500, 8, 16), bloomier_case(333, 40, 6, 20), codebook_case(1000, 16, 0.1)]
+    cases = [bloomier_case(5000, 500, 8, 16), bloomier_case(333, 40, 6, 20), codebook_case(1000, 16, 0.1),
+             int8_case(bloomier_case(333, 40, 6, 7)), int8_case(codebook_case(1000, 15, 0.1))]
     elf, _ = build_dump(tmp_path, "cortex-m4", cases)
     syms = read_elf(elf).symbols
     for i, enc in enumerate(cases):

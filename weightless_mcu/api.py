@@ -1,18 +1,21 @@
 """The Python API, with the same verbs as the command line: compile, verify, report."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .codegen import build_program, check_fits, render
-from .compress import CompressionSettings, LayerReport, candidates, compress_graph
+from .compress import CompressionSettings, LayerReport, candidates, compress_graph, graph_reports
+from .compress.int8_tables import int8_tables, per_tensor_overrides
 from .compress.settings import LayerSettings, config_text
 from .errors import OptionError, RunError
 from .static_quantize import quantized_model
@@ -85,10 +88,66 @@ def _prepare(model: Path, input_shapes, name: str | None, compression: Compressi
     int8_layers = [n.name for n in graph.nodes if n.op in (QFC, QCONV)]
     if compression is not None and int8_layers:
         progress(f"warning: {len(int8_layers)} int8 layer(s) stay uncompressed ({', '.join(int8_layers[:3])}"
-                 f"{', ...' if len(int8_layers) > 3 else ''}): compression works on float32 layers only, so far")
+                 f"{', ...' if len(int8_layers) > 3 else ''}): the model is int8 already; compress its float32 "
+                 f"version with --quantize int8 to have int8 layers on Weightless tables")
     # Without compression every layer is reported as it stays: dense float32.
     settings = compression or CompressionSettings(LayerSettings(encoding="dense"), {})
     return onnx_model, graph, compress_graph(graph, settings, progress)
+
+
+@dataclass
+class _Prepared:
+    graph: Graph
+    reports: list[LayerReport]
+    reference: object  # the ONNX model onnxruntime runs to check the firmware (decoded, int8, ...)
+    original: object | None  # the user's model, where the reference is another one
+    float_model: object | None  # the float model an int8 one was quantized from
+    quantization: dict | None
+
+
+@contextlib.contextmanager
+def _prepared(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
+              retraining: Retraining | None, quantize: str | None, calibration: Path | None, method: str,
+              progress: Progress) -> Iterator[_Prepared]:
+    """The model loaded, compressed and (with quantize) quantized, with the ONNX models verify
+    compares against. Compressed and quantized: the float model is compressed (and retrained)
+    first, its decoded model quantized with one scale per compressed weight tensor, and each
+    table kept for its int8 layer with an int8 codebook (compress/int8_tables.py)."""
+    if quantize is not None and (compression is not None or retraining is not None):
+        original, fgraph, freports = _prepare(model, input_shapes, None, compression, progress, retraining)
+        forced = frozenset(r.name for r in freports if compression is not None
+                           and "encoding" in compression.given_for(r.name, r.tensor))
+        with quantized_compressed(fgraph, freports, model, name, quantize, calibration, method, progress,
+                                  forced) as prep:
+            prep.original = original
+            yield prep
+        return
+    with quantized_model(model, quantize, calibration, method, input_shapes, progress) as (src, q, float_model):
+        onnx_model, graph, reports = _prepare(src, input_shapes, name or (model.stem if q else None), compression,
+                                              progress, retraining, shown=f"{model}, quantized to int8" if q else None)
+        reference = graph_to_onnx(graph) if graph.encodings else onnx_model
+        yield _Prepared(graph, reports, reference, onnx_model if graph.encodings or graph.removed_parameters else None,
+                        float_model, q)
+
+
+@contextlib.contextmanager
+def quantized_compressed(fgraph: Graph, freports: list[LayerReport] | None, model: Path, name: str | None,
+                         quantize: str, calibration: Path | None, method: str, progress: Progress = _quiet,
+                         forced: frozenset[str] = frozenset()) -> Iterator[_Prepared]:
+    """A compressed float graph (its tables in fgraph.encodings) as an int8 model: its decoded
+    model quantized by quantize_static with one scale per compressed weight tensor, each table
+    kept for its int8 layer with an int8 codebook (compress/int8_tables.py). freports: the
+    layers' reports (None: read off the encodings). model: the user's model, for names."""
+    with tempfile.TemporaryDirectory(prefix="wl-decoded-") as tmp:
+        decoded = Path(tmp) / f"{model.stem}_decoded.onnx"
+        onnx.save(graph_to_onnx(fgraph), decoded)
+        with quantized_model(decoded, quantize, calibration, method, None, progress,
+                             overrides=per_tensor_overrides(fgraph), shown=model) as (src, q, float_model):
+            reference, graph, _ = _prepare(src, None, name or model.stem, None, progress,
+                                           shown=f"the compressed {model}, quantized to int8")
+            reports = int8_tables(fgraph, graph_reports(fgraph) if freports is None else freports, graph, forced)
+            graph.compression_summary = fgraph.compression_summary
+            yield _Prepared(graph, reports, reference, None, float_model, q)
 
 
 def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress,
@@ -120,10 +179,9 @@ def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAU
     calibration_data (an .npz laid out as --inputs) or, without it, on random inputs."""
     tgt = get_target(target)
     calibration = Path(calibration_data) if calibration_data is not None else None
-    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes, progress) as (src, q, _):
-        _, graph, reports = _prepare(src, input_shapes, name or (Path(model).stem if q else None), compression,
-                                     progress, retraining, shown=f"{model}, quantized to int8" if q else None)
-        return _generate(graph, reports, Path(out_dir), tgt, progress, weights_section, q)
+    with _prepared(Path(model), input_shapes, name, compression, retraining, quantize, calibration,
+                   calibration_method, progress) as prep:
+        return _generate(prep.graph, prep.reports, Path(out_dir), tgt, progress, weights_section, prep.quantization)
 
 
 def load_inputs(path: str | Path, inputs: list[dict], flag: str = "--inputs") -> list[np.ndarray]:
@@ -249,32 +307,31 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     calibration_data, calibration_method: as for compile_model; the reference is then
     onnxruntime on the int8 model, and with data the float model's accuracy is reported too."""
     calibration = Path(calibration_data) if calibration_data is not None else None
-    with quantized_model(Path(model), quantize, calibration, calibration_method, input_shapes,
-                         progress) as (src, q, float_model):
-        result = _verify(src, target=target, inputs=inputs, samples=samples, seed=seed, tolerance=tolerance,
-                         input_shapes=input_shapes, outputs=outputs, timeout=timeout, compression=compression,
-                         retraining=retraining, data=data, profile=profile, progress=progress, quantization=q,
-                         float_model=float_model, shown=f"{model}, quantized to int8" if q else None,
-                         name=Path(model).stem if q else None)
-    if q is not None:
-        result["model"] = str(model)
-    return result
-
-
-def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolerance: float, input_shapes, outputs,
-            timeout: float, compression, retraining, data, profile: bool, progress: Progress,
-            quantization: dict | None, float_model, shown: str | None = None, name: str | None = None) -> dict:
     if samples < 1:
         raise OptionError(f"--samples must be at least 1, not {samples}")
     if data is not None and inputs is not None:
         raise OptionError("give --inputs or --data, not both")
     tgt = get_target(target)
-    model = Path(model)
     labels = None
     if data is not None:
         x_data, labels = load_labelled(data)
-    onnx_model, graph, reports = _prepare(model, input_shapes, name, compression, progress, retraining, shown=shown)
-    decoded_model = graph_to_onnx(graph) if graph.encodings else onnx_model
+    with _prepared(Path(model), input_shapes, None, compression, retraining, quantize, calibration, calibration_method,
+                   progress) as prep:
+        result = verify_prepared(prep, tgt, model=Path(model), inputs=inputs, samples=samples, seed=seed,
+                                 tolerance=tolerance, outputs=outputs, timeout=timeout, data=data,
+                                 labelled=None if labels is None else (x_data, labels), profile=profile,
+                                 progress=progress)
+    return result
+
+
+def verify_prepared(prep: _Prepared, tgt, *, model: Path, inputs=None, samples: int = 8, seed: int = 0,
+                    tolerance: float = 1e-4, outputs=None, timeout: float = 600.0, data=None,
+                    labelled: tuple[np.ndarray, np.ndarray] | None = None, profile: bool = False,
+                    progress: Progress = _quiet) -> dict:
+    """verify's work on a prepared model: build, run, compare. labelled: (x, y) of data."""
+    graph, reports, quantization, float_model = prep.graph, prep.reports, prep.quantization, prep.float_model
+    decoded_model = prep.reference
+    x_data, labels = labelled if labelled is not None else (None, None)
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"
         manifest = _generate(graph, reports, out_dir, tgt, progress, quantization=quantization)
@@ -323,15 +380,16 @@ def _verify(model: Path, *, target: str, inputs, samples: int, seed: int, tolera
     if "retraining" in manifest:
         result["retraining"] = manifest["retraining"]
     original = ref
-    if graph.encodings or graph.removed_parameters:
-        original = _onnxruntime_outputs(onnx_model, arrays, manifest)
+    if prep.original is not None:
+        original = _onnxruntime_outputs(prep.original, arrays, manifest)
         dev_abs, dev_rel = _compare(ref, original)
         result.update({"reference": "decoded model", "decoded_max_abs_deviation": dev_abs, "decoded_max_rel_deviation": dev_rel})
     else:
         result["reference"] = "original model"
     if quantization is not None:
         result["quantization"] = quantization
-        result["reference"] = "int8 model it was quantized to" + (", decoded" if graph.encodings else "")
+        result["reference"] = ("int8 model the decoded model was quantized to" if graph.encodings
+                               else "int8 model it was quantized to")
     if labels is not None:
         def acc(outs):
             return float((outs[0].reshape(n, -1).argmax(axis=1) == labels).mean())

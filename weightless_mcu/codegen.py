@@ -54,6 +54,9 @@ KERNEL_SOURCES = {
     "depthwise_conv2d_s8": "wl_depthwise_conv2d_s8.c",
     "add_s8": "wl_add_s8.c",
     "pool2d_s8": "wl_pool2d_s8.c",
+    "fc_encoded_s8": "wl_fc_encoded_s8.c",
+    "conv2d_encoded_s8": ("wl_conv2d_encoded_s8.c", "wl_conv2d_s8.c"),
+    "depthwise_conv2d_encoded_s8": ("wl_conv2d_encoded_s8.c", "wl_depthwise_conv2d_s8.c"),
     "fc_encoded": ("wl_fc_encoded_f32.c", "wl_fc_f32.c"),
     "conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
     "depthwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
@@ -355,7 +358,7 @@ def render(program: Program, target: Target, weights_section: str | None = None)
     for kernel in {s.kernel for s in rsteps}:
         src = KERNEL_SOURCES[kernel]
         sources.update((src,) if isinstance(src, str) else src)
-        if kernel.endswith("_encoded"):
+        if "_encoded" in kernel:
             sources.update(ENCODED_SUPPORT)
             for h in ENCODED_HEADERS:
                 files[f"runtime/{h}"] = (fw / "include" / h).read_bytes()
@@ -379,7 +382,7 @@ def weight_bytes(program: Program) -> tuple[int, int]:
         original += consts
         stored += consts
         if s.encoding is not None:
-            original += 4 * s.encoding.positions
+            original += s.encoding.dense_bytes()
             stored += s.encoding.nbytes()
     return original, stored
 

@@ -130,12 +130,12 @@ def _compression(res: dict) -> str:
     layers = [r for r in res.get("layers") or [] if r["encoding"] != "dense"]
     if not layers:
         return ""
-    top = max(r["float32_bytes"] / r["bytes"] for r in layers)
+    top = max(r.get("dense_bytes", r["float32_bytes"]) / r["bytes"] for r in layers)
     width, label_w, bar_h = 960, 240, 18
     h = len(layers) * (bar_h + 6) + 6
     svg = [f'<svg role="img" width="{width}" height="{h}" viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
     for i, r in enumerate(layers):
-        y, ratio = 6 + i * (bar_h + 6), r["float32_bytes"] / r["bytes"]
+        y, ratio = 6 + i * (bar_h + 6), r.get("dense_bytes", r["float32_bytes"]) / r["bytes"]
         w = max((width - label_w - 90) * ratio / top, 1.0)
         svg.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{_e(short_name(r["name"], 34))}</text>'
                    f'<rect class="ratio" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLORS["table"]}"/>'
@@ -143,7 +143,7 @@ def _compression(res: dict) -> str:
     svg.append("</svg>")
     rows = "".join(f"<tr><td>{_name(r['name'])}</td><td>{_e(r['encoding'])}</td><td>{r['positions']:,}</td><td>{r['kept']:,}</td>"
                    f"<td>{r['clusters'] or '-'}</td><td>{r['bits'] or '-'}</td><td>{r['false_positives']:,}</td>"
-                   f"<td>{r['bytes']:,}</td><td>{r['float32_bytes'] / r['bytes']:.1f}x</td></tr>" for r in layers)
+                   f"<td>{r['bytes']:,}</td><td>{r.get('dense_bytes', r['float32_bytes']) / r['bytes']:.1f}x</td></tr>" for r in layers)
     return ("<h2>Compression per layer</h2>" + "\n".join(svg)
             + "<table><tr><th>weights</th><th>encoding</th><th>positions</th><th>kept</th><th>K</th><th>t</th>"
               "<th>false positives</th><th>bytes</th><th>ratio</th></tr>" + rows + "</table>")

@@ -32,9 +32,11 @@ def encoding_lines(res: dict) -> list[str]:
         return []
     rows = [[short_name(r["name"]), r["encoding"], f"{r['positions']:,}", f"{r['kept']:,}", str(r["clusters"] or "-"),
              str(r["bits"] or "-"), f"{r['cells_per_key']:.3f}" if r["cells_per_key"] else "-",
-             f"{r['false_positives']:,}", f"{r['bytes']:,}", f"{r['float32_bytes'] / r['bytes']:.1f}x"] for r in layers]
+             f"{r['false_positives']:,}", f"{r['bytes']:,}", f"{r.get('dense_bytes', r['float32_bytes']) / r['bytes']:.1f}x"] for r in layers]
     out = _table(["weights", "encoding", "positions", "kept", "K", "t", "cells/key", "false +", "bytes", "ratio"], rows, left=2)
-    out.append(f"  weights and biases: {res['weights_float32_bytes']:,} B as float32, {res['weights_stored_bytes']:,} B "
+    plain = "as float32" if all(r.get("dense_bytes", r["float32_bytes"]) == r["float32_bytes"] for r in layers) \
+        else "uncompressed (int8 weights)"
+    out.append(f"  weights and biases: {res['weights_float32_bytes']:,} B {plain}, {res['weights_stored_bytes']:,} B "
                f"stored ({res['compression_ratio']:.1f}x)")
     return out
 

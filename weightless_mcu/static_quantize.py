@@ -37,10 +37,13 @@ def _calibration_method(name: str):
 @contextlib.contextmanager
 def quantized_model(model: Path, quantize: str | None, calibration_data: Path | None, method: str,
                     input_shapes: dict[str, tuple[int, ...]] | None,
-                    progress: Callable[[str], None]) -> Iterator[tuple[Path, dict | None, onnx.ModelProto | None]]:
+                    progress: Callable[[str], None], overrides: dict | None = None,
+                    shown: Path | None = None) -> Iterator[tuple[Path, dict | None, onnx.ModelProto | None]]:
     """Yields (the model to compile, what was done, the float model as loaded): the model itself
     when quantize is None (and None, None), else its int8 QDQ version in a temporary directory
-    that lives as long as the context."""
+    that lives as long as the context. overrides: quantize_static's TensorQuantOverrides (one
+    scale per tensor for the compressed weights, say). shown: the user's model, when model is
+    one made from it (the decoded model of a compressed one)."""
     if quantize is None:
         if calibration_data is not None:
             raise OptionError("--calibration-data needs --quantize int8")
@@ -67,13 +70,14 @@ def quantized_model(model: Path, quantize: str | None, calibration_data: Path | 
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / f"{model.stem}_int8.onnx"
         onnx.save(onnx_model, src)
         progress(f"quantizing to int8 (onnxruntime quantize_static, {method} calibration on {how})")
-        _quantize(src, dst, inputs, arrays, calibrate_method)
+        _quantize(src, dst, inputs, arrays, calibrate_method, overrides or {})
         yield dst, {"to": quantize, "calibration": str(calibration_data) if calibration_data else "random",
                     "calibration_samples": int(arrays[0].shape[0]), "calibration_method": method,
-                    "float_model": str(model)}, onnx_model
+                    "float_model": str(shown or model)}, onnx_model
 
 
-def _quantize(src: Path, dst: Path, inputs: list[dict], arrays: list[np.ndarray], calibrate_method) -> None:
+def _quantize(src: Path, dst: Path, inputs: list[dict], arrays: list[np.ndarray], calibrate_method,
+              overrides: dict) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -94,7 +98,8 @@ def _quantize(src: Path, dst: Path, inputs: list[dict], arrays: list[np.ndarray]
         with contextlib.redirect_stdout(io.StringIO()):  # the entropy and percentile calibrators print
             quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=calibrate_method)
+                            calibrate_method=calibrate_method,
+                            extra_options={"TensorQuantOverrides": overrides} if overrides else None)
     except Exception as exc:  # onnxruntime's own errors: name them, no traceback
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnsupportedOpError(f"onnxruntime could not quantize the model: {first}") from None

@@ -8,6 +8,8 @@
  *  - a Bloomier table (Weightless): t-bit cells holding {position -> index}
  *    for the kept weights only; see wl_bloomier_group() for the query. Word
  *    v in 1..clusters means codebook[v-1], anything else 0.
+ * The codebook holds float32 values for the float kernels and int8 ones (in the
+ * layer's weight scale) for the int8 kernels; the same table serves either.
  * The layout is defined once more in weightless_mcu/compress/bloomier.py;
  * the two decodes agree bit for bit on every position (tests/test_bloomier_c.py).
  */
@@ -33,7 +35,7 @@ typedef struct wl_encoded_weights {
                                     words (bit i of the stream is bit i % 32 of word i / 32), so it reads
                                     the same on any byte order */
     const uint32_t *block_word;  /* Bloomier: first word of each block, [blocks + 1] */
-    const float *codebook;       /* [clusters] */
+    const void *codebook;        /* [clusters]: float (float kernels) or int8_t (int8 kernels) */
     uint32_t seed;
     uint32_t positions;
     uint32_t block_groups;       /* Bloomier: groups of 4 positions per block */
@@ -53,6 +55,8 @@ uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g);
 /* Decode weights [first, first + count) into out[0 .. count-1]; WL_ERR_ARG (and
  * nothing written) for a range outside the layer or an unknown kind. */
 int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out);
+/* The same for an int8 codebook. */
+int wl_weights_decode_s8(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, int8_t *out);
 
 #ifdef __cplusplus
 }

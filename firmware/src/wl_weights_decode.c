@@ -37,12 +37,20 @@ uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position)
     return (uint32_t)(wl_bloomier_group(e, position >> 2) >> ((position & 3u) * t)) & lane_mask;
 }
 
-static inline float wl_codebook_value(const wl_encoded_weights_t *e, uint32_t v)
+/* The codebook value of word v (1..clusters), 0 for any other word; int8 or float codebook. */
+static inline __attribute__((always_inline)) void wl_store_value(const wl_encoded_weights_t *e, uint32_t v, void *out,
+                                                                 uint32_t i, int s8)
 {
-    return (uint32_t)(v - 1u) < e->clusters ? e->codebook[v - 1u] : 0.0f;
+    const int known = (uint32_t)(v - 1u) < e->clusters;
+    if (s8)
+        ((int8_t *)out)[i] = known ? ((const int8_t *)e->codebook)[v - 1u] : 0;
+    else
+        ((float *)out)[i] = known ? ((const float *)e->codebook)[v - 1u] : 0.0f;
 }
 
-int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out)
+/* Both decodes in one body: s8 is a constant in each caller, so each is specialised. */
+static inline __attribute__((always_inline)) int wl_weights_decode(const wl_encoded_weights_t *e, uint32_t first,
+                                                                   uint32_t count, void *out, int s8)
 {
     if (e == 0 || out == 0 || first + count > e->positions || first + count < first ||
         (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
@@ -52,7 +60,7 @@ int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_
     const uint32_t *cells = e->cells;
     if (e->kind == WL_ENC_CODEBOOK) {
         for (uint32_t p = first; p < end; p++)
-            out[p - first] = wl_codebook_value(e, wl_read32(cells, p * t) & lane_mask);
+            wl_store_value(e, wl_read32(cells, p * t) & lane_mask, out, p - first, s8);
         return WL_OK;
     }
     uint32_t p = first;
@@ -73,8 +81,18 @@ int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_
             else
                 word = wl_bloomier_group(e, g);
             for (uint32_t lane = p & 3u; lane < 4u && p < stop; lane++, p++)
-                out[p - first] = wl_codebook_value(e, (uint32_t)(word >> (lane * t)) & lane_mask);
+                wl_store_value(e, (uint32_t)(word >> (lane * t)) & lane_mask, out, p - first, s8);
         }
     }
     return WL_OK;
+}
+
+int wl_weights_decode_f32(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, float *out)
+{
+    return wl_weights_decode(e, first, count, out, 0);
+}
+
+int wl_weights_decode_s8(const wl_encoded_weights_t *e, uint32_t first, uint32_t count, int8_t *out)
+{
+    return wl_weights_decode(e, first, count, out, 1);
 }

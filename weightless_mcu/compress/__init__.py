@@ -22,7 +22,7 @@ from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding
 from .prune import kmeans_1d, magnitude_masks
 from .settings import PROTECT_OUTPUT_SHARE, PROTECT_SHARE, CompressionSettings, LayerSettings, make_settings
 
-__all__ = ["CompressionSettings", "LayerReport", "candidates", "protection_note", "dense_report", "plan_layers", "compress_graph", "encode_indices", "encode_layer",
+__all__ = ["CompressionSettings", "LayerReport", "candidates", "protection_note", "dense_report", "plan_layers", "compress_graph", "encode_indices", "encode_layer", "graph_reports", "layer_report",
            "make_settings", "share_weights"]
 
 
@@ -40,6 +40,11 @@ class LayerReport:
     false_positives: int
     bytes: int
     float32_bytes: int
+    dense_bytes: int | None = None  # stored plainly in the layer's own type: float32, or int8 (None: float32)
+
+    def __post_init__(self):
+        if self.dense_bytes is None:
+            self.dense_bytes = self.float32_bytes
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -221,13 +226,32 @@ def encode_indices(name: str, tensor: str, indices: np.ndarray, codebook: np.nda
         enc = min(options, key=lambda e: e.nbytes())
         if dense is not None and enc.nbytes() >= dense_bytes:
             enc = DenseEncoding(dense)
+    return enc, layer_report(name, tensor, enc, kept)
+
+
+def graph_reports(graph: Graph) -> list[LayerReport]:
+    """The layers' reports of a graph compressed already, read off its encodings."""
+    out = []
+    for node, tensor, layout in candidates(graph):
+        enc = graph.encodings.get(tensor)
+        if enc is None:
+            out.append(dense_report(node, tensor, layout))
+        else:
+            kept = enc.kept if isinstance(enc, BloomierEncoding) else int(np.count_nonzero(enc.indices))
+            out.append(layer_report(node.name, tensor, enc, kept))
+    return out
+
+
+def layer_report(name: str, tensor: str, enc, kept: int) -> LayerReport:
+    """The report of a layer stored in enc (kept: its non-zero weights)."""
+    n = enc.positions
+    dense_bytes = 4 * n
     if isinstance(enc, BloomierEncoding):
         t = enc.table
-        report = LayerReport(name, tensor, "bloomier", n, kept, int(codebook.size), t.bits, t.cells,
-                             round(t.cells / max(1, kept), 4), enc.false_positives, enc.nbytes(), dense_bytes)
-    elif isinstance(enc, CodebookEncoding):
-        report = LayerReport(name, tensor, "codebook", n, kept, int(codebook.size), enc.bits, None, None, 0,
-                             enc.nbytes(), dense_bytes)
-    else:
-        report = LayerReport(name, tensor, "dense", n, n, None, None, None, None, 0, dense_bytes, dense_bytes)
-    return enc, report
+        return LayerReport(name, tensor, "bloomier", n, kept, int(enc.codebook.size), t.bits, t.cells,
+                           round(t.cells / max(1, kept), 4), enc.false_positives, enc.nbytes(), dense_bytes,
+                           enc.dense_bytes())
+    if isinstance(enc, CodebookEncoding):
+        return LayerReport(name, tensor, "codebook", n, kept, int(enc.codebook.size), enc.bits, None, None, 0,
+                           enc.nbytes(), dense_bytes, enc.dense_bytes())
+    return LayerReport(name, tensor, "dense", n, n, None, None, None, None, 0, dense_bytes, dense_bytes)

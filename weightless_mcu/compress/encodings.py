@@ -2,8 +2,10 @@
 
 Every encoding holds the weights in the order the kernel walks them (the
 lowering's packed layout) and provides
-- decode(): the float32 weights the firmware will compute with (numpy),
+- decode(): the weights the firmware will compute with (numpy; float32, or int8 for the
+  int8 codebook of a quantized layer, compress/int8_tables.py),
 - nbytes(): exactly the flash bytes it takes, metadata included,
+- dense_bytes(): the bytes of the same weights stored plainly (float32 or int8),
 - the arrays and struct fields the templates render (c_arrays, c_fields).
 """
 from __future__ import annotations
@@ -24,6 +26,15 @@ def stream_words(packed: np.ndarray) -> np.ndarray:
     """A packed little-endian bit stream (uint8, a whole number of 32-bit words) as
     the uint32 words the firmware reads: bit i is bit i % 32 of word i / 32."""
     return packed.view("<u4").astype(np.uint32)
+
+
+def codebook_bytes(codebook: np.ndarray) -> int:
+    """Flash bytes of a codebook array: float32, or int8."""
+    return int(codebook.size) * (1 if codebook.dtype == np.int8 else 4)
+
+
+def codebook_ctype(codebook: np.ndarray) -> str:
+    return "int8_t" if codebook.dtype == np.int8 else "float"
 
 
 @dataclass(frozen=True)
@@ -48,13 +59,16 @@ class DenseEncoding:
     def nbytes(self) -> int:
         return int(self.weights.size) * 4
 
+    def dense_bytes(self) -> int:
+        return self.nbytes()
+
 
 @dataclass(frozen=True)
 class CodebookEncoding:
     """Dense cluster indices, b = ceil(log2(K+1)) bits each, bit-packed; 0 is a zero weight."""
 
     indices: np.ndarray  # uint32 per position, 0..K
-    codebook: np.ndarray  # float32 [K]
+    codebook: np.ndarray  # float32 [K], or int8 in the weight scale of an int8 layer
     kind: str = "codebook"
 
     @property
@@ -66,17 +80,21 @@ class CodebookEncoding:
         return max(1, int(self.codebook.size).bit_length())
 
     def decode(self) -> np.ndarray:
-        table = np.concatenate([[0.0], self.codebook]).astype(np.float32)
+        table = np.concatenate([np.zeros(1, self.codebook.dtype), self.codebook])
         return table[self.indices]
 
     def packed(self) -> np.ndarray:
         return pack_stream(self.indices, self.bits)
 
     def nbytes(self) -> int:
-        return padded_stream_bytes(self.positions * self.bits) + 4 * int(self.codebook.size) + STRUCT_BYTES
+        return padded_stream_bytes(self.positions * self.bits) + codebook_bytes(self.codebook) + STRUCT_BYTES
+
+    def dense_bytes(self) -> int:
+        return self.positions * (1 if self.codebook.dtype == np.int8 else 4)
 
     def c_arrays(self) -> list[CArray]:
-        return [CArray("cells", "uint32_t", stream_words(self.packed())), CArray("codebook", "float", self.codebook)]
+        return [CArray("cells", "uint32_t", stream_words(self.packed())),
+                CArray("codebook", codebook_ctype(self.codebook), self.codebook)]
 
     def c_fields(self) -> dict:
         return {"kind": ENC_CODEBOOK, "bits": self.bits, "clusters": int(self.codebook.size), "hashes": 0, "seed": 0,
@@ -86,7 +104,7 @@ class CodebookEncoding:
 @dataclass(frozen=True)
 class BloomierEncoding:
     table: BloomierTable
-    codebook: np.ndarray  # float32 [K]
+    codebook: np.ndarray  # float32 [K], or int8 in the weight scale of an int8 layer
     kept: int  # keys stored
     false_positives: int  # pruned positions whose query gives a non-zero weight
     queried: np.ndarray | None = field(default=None, repr=False, compare=False)  # table.query(), if already known
@@ -101,16 +119,19 @@ class BloomierEncoding:
 
     def decode(self) -> np.ndarray:
         w = self.words()
-        table = np.zeros(1 << self.table.bits, np.float32)
+        table = np.zeros(1 << self.table.bits, self.codebook.dtype)
         table[1:self.codebook.size + 1] = self.codebook
         return table[w]
 
     def nbytes(self) -> int:
-        return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + 4 * int(self.codebook.size) + STRUCT_BYTES
+        return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + codebook_bytes(self.codebook) + STRUCT_BYTES
+
+    def dense_bytes(self) -> int:
+        return self.positions * (1 if self.codebook.dtype == np.int8 else 4)
 
     def c_arrays(self) -> list[CArray]:
         return [CArray("cells", "uint32_t", stream_words(self.table.packed_cells())), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
-                CArray("codebook", "float", self.codebook)]
+                CArray("codebook", codebook_ctype(self.codebook), self.codebook)]
 
     def c_fields(self) -> dict:
         t = self.table

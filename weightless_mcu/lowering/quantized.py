@@ -17,6 +17,7 @@ from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
 from ..quantized import QBINARY, QCONCAT, QCONV, QFC, QLUT, QPOOL, QSIGN, QSOFTMAX, q_params
 from .conv import ConvGeometry, conv_params
+from .layout import ROW_BLOCK
 from .pool import POOL_AVG, PoolParams, pool_params
 from .elementwise import BINARY_OPS
 from .shape_ops import CONCAT_MAX_INPUTS, ConcatParams, broadcast_strides, compact_axes
@@ -133,8 +134,11 @@ def lower_qfc(node: Node, graph: Graph) -> Lowered:
     n_out, k = rows_w.shape
     folded = _folded_bias(node, bias, rows_w)
     params = FcS8Params(graph.tensors[x].shape[0], k, n_out, node.attrs["y_quant"][1], *_output_clamp(node))
-    consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8)),
-              ConstArray("bias", folded), *_requantization(node))
+    rest = (ConstArray("bias", folded), *_requantization(node))
+    enc = graph.encodings.get(w_name)
+    if enc is not None:  # a table with an int8 codebook (compress/int8_tables.py), decoded as the kernel goes
+        return Lowered([Step("fc_encoded_s8", node.name, (x,), node.outputs[0], params, rest, encoding=enc)])
+    consts = (ConstArray("weight", np.ascontiguousarray(rows_w, np.int8)), *rest)
     return Lowered([Step("fc_s8", node.name, (x,), node.outputs[0], params, consts)])
 
 
@@ -155,18 +159,26 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     geometry = [getattr(g, f.name) for f in dataclasses.fields(ConvGeometry)]
     params = ConvS8Params(*geometry, node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
     rest = (ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
+    enc = graph.encodings.get(w_name)  # a table with an int8 codebook (compress/int8_tables.py)
+    kpad = (rows_w.shape[1] + 3) & ~3
     if g.group == g.in_c == g.out_c:
         # scratch (WL_DW_S8_SCRATCH): one channel's padded plane, 4 bytes of slack for the word loads
         # that read a byte past a window, rounded to a word; then one output row's int32 sums
         plane_h = (g.out_h - 1) * g.stride_h + (g.k_h - 1) * g.dil_h + 1
         plane_w = (g.out_w - 1) * g.stride_w + (g.k_w - 1) * g.dil_w + 1
         scratch = ((plane_h * plane_w + 4 + 3) & ~3) + 4 * g.out_w
+        if enc is not None:  # WL_DW_ENC_S8_SCRATCH: one channel's decoded taps first
+            return Lowered([Step("depthwise_conv2d_encoded_s8", node.name, (x,), node.outputs[0], params, rest,
+                                 encoding=enc, scratch=kpad + scratch)])
         weight = ConstArray("weight", np.ascontiguousarray(rows_w, np.int8).reshape(-1))  # as they are
         return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest),
                              scratch=scratch)])
+    scratch = 5 * kpad  # WL_CONV_S8_SCRATCH: 2 x kpad int16 columns, kpad int8
+    if enc is not None:  # WL_CONV_ENC_S8_SCRATCH: a block of ROW_BLOCK channels' weights first
+        return Lowered([Step("conv2d_encoded_s8", node.name, (x,), node.outputs[0], params, rest, encoding=enc,
+                             scratch=ROW_BLOCK * kpad + scratch)])
     weight = ConstArray("weight", conv_s8_weights(rows_w, g.group))
-    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest),
-                         scratch=5 * ((rows_w.shape[1] + 3) & ~3))])  # 2 x kpad int16 columns, kpad int8
+    return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest), scratch=scratch)])
 
 
 def conv_s8_weights(rows_w: np.ndarray, group: int) -> np.ndarray:
