@@ -31,7 +31,12 @@ as mean and spread over --seeds retraining seeds, with the binomial standard
 deviation of the test error. Bytes are the weights and biases as stored (for
 (b), (c) and (d), exactly what the compiled firmware holds). With
 --firmware-images N, the compressed LeNet-5 of (c) also runs as firmware under
-QEMU on N test images, compared with onnxruntime on the decoded model.
+QEMU on N test images, compared with onnxruntime on the decoded model. With
+--int8-images N, that LeNet-5 (its first seed) is also quantized to int8 with
+--int8-calibration training images as calibration data (onnxruntime
+quantize_static, minmax, one scale per compressed weight tensor), its tables kept
+with int8 codebooks, and run as int8 firmware under QEMU (cortex-m4) on the
+first N test images: the firmware's test error next to the float decoded model's.
 """
 from __future__ import annotations
 
@@ -49,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 import mnist_models
-from weightless_mcu.api import _generate, verify
+from weightless_mcu.api import _generate, quantized_compressed, verify, verify_prepared
 from weightless_mcu.compress import candidates
 from weightless_mcu.compress.prune import kmeans_1d, magnitude_masks
 from weightless_mcu.compress.settings import CompressionSettings, LayerSettings
@@ -57,7 +62,7 @@ from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.targets import get_target
-from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair
+from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair, load_labelled
 from weightless_mcu.train.network import Constraint, Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, train
 from weightless_mcu.train.weightless import RetrainOptions, retrain_compress
@@ -237,6 +242,11 @@ def main() -> int:
                     help="ours, auto: epochs of a last retraining at a tenth of the learning rate, all tables fixed")
     ap.add_argument("--seeds", type=int, default=3, help="ours, auto: retraining seeds (mean and spread reported)")
     ap.add_argument("--firmware-images", type=int, default=1000)
+    ap.add_argument("--ours-candidates", help="ours: only these candidates (labels, comma-separated; default all)")
+    ap.add_argument("--int8-images", type=int, default=0,
+                    help="ours' LeNet-5 as int8 firmware on this many test images (0: not run)")
+    ap.add_argument("--int8-calibration", type=int, default=1000,
+                    help="training images the int8 quantization is calibrated on")
     ap.add_argument("--models", default="lenet300,lenet5")
     ap.add_argument("--methods", default="deep_compression,weightless_2018,ours,auto")
     ap.add_argument("--budget-lenet300", type=float, default=0.3, help="auto: budget in points of validation accuracy")
@@ -316,14 +326,16 @@ def main() -> int:
                                                                      tmp, True))
                     row[method] = {**test(graph, run), "ratio": params / run["bytes"]}
                 elif method == "ours":
+                    cands = [c for c in OURS[name]
+                             if args.ours_candidates is None or c[0] in args.ours_candidates.split(",")]
                     tried = [timed(method, lambda g, c=c: weightless(g, dataset, cfg, c[1], 4, 1.03, 4, log, tmp, False,
                                                                      args.final_epochs, c[2]))
-                             for c in OURS[name]]
+                             for c in cands]
                     k = choose(tried)
-                    label, settings, teacher = OURS[name][k]
+                    label, settings, teacher = cands[k]
                     chosen["ours"] = {"candidate": label, "teacher_weight": teacher, "settings": settings,
                                       "validation": [[c[0], c[2], t[1]["validation_accuracy"], t[1]["bytes"]]
-                                                     for c, t in zip(OURS[name], tried)]}
+                                                     for c, t in zip(cands, tried)]}
                     log(f"{name}: ours: candidate {label}, teacher weight {teacher} chosen on validation")
                     graphs, runs = [tried[k][0]], [test(*tried[k])]
                     for seed in range(1, args.seeds):
@@ -334,6 +346,9 @@ def main() -> int:
                     row[method] = _summary(runs, params)
                     if name == "lenet5" and args.firmware_images:
                         results["lenet5_firmware"] = _firmware(graphs[0], x_te, y_te, args.firmware_images, tmp, log)
+                    if name == "lenet5" and args.int8_images:
+                        results["lenet5_int8"] = _int8_firmware(graphs[0], runs[0], dataset.x[:args.int8_calibration],
+                                                                x_te, y_te, args.int8_images, tmp, log)
                 elif method == "auto":
                     acfg = cfg if args.auto_epochs is None else replace(cfg, epochs=args.auto_epochs)
                     budget = getattr(args, f"budget_{name}")
@@ -377,6 +392,30 @@ def _firmware(graph, x_te, y_te, n: int, tmp: Path, log) -> dict:
         f"onnxruntime's on the decoded model, accuracy {100 * res['accuracy']:.2f}%")
     return {k: res[k] for k in ("samples", "accuracy", "accuracy_onnxruntime_decoded", "predictions_match", "match",
                                 "instructions", "target")}
+
+
+def _int8_firmware(graph, run: dict, x_cal, x_te, y_te, n: int, tmp: Path, log) -> dict:
+    """The compressed LeNet-5 quantized to int8 (calibrated on x_cal), its tables kept, as
+    firmware under QEMU on n test images; against onnxruntime on the int8 model and next to the
+    float decoded model's test error on the same images."""
+    np.savez(tmp / "calibration.npz", x=x_cal)
+    np.savez(tmp / "test_int8.npz", x=x_te[:n], y=y_te[:n])
+    t0 = time.perf_counter()
+    with quantized_compressed(graph, None, Path("lenet5.onnx"), "lenet5", "int8", tmp / "calibration.npz", "minmax",
+                              log) as prep:
+        res = verify_prepared(prep, get_target("cortex-m4"), model=Path("lenet5.onnx"), data=tmp / "test_int8.npz",
+                              labelled=load_labelled(tmp / "test_int8.npz"), timeout=7200, progress=log)
+    out = {k: res[k] for k in ("samples", "accuracy", "accuracy_onnxruntime_decoded", "accuracy_float",
+                               "predictions_match", "match", "max_lsb_error", "lsb_differing_share", "instructions",
+                               "target", "weights_stored_bytes", "flash_bytes", "ram_total_bytes")}
+    out.update({"test_error_int8_firmware": 1 - res["accuracy"], "test_error_float_decoded": 1 - res["accuracy_float"],
+                "test_error_float_run": run["test_error"], "calibration_images": int(len(x_cal)),
+                "layers": [{k: r[k] for k in ("name", "encoding", "bytes", "dense_bytes")} for r in res["layers"]],
+                "seconds": time.perf_counter() - t0})
+    log(f"lenet5 int8 firmware under QEMU: test error {100 * out['test_error_int8_firmware']:.2f}% on {n} images "
+        f"(float decoded model {100 * out['test_error_float_decoded']:.2f}%), {res['predictions_match']}/{n} "
+        f"predictions equal onnxruntime's on the int8 model, {res['weights_stored_bytes']:,} B of weights and biases")
+    return out
 
 
 if __name__ == "__main__":

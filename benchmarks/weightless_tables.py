@@ -1,6 +1,6 @@
 """Weightless encoding benchmarks (Bloomier tables and decode-as-you-go kernels).
 
-    python benchmarks/weightless_tables.py [--models DIR] [--json FILE]
+    python benchmarks/weightless_tables.py [--models DIR] [--json FILE] [--sections cells,big,fc,conv,int8]
 
 1. Cells per key of the table of every layer: the MLPerf Tiny models (density
    0.1, K=16, t=8), LeNet-300-100 and VGG-16 fc6/fc7 shaped layers (random
@@ -11,6 +11,8 @@
 3. Instructions per weight position of the fully connected kernel on cortex-m4
    under QEMU (exact counts): dense, Bloomier t=8/6/4, codebook.
 4. Convolutions compressed against dense: single layers and whole models.
+5. The same layers as int8 (--quantize int8, 16 random calibration inputs): the
+   encoded int8 kernels against the dense int8 ones, instructions per position.
 """
 from __future__ import annotations
 
@@ -127,33 +129,70 @@ def convolutions(models: Path, tmp: Path) -> list[dict]:
     return rows
 
 
+def int8_kernels(tmp: Path) -> list[dict]:
+    """Dense int8 against int8 layers on tables (the float model compressed, then quantized)."""
+    cases = [("fully connected 1024 -> 256", _fc_model(tmp / "fc8.onnx", 256, 1024), 256 * 1024),
+             ("conv 3x3 32->32, 16x16", _conv_model(tmp / "c3_8.onnx", 32, 32, 3, 16), 32 * 32 * 9),
+             ("depthwise 3x3 64ch, 24x24", _conv_model(tmp / "dw8.onnx", 64, 64, 3, 24, group=64), 64 * 9),
+             ("pointwise 64->128, 12x12", _conv_model(tmp / "pw8.onnx", 64, 128, 1, 12), 64 * 128)]
+    settings = [("dense int8", None)] + [(f"bloomier t={t} K={k}", dict(density=d, clusters=k, bits=t, encoding="bloomier"))
+                                         for t, k, d in ((8, 16, 0.1), (6, 8, 0.1), (8, 16, 0.3))]
+    settings.append(("codebook K=16", dict(density=0.1, clusters=16, bits=8, encoding="codebook")))
+    rows = []
+    for label, path, positions in cases:
+        for name, opts in settings:
+            if "depthwise" in label and opts and opts["density"] < 0.3:
+                continue  # 576 weights: K=16 at density 0.1 keeps too few per value to matter
+            res = verify(path, target="cortex-m4", samples=1, quantize="int8",
+                         compression=make_settings(opts) if opts else None)
+            assert res["match"], res
+            rows.append({"layer": label, "weights": name + (f", density {opts['density']}" if opts else ""),
+                         "instructions": res["instructions"], "positions": positions,
+                         "weights_bytes": res["weights_stored_bytes"]})
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", type=Path, default=HERE.parent / "models" / "mlperf-tiny")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--sections", default="cells,big,fc,conv,int8", help="which sections to run")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     out = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
     with tempfile.TemporaryDirectory(prefix="wl-bench-") as tmp:
         tmp = Path(tmp)
-        out["cells_per_key"] = cpk = cells_per_key(args.models, tmp)
-        print("| model | layer | hashes | keys | cells | cells per key |\n|---|---|---|---|---|---|")
-        for r in cpk:
-            print(f"| {r['model']} | {r['layer']} | {r['hashes']} | {r['keys']:,} | {r['cells']:,} | {r['cells_per_key']:.4f} |")
-        for h in (4, 3):
-            big = [r["cells_per_key"] for r in cpk if r["hashes"] == h and r["keys"] >= 1000]
-            print(f"\nhashes={h}: layers with >= 1,000 keys: {len(big)}, cells per key max {max(big):.4f}, mean {np.mean(big):.4f}")
-        out["big_layer"] = big = big_layer()
-        print(f"\n4096x25088 at 4%: {big['seconds']:.1f} s, peak {big['peak_rss_bytes'] / 2**30:.2f} GiB, "
-              f"{big['report']['kept']:,} keys, {big['report']['cells_per_key']} cells/key, "
-              f"{big['report']['false_positives']:,} false positives")
-        out["fc_kernel"] = fc = fc_kernel(tmp)
-        print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position |\n|---|---|---|")
-        for r in fc:
-            print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} |")
-        out["convolutions"] = conv = convolutions(args.models, tmp)
-        print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense |\n|---|---|---|---|")
-        for r in conv:
-            print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x |")
+        if "cells" in sections:
+            out["cells_per_key"] = cpk = cells_per_key(args.models, tmp)
+            print("| model | layer | hashes | keys | cells | cells per key |\n|---|---|---|---|---|---|")
+            for r in cpk:
+                print(f"| {r['model']} | {r['layer']} | {r['hashes']} | {r['keys']:,} | {r['cells']:,} | {r['cells_per_key']:.4f} |")
+            for h in (4, 3):
+                big = [r["cells_per_key"] for r in cpk if r["hashes"] == h and r["keys"] >= 1000]
+                print(f"\nhashes={h}: layers with >= 1,000 keys: {len(big)}, cells per key max {max(big):.4f}, mean {np.mean(big):.4f}")
+        if "big" in sections:
+            out["big_layer"] = big = big_layer()
+            print(f"\n4096x25088 at 4%: {big['seconds']:.1f} s, peak {big['peak_rss_bytes'] / 2**30:.2f} GiB, "
+                  f"{big['report']['kept']:,} keys, {big['report']['cells_per_key']} cells/key, "
+                  f"{big['report']['false_positives']:,} false positives")
+        if "fc" in sections:
+            out["fc_kernel"] = fc = fc_kernel(tmp)
+            print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position |\n|---|---|---|")
+            for r in fc:
+                print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} |")
+        if "conv" in sections:
+            out["convolutions"] = conv = convolutions(args.models, tmp)
+            print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense |\n|---|---|---|---|")
+            for r in conv:
+                print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x |")
+        if "int8" in sections:
+            out["int8"] = rows8 = int8_kernels(tmp)
+            print("\n| int8 layer (cortex-m4) | weights | instructions | / dense int8 | weights and constants, bytes |"
+                  "\n|---|---|---|---|---|")
+            dense = {r["layer"]: r["instructions"] for r in rows8 if r["weights"] == "dense int8"}
+            for r in rows8:
+                print(f"| {r['layer']} | {r['weights']} | {r['instructions']:,} | "
+                      f"{r['instructions'] / dense[r['layer']]:.2f}x | {r['weights_bytes']:,} |")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0
