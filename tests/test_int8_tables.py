@@ -47,10 +47,11 @@ def _cnn(tmp_path):
     return make_model(tmp_path / "cnn.onnx", nodes, {"x": [1, 2, 9, 9]}, {"y": [1, 10]}, inits)
 
 
-# Per layer: Bloomier tables at t = 6, 8 and 10 (the decode's three paths) and dense indices.
+# Per layer: Bloomier tables at t = 6, 8 and 10 (the decode's three paths; fc: the streaming path at t < 8) and
+# dense indices.
 LAYERS = {"conv": dict(encoding="bloomier", bits=10), "grouped": dict(encoding="bloomier", bits=6),
           "depthwise": dict(encoding="codebook"), "pointwise": dict(encoding="bloomier", bits=8),
-          "fc": dict(encoding="bloomier", bits=8)}
+          "fc": dict(encoding="bloomier", bits=6)}
 ENCODED_KERNELS = {"conv2d_encoded_s8", "depthwise_conv2d_encoded_s8", "fc_encoded_s8"}
 
 
@@ -266,3 +267,56 @@ def test_the_scratch_of_the_encoded_int8_convolutions_is_what_the_kernels_use(tm
     checked = [(i, s.scratch, macros[s.kernel]) for i, s in enumerate(program.steps) if s.kernel in macros]
     assert len(checked) == 4
     assert c_scratch_sizes(tmp_path, tmp_path / "out", manifest["name"], checked) == [s for _, s, _ in checked]
+
+
+def test_a_convolution_decodes_as_many_channels_as_the_arena_has_room_for(tmp_path, monkeypatch):
+    """The channel block of wl_conv2d_encoded_s8 grows into the arena's free space at its step:
+    fewer passes of its im2col, the arena's size unchanged, every other region where it was."""
+    import weightless_mcu.codegen as codegen
+    from weightless_mcu.api import _prepared
+
+    src = _cnn(tmp_path)
+    _data(tmp_path)
+    with _prepared(src, None, None, _settings(), None, "int8", tmp_path / "cal.npz", "minmax", lambda _: None) as prep:
+        grown = codegen.build_program(prep.graph, "m")
+        monkeypatch.setattr(codegen, "GROWABLE", {})
+        plain = codegen.build_program(prep.graph, "m")
+    blocks = {s.layer: s.params.block for s in grown.steps if s.kernel == "conv2d_encoded_s8"}
+    assert blocks == {"conv": 4, "grouped": 4, "pointwise": 8}  # pointwise: 10 channels, two row blocks at once
+    assert {s.layer: s.params.block for s in plain.steps if s.kernel == "conv2d_encoded_s8"} == \
+        {"conv": 4, "grouped": 4, "pointwise": 4}
+    assert grown.arena.size == plain.arena.size
+    moved = {r.root for r in grown.arena.regions} ^ {r.root for r in plain.arena.regions}
+    assert not moved and all(grown.arena.offset[t] == plain.arena.offset[t] for t in plain.arena.offset)
+    i = next(k for k, s in enumerate(grown.steps) if s.layer == "pointwise")
+    mine = next(r for r in grown.arena.regions if r.root == codegen.scratch_name(i))
+    live = [r for r in grown.arena.regions if r.first <= i <= r.last and r is not mine]
+    assert all(r.offset + r.size <= mine.offset or mine.offset + mine.size <= r.offset for r in live)
+    assert mine.offset + mine.size <= grown.arena.size
+
+
+def test_the_channel_block_takes_the_room_up_to_the_next_live_region():
+    """grow_channel_block: whole row blocks of channels within the room, at most a group's whole
+    row blocks; _grow_scratch: the room is up to the nearest region live at that step."""
+    import dataclasses
+
+    from weightless_mcu.arena import ArenaPlan, Region
+    from weightless_mcu.codegen import _grow_scratch, scratch_name
+    from weightless_mcu.lowering.quantized import ConvEncS8Params, ConvS8Params, grow_channel_block
+    from weightless_mcu.lowering.step import Step
+
+    conv = ConvS8Params(8, 12, 12, 22, 8, 8, 5, 5, 1, 1, 0, 0, 1, 1, 1, 0, 0, -128, 127)  # kpad 200, 5 row blocks
+    step = Step("conv2d_encoded_s8", "c", ("x",), "y", ConvEncS8Params(dataclasses.astuple(conv), 4), scratch=1800)
+    assert [grow_channel_block(step, room).params.block for room in (0, 799, 800, 1599, 1600, 10**6)] == \
+        [4, 4, 8, 8, 12, 20]
+    assert grow_channel_block(step, 800).scratch == 2600
+
+    def plan(*regions):
+        return ArenaPlan(6000, 0, list(regions), {})
+    scratch = Region(scratch_name(0), 1800, 0, 0, 0)
+    for regions, block in [((Region("a", 100, 0, 0, 2700), Region("b", 100, 0, 0, 5000)), 8),  # nearest live: a
+                           ((Region("a", 100, 1, 1, 2000), Region("b", 100, 0, 0, 4400)), 16),  # a is not live then
+                           ((Region("a", 100, 0, 0, 1800),), 4)]:
+        steps, arena = _grow_scratch([step], plan(scratch, *regions))
+        assert steps[0].params.block == block, regions
+        assert next(r for r in arena.regions if r.root == scratch.root).size == steps[0].scratch

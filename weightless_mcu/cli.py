@@ -43,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
         qz = sp.add_argument_group("int8 (a float32 model quantized first, by onnxruntime's quantize_static: QDQ, "
                                    "int8 activations, per-channel int8 weights)")
-        qz.add_argument("--quantize", choices=list(QUANTIZE_CHOICES), help="quantize the float32 model to int8 first")
+        qz.add_argument("--quantize", choices=list(QUANTIZE_CHOICES),
+                        help="quantize the float32 model to int8 first (with compression options: after compressing "
+                             "it, each table kept for its int8 layer)")
         qz.add_argument("--calibration-data", type=Path, metavar="FILE.npz",
                         help="calibration inputs, laid out as --inputs (default: %d random inputs, and a warning that the "
                              "int8 model's accuracy is unknown)" % RANDOM_SAMPLES)

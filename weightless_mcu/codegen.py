@@ -18,6 +18,7 @@ from .arena import ArenaPlan, plan_arena
 from .errors import FitError, OptionError, UnsupportedOpError
 from .ir import Graph
 from .lowering import Step, lower_node
+from .lowering.quantized import grow_channel_block
 from .lowering.shape_ops import CopyParams
 from .lowering.step import c_float
 from .resources import firmware_dir, template_environment
@@ -62,9 +63,12 @@ KERNEL_SOURCES = {
     "depthwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
     "pointwise_conv2d_encoded": ("wl_conv2d_encoded_f32.c", "wl_conv2d_f32.c", "wl_depthwise_conv2d_f32.c", "wl_pointwise_conv2d_f32.c"),
 }
+# Kernels that take more scratch when the arena has room for it at their step: kernel -> (step,
+# bytes of room) -> the step with its larger scratch.
+GROWABLE = {"conv2d_encoded_s8": grow_channel_block}
 # Sources every encoded kernel needs besides its own.
 ENCODED_SUPPORT = ("wl_weights_decode.c",)
-ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h")
+ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h", "wl_fc_stream.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
 # Activations' element types: C type and bytes. The arena is planned in bytes.
@@ -193,6 +197,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             sizes[scratch_name(i)] = s.scratch
             members[scratch_name(i)] = scratch_name(i)
     arena = plan_arena({r: tuple(v) for r, v in life.items()}, sizes, members)
+    steps, arena = _grow_scratch(steps, arena)
     buffers: dict[str, str] = {}
     for i, s in enumerate(steps):
         if s.scratch:
@@ -203,6 +208,29 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
             r = find(t)
             buffers[t] = ext[r] if r in ext else _arena_view(arena.offset[t], ACTIVATION_TYPES[dtype(t)][0])
     return steps, arena, buffers
+
+
+def _grow_scratch(steps: list[Step], arena: ArenaPlan) -> tuple[list[Step], ArenaPlan]:
+    """Kernels that run faster with more scratch (GROWABLE) take the free space above their
+    scratch at their step, up to the next region live then or the arena's end: the arena's size
+    and every other region stay as planned."""
+    regions = {r.root: r for r in arena.regions}
+    for i, s in enumerate(steps):
+        grow = GROWABLE.get(s.kernel)
+        reg = regions.get(scratch_name(i))
+        if grow is None or reg is None:
+            continue
+        end = reg.offset + reg.size
+        above = [r.offset for r in arena.regions if r.root != reg.root and r.first <= i <= r.last and r.offset >= end]
+        grown = grow(s, min(above, default=arena.size) - end)
+        if grown.scratch != s.scratch:
+            steps[i] = grown
+            regions[reg.root] = dataclasses.replace(reg, size=grown.scratch)
+    if all(regions[r.root] is r for r in arena.regions):
+        return steps, arena
+    placed = [regions[r.root] for r in arena.regions]
+    bound = max((sum(r.size for r in placed if r.first <= i <= r.last) for i in range(len(steps))), default=0)
+    return steps, dataclasses.replace(arena, regions=placed, lower_bound=bound)
 
 
 def _arena_view(offset: int, ctype: str = "float") -> str:

@@ -321,15 +321,23 @@ int wl_depthwise_conv2d_s8(const wl_conv_s8_params_t *p, const int8_t *x, const 
  * weight scale), decoded as the kernels go. The positions follow the float kernels' walk (per
  * group, row blocks of WL_ROW_BLOCK output channels interleaved, then the channels left over;
  * depthwise: (channel, k_h, k_w)), so that the table of a compressed float layer serves its int8
- * version unchanged. Biases folded as for the dense kernels. Scratch: WL_CONV_ENC_S8_SCRATCH(p)
- * bytes (a block of channels' weights in wl_conv2d_s8's layout, then wl_conv2d_s8's own scratch),
- * WL_DW_ENC_S8_SCRATCH(p) for depthwise (one channel's taps, then wl_depthwise_conv2d_s8's). */
+ * version unchanged. Biases folded as for the dense kernels. wl_conv2d_encoded_s8 decodes `block`
+ * output channels at a time (a multiple of WL_ROW_BLOCK; the channels of a group after its last
+ * whole row block one at a time) and runs wl_conv2d_s8 on them, so its im2col is done once per
+ * block: the compiler makes the block as large as the arena's free room at that step allows.
+ * Scratch: WL_CONV_ENC_S8_SCRATCH(p) bytes (a block's weights in wl_conv2d_s8's layout, then
+ * wl_conv2d_s8's own scratch); WL_DW_ENC_S8_SCRATCH(p) for depthwise (one channel's taps, then
+ * wl_depthwise_conv2d_s8's). */
 struct wl_encoded_weights;
 int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct wl_encoded_weights *e,
                      const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y);
+typedef struct {
+    wl_conv_s8_params_t conv;
+    int32_t block; /* output channels decoded at a time: a multiple of WL_ROW_BLOCK */
+} wl_conv_enc_s8_params_t;
 #define WL_CONV_ENC_S8_KPAD(p) ((((p)->in_c / (p)->group) * (p)->k_h * (p)->k_w + 3) & ~3)
-#define WL_CONV_ENC_S8_SCRATCH(p) (WL_ROW_BLOCK * WL_CONV_ENC_S8_KPAD(p) + WL_CONV_S8_SCRATCH(p))
-int wl_conv2d_encoded_s8(const wl_conv_s8_params_t *p, const int8_t *x, const struct wl_encoded_weights *e,
+#define WL_CONV_ENC_S8_SCRATCH(p) ((p)->block * WL_CONV_ENC_S8_KPAD(&(p)->conv) + WL_CONV_S8_SCRATCH(&(p)->conv))
+int wl_conv2d_encoded_s8(const wl_conv_enc_s8_params_t *pe, const int8_t *x, const struct wl_encoded_weights *e,
                          const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *scratch,
                          int8_t *y);
 #define WL_DW_ENC_S8_SCRATCH(p) ((((p)->k_h * (p)->k_w + 3) & ~3) + WL_DW_S8_SCRATCH(p))

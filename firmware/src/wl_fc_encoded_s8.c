@@ -1,11 +1,19 @@
 /* int8 fully connected layer with compressed weights (codebook or Bloomier, an int8 codebook in
- * the layer's weight scale), decoded a chunk at a time into a small stack buffer.
+ * the layer's weight scale), decoded as the kernel walks them.
  *
  * The positions follow the float kernel's walk (row blocks of four outputs interleaved, then the
  * remaining rows), so that the table of a compressed float layer serves its int8 version as it
- * is. The input's zero point is folded into the bias at compile time, as for wl_fc_s8. */
+ * is. A Bloomier table with t <= 8 is read by the float kernel's streaming path (wl_fc_stream.h:
+ * one hash per group of four positions, straight into the four accumulators); other encodings
+ * decode a chunk of positions at a time into a small stack buffer. The input's zero point is
+ * folded into the bias at compile time, as for wl_fc_s8. */
 #include "wl_kernels.h"
 #include "wl_weights.h"
+
+#define WL_FC_X int8_t
+#define WL_FC_ACC int32_t
+#define WL_FC_CB int8_t
+#include "wl_fc_stream.h"
 
 #define WL_FC_S8_CHUNK 128 /* positions decoded at a time: a multiple of WL_ROW_BLOCK */
 
@@ -19,6 +27,7 @@ int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct w
     const int32_t out_off = p->output_offset, out_lo = p->act_min, out_hi = p->act_max;
     const int32_t K = p->in_features, N = p->out_features, rows = p->rows;
     const int32_t full = N - N % WL_ROW_BLOCK;
+    const int stream = e->kind == WL_ENC_BLOOMIER && e->bits <= 8u;
     int8_t buf[WL_FC_S8_CHUNK] __attribute__((aligned(4)));
     for (int32_t r = 0; r < rows; r++) {
         const int8_t *xr = x + r * K;
@@ -26,7 +35,12 @@ int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct w
         for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
             int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
             const uint32_t first = (uint32_t)(n * K);
-            for (int32_t k0 = 0; k0 < K; k0 += WL_FC_S8_CHUNK / WL_ROW_BLOCK) {
+            if (stream) {
+                int32_t acc[4] = {0, 0, 0, 0};
+                wl_fc_block_bloomier(e, first >> 2, xr, (uint32_t)K, acc);
+                a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+            }
+            for (int32_t k0 = 0; !stream && k0 < K; k0 += WL_FC_S8_CHUNK / WL_ROW_BLOCK) {
                 const int32_t kn = K - k0 < WL_FC_S8_CHUNK / WL_ROW_BLOCK ? K - k0 : WL_FC_S8_CHUNK / WL_ROW_BLOCK;
                 const int status =
                     wl_weights_decode_s8(e, first + (uint32_t)(k0 * WL_ROW_BLOCK), (uint32_t)(kn * WL_ROW_BLOCK), buf);

@@ -174,11 +174,34 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
         return Lowered([Step("depthwise_conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest),
                              scratch=scratch)])
     scratch = 5 * kpad  # WL_CONV_S8_SCRATCH: 2 x kpad int16 columns, kpad int8
-    if enc is not None:  # WL_CONV_ENC_S8_SCRATCH: a block of ROW_BLOCK channels' weights first
-        return Lowered([Step("conv2d_encoded_s8", node.name, (x,), node.outputs[0], params, rest, encoding=enc,
+    if enc is not None:  # WL_CONV_ENC_S8_SCRATCH: a block of channels' weights first (see grow_channel_block)
+        return Lowered([Step("conv2d_encoded_s8", node.name, (x,), node.outputs[0],
+                             ConvEncS8Params(dataclasses.astuple(params), ROW_BLOCK), rest, encoding=enc,
                              scratch=ROW_BLOCK * kpad + scratch)])
     weight = ConstArray("weight", conv_s8_weights(rows_w, g.group))
     return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest), scratch=scratch)])
+
+
+@dataclass(frozen=True)
+class ConvEncS8Params:
+    conv: tuple  # ConvS8Params' fields, in order
+    block: int  # output channels decoded at a time, a multiple of ROW_BLOCK
+
+
+def grow_channel_block(step: Step, room: int) -> Step:
+    """wl_conv2d_encoded_s8 with as many output channels decoded at a time as `room` more bytes
+    of scratch allow (the arena's free space at that step: codegen), so that its im2col runs
+    once per block of channels rather than once per row block."""
+    g = ConvS8Params(*step.params.conv)
+    cout_g = g.out_c // g.group
+    kpad = ((g.in_c // g.group) * g.k_h * g.k_w + 3) & ~3
+    most = cout_g - cout_g % ROW_BLOCK  # the whole row blocks of a group
+    block = step.params.block
+    fits = (step.scratch + room - 5 * kpad) // kpad // ROW_BLOCK * ROW_BLOCK
+    new = max(block, min(most, fits))
+    if new == block:
+        return step
+    return dataclasses.replace(step, params=ConvEncS8Params(step.params.conv, new), scratch=new * kpad + 5 * kpad)
 
 
 def conv_s8_weights(rows_w: np.ndarray, group: int) -> np.ndarray:
