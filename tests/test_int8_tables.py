@@ -320,3 +320,41 @@ def test_the_channel_block_takes_the_room_up_to_the_next_live_region():
         steps, arena = _grow_scratch([step], plan(scratch, *regions))
         assert steps[0].params.block == block, regions
         assert next(r for r in arena.regions if r.root == scratch.root).size == steps[0].scratch
+
+
+def test_a_layer_the_quantizer_leaves_in_float32_keeps_its_table(tmp_path):
+    """A layer left in float32 in the int8 model (here excluded from quantization) keeps its table
+    with float32 values read off its weights, and runs the float kernel on it between the int8
+    layers; the firmware equals onnxruntime on that model."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from weightless_mcu.api import _prepare, _Prepared, verify_prepared
+    from weightless_mcu.compress.int8_tables import int8_tables
+    from weightless_mcu.targets import get_target
+
+    src = _cnn(tmp_path)
+    _data(tmp_path)
+    _, fgraph, freports = _prepare(src, None, None, _settings(), lambda _: None)
+    onnx.save(graph_to_onnx(fgraph), tmp_path / "decoded.onnx")
+    cal = np.load(tmp_path / "cal.npz")["x"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": c[None]} for c in cal])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(tmp_path / "decoded.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    nodes_to_exclude=["fc"], extra_options={"TensorQuantOverrides": {t: [{"symmetric": True}]
+                                                                                     for t in fgraph.encodings}})
+    reference, graph, _ = _prepare(tmp_path / "q.onnx", None, None, None, lambda _: None)
+    reports = {r.name: r for r in int8_tables(fgraph, freports, graph)}
+    assert reports["fc"].encoding == "bloomier" and reports["fc"].dense_bytes == reports["fc"].float32_bytes
+    assert reports["conv"].dense_bytes * 4 == reports["conv"].float32_bytes
+    res = verify_prepared(_Prepared(graph, list(reports.values()), reference, None, None, None), get_target("host"),
+                          model=src, inputs=tmp_path / "x.npz")
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert "fc_encoded" in kernels and "conv2d_encoded_s8" in kernels, kernels
+    assert res["match"], res

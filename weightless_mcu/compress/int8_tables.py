@@ -38,28 +38,27 @@ def int8_layout(graph: Graph, node) -> tuple[np.ndarray, WeightLayout]:
     return w, WeightLayout(tuple(w.shape), g.group, False, g.group == g.in_c == g.out_c)
 
 
-def int8_encoding(name: str, enc, w: np.ndarray, layout: WeightLayout):
-    """The encoding enc (of the float layer) with the int8 codebook that decodes to w at every
-    position; a RuntimeError where no codebook does (the weights were not quantized per tensor)."""
-    flat = layout.walk(w).astype(np.int64)
+def quantized_encoding(name: str, enc, w: np.ndarray, layout: WeightLayout):
+    """The encoding enc (of the float layer) with the codebook that decodes to w at every position,
+    of w's type: int8 for an int8 layer, float32 for one left in float32 on dequantized weights; a
+    RuntimeError where no codebook does (the weights were not quantized per tensor)."""
+    int8 = np.issubdtype(np.asarray(w).dtype, np.integer)
+    flat = layout.walk(w).astype(np.int64) if int8 else layout.walk(w)
     words = enc.words() if hasattr(enc, "words") else enc.indices
     k = int(enc.codebook.size)
     if flat.size != words.size:
-        raise RuntimeError(f"layer '{name}': its int8 weights have {flat.size} positions, its table {words.size}")
+        raise RuntimeError(f"layer '{name}': its quantized weights have {flat.size} positions, its table {words.size}")
     known = (words >= 1) & (words <= k)
     if np.any(flat[~known] != 0):
-        raise RuntimeError(f"layer '{name}': a weight that decodes to 0 is not 0 in the int8 model")
+        raise RuntimeError(f"layer '{name}': a weight that decodes to 0 is not 0 in the quantized model")
     idx = words[known].astype(np.int64) - 1
     vals = flat[known]
-    book = np.zeros(k, np.int64)
-    seen = np.zeros(k, bool)
-    book[idx], seen[idx] = vals, True
+    book = np.zeros(k, flat.dtype)  # a shared value no position decodes to: any value serves
+    book[idx] = vals
     if np.any(book[idx] != vals):
-        raise RuntimeError(f"layer '{name}': one shared value became several int8 values (quantized per channel?)")
-    if not seen.all():  # a shared value no position decodes to: any int8 value serves
-        book[~seen] = 0
-    out = dataclasses.replace(enc, codebook=book.astype(np.int8))
-    assert np.array_equal(out.decode().astype(np.int64), flat)
+        raise RuntimeError(f"layer '{name}': one shared value became several values (quantized per channel?)")
+    out = dataclasses.replace(enc, codebook=book.astype(np.int8 if int8 else np.float32))
+    assert np.array_equal(out.decode().astype(flat.dtype), flat)
     return out
 
 
@@ -81,7 +80,7 @@ def int8_tables(float_graph: Graph, reports: list[LayerReport], graph: Graph,
             if enc is None:
                 out.append(LayerReport(r.name, node.inputs[1], "dense", n, n, None, None, None, None, 0, n, 4 * n, n))
                 continue
-            enc8 = int8_encoding(r.name, enc, w, layout)
+            enc8 = quantized_encoding(r.name, enc, w, layout)
             if enc8.nbytes() >= n and r.name not in forced:
                 out.append(LayerReport(r.name, node.inputs[1], "dense", n, int(np.count_nonzero(w)), None, None, None,
                                        None, 0, n, 4 * n, n))
@@ -89,12 +88,12 @@ def int8_tables(float_graph: Graph, reports: list[LayerReport], graph: Graph,
             graph.encodings[node.inputs[1]] = enc8
             out.append(dataclasses.replace(r, tensor=node.inputs[1], bytes=enc8.nbytes(), dense_bytes=n))
         elif node is not None and enc is not None and r.name in layouts:
-            tensor = node.inputs[1]  # a layer the quantizer left in float32: its float table as it was
-            if not np.array_equal(np.asarray(graph.const(tensor), np.float32),
-                                  layouts[r.name].unwalk(enc.decode()).astype(np.float32)):
-                raise RuntimeError(f"layer '{r.name}': its weights changed on the way through the quantizer")
-            graph.encodings[tensor] = enc
-            out.append(dataclasses.replace(r, tensor=tensor))
+            # A layer left in float32 (not folded into an int8 one): its weights are the quantized
+            # ones dequantized, still K values on the same positions: the table with those values.
+            tensor = node.inputs[1]
+            encf = quantized_encoding(r.name, enc, np.asarray(graph.const(tensor), np.float32), layouts[r.name])
+            graph.encodings[tensor] = encf
+            out.append(dataclasses.replace(r, tensor=tensor, bytes=encf.nbytes()))
         elif enc is None:
             out.append(r)
         else:
