@@ -17,7 +17,7 @@ from weightless_mcu.qemu import run_firmware
 from weightless_mcu.targets import get_target
 from weightless_mcu.toolchain import build_image
 
-from .conftest import REPO
+from .conftest import REPO, rand
 
 
 def _probe(tmp_path, target: str, nops: int):
@@ -101,3 +101,55 @@ def test_a_profile_splits_the_count_among_the_steps(tmp_path):
     # The markers cost a few instructions per step; a build without them counts that much less.
     assert 0 < both["instructions"] - plain["instructions"] <= 8 * len(steps)
     assert "instructions" not in plain["steps"][0]
+    # MACs and instructions per MAC per step, and per weight layer in layers[].
+    assert [s["macs"] for s in both["steps"]] == [64 * 48, 48 * 8]
+    assert [s["instructions_per_mac"] for s in both["steps"]] == [round(n / m, 4) for n, m in zip(steps, (3072, 384))]
+    assert [(r["instructions"], r["macs"]) for r in both["layers"]] == list(zip(steps, (3072, 384)))
+    # ... in the terminal report and on the HTML page.
+    from weightless_mcu.report_html import render_html
+    from weightless_mcu.report_text import size_lines
+
+    text = "\n".join(size_lines(both))
+    assert "per MAC" in text and f"{steps[0] / 3072:.2f}" in text and f"{sum(steps) / 3456:.2f}" in text
+    html = render_html(both)
+    assert "Instructions per layer" in html and f"<td>{steps[1]:,}</td>" in html and f"<td>{steps[1] / 384:.2f}</td>" in html
+    assert "Instructions per layer" not in render_html(plain)
+
+
+def test_the_macs_of_each_step_float_int8_and_on_tables(tmp_path):
+    """The MACs the manifest gives each step: a convolution out_c x out_h x out_w x in_c / group x
+    k_h x k_w, a fully connected layer in x out, none for the other steps; the same for the int8
+    kernels and for int8 layers on tables."""
+    from weightless_mcu import compile_model
+    from weightless_mcu.compress import make_settings
+
+    from .test_static_quantize import _float_cnn
+
+    src = _float_cnn(tmp_path)
+    want = [2 * 6 * 10 * 10 * 9, 6 * 5 * 5 * 9, 6 * 10 * 5 * 5, 10 * 4]  # conv, depthwise (stride 2), pointwise, fc
+    np.savez(tmp_path / "cal.npz", x=np.stack([rand(2, 10, 10, seed=i) for i in range(4)]))
+    for out, kwargs in (("f", {}), ("q", dict(quantize="int8", calibration_data=tmp_path / "cal.npz")),
+                        ("t", dict(quantize="int8", calibration_data=tmp_path / "cal.npz",
+                                   compression=make_settings(dict(density=0.5, clusters=4, encoding="codebook",
+                                                                  min_positions=0))))):
+        manifest = compile_model(src, tmp_path / out, target="host", **kwargs)
+        macs = [(s["kernel"], s["macs"]) for s in manifest["steps"] if s["macs"]]
+        assert [m for _, m in macs] == want, macs
+        assert all(s["macs"] == 0 for s in manifest["steps"] if "conv" not in s["kernel"] and "fc" not in s["kernel"])
+    assert {k for k, _ in macs} == {"conv2d_encoded_s8", "depthwise_conv2d_encoded_s8", "fc_encoded_s8"}
+
+
+def test_the_macs_of_a_transposed_convolution_and_a_matmul(tmp_path):
+    from onnx import helper
+
+    from weightless_mcu import compile_model
+
+    from .conftest import make_model
+
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["c"]),
+             helper.make_node("MatMul", ["a", "b"], ["m"])]
+    src = make_model(tmp_path / "m.onnx", nodes, {"x": [1, 2, 4, 4], "a": [2, 3, 4], "b": [2, 4, 5]},
+                     {"c": [1, 3, 6, 6], "m": [2, 3, 5]}, {"w": rand(2, 3, 3, 3)})
+    manifest = compile_model(src, tmp_path / "out", target="host")
+    assert [(s["kernel"], s["macs"]) for s in manifest["steps"]] == [("conv_transpose2d", 2 * 4 * 4 * 3 * 9),
+                                                                      ("matmul", 2 * 3 * 4 * 5)]

@@ -406,6 +406,11 @@ def verify_prepared(prep: _Prepared, tgt, *, model: Path, inputs=None, samples: 
             raise RunError(f"the profile has {len(per_step)} steps, the model {len(sizes['steps'])}")
         for row, count in zip(sizes["steps"], per_step):
             row["instructions"] = int(count)
+            row["instructions_per_mac"] = round(int(count) / row["macs"], 4) if row["macs"] else None
+        for layer in sizes["layers"] or []:  # the weight layers: their steps' instructions and MACs
+            mine = [row for row in sizes["steps"] if row["layer"] == layer["name"]]
+            layer["instructions"] = sum(row["instructions"] for row in mine)
+            layer["macs"] = sum(row["macs"] for row in mine)
     insns = run.instructions
     result.update({"instructions": int(max(insns)) if insns else None, "instructions_per_sample": insns,
                    "stack_bytes": run.stack_bytes, **sizes})

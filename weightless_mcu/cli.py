@@ -123,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--data", type=Path, help="labelled samples (.npz with x and y, or a directory with the t10k IDX files): "
                                               "reports the firmware's accuracy")
     v.add_argument("--profile", action="store_true",
-                   help="count the instructions of every step (kernel) of an inference, on a board")
+                   help="count the instructions of every step (kernel) of an inference, on a board, with its MACs "
+                        "and instructions per MAC")
     common(v)
     limits(v)
 

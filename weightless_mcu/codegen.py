@@ -18,7 +18,8 @@ from .arena import ArenaPlan, plan_arena
 from .errors import FitError, OptionError, UnsupportedOpError
 from .ir import Graph
 from .lowering import Step, lower_node
-from .lowering.quantized import grow_channel_block
+from .lowering.gemm import MatmulParams
+from .lowering.quantized import ConvEncS8Params, ConvS8Params, grow_channel_block
 from .lowering.shape_ops import CopyParams
 from .lowering.step import c_float
 from .resources import firmware_dir, template_environment
@@ -432,6 +433,24 @@ def _output_lsb(program: Program, tensor: str) -> dict:
     return {}
 
 
+def step_macs(step: Step) -> int:
+    """Multiply-accumulates of a step's kernel call: fully connected, convolutions (of any kind)
+    and MatMul; 0 for the others."""
+    p = step.params
+    if isinstance(p, ConvEncS8Params):
+        p = ConvS8Params(*p.conv)
+    if "conv" in step.kernel and hasattr(p, "group"):
+        k = p.k_h * p.k_w
+        if step.kernel.startswith("conv_transpose"):
+            return p.in_c * p.in_h * p.in_w * (p.out_c // p.group) * k
+        return p.out_c * p.out_h * p.out_w * (p.in_c // p.group) * k
+    if hasattr(p, "in_features"):
+        return p.rows * p.in_features * p.out_features
+    if isinstance(p, MatmulParams):
+        return int(np.prod(p.batch_shape, dtype=np.int64)) * p.m * p.k * p.n
+    return 0
+
+
 def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> dict:
     graph = program.graph
     original, stored = weight_bytes(program)
@@ -457,6 +476,7 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
                 "consts": {c.role: {"symbol": s.consts[c.role].symbol, "elements": int(c.data.size), "bytes": int(c.data.nbytes)}
                            for c in program.steps[s.index].consts},
                 "encoding": None if s.weights is None else {"symbol": s.weights["symbol"], "bytes": program.steps[s.index].encoding.nbytes()},
+                "macs": step_macs(program.steps[s.index]),
             }
             for s in rsteps
         ],

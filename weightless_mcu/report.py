@@ -101,7 +101,7 @@ def layer_sizes(image: ImageSizes, manifest: dict) -> list[dict]:
                 parts[_part(name, prefix)] += size
         weights = sum(c["bytes"] for c in step["consts"].values()) + (step["encoding"]["bytes"] if step.get("encoding") else 0)
         rows.append({"layer": step["layer"], "kernel": step["kernel"], "flash_bytes": sum(parts.values()),
-                     "weight_bytes": weights, "parts": parts})
+                     "weight_bytes": weights, "parts": parts, "macs": step.get("macs", 0)})
     return rows
 
 

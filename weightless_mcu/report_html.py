@@ -107,6 +107,24 @@ def _flash(res: dict) -> str:
             + _stacked_bars(rows, [*FLASH_PARTS, "code"]) + "\n".join(table))
 
 
+def _profile(res: dict) -> str:
+    """verify --profile: the instructions of every step, their share, MACs and instructions per MAC."""
+    steps = res.get("steps") or []
+    if not steps or not all("instructions" in s for s in steps):
+        return ""
+    total = sum(s["instructions"] for s in steps)
+    table = ["<table><tr><th>layer</th><th>kernel</th><th>instructions</th><th>share</th><th>MACs</th>"
+             "<th>per MAC</th></tr>"]
+    for s in steps:
+        macs = s.get("macs") or 0
+        count, per_mac = f"{macs:,}" if macs else "-", f"{s['instructions'] / macs:.2f}" if macs else "-"
+        table.append(f"<tr><td>{_name(s['layer'])}</td><td>{_e(s['kernel'])}</td><td>{s['instructions']:,}</td>"
+                     f"<td>{100 * s['instructions'] / max(total, 1):.1f}%</td><td>{count}</td><td>{per_mac}</td></tr>")
+    table.append(f"<tr><th>steps</th><th></th><th>{total:,}</th><th></th><th></th><th></th></tr></table>")
+    return ("<h2>Instructions per layer</h2><p>Exact counts under QEMU, one marker call per step included; "
+            f"the inference as a whole: {res['instructions']:,}.</p>" + "\n".join(table))
+
+
 def _ram(res: dict) -> str:
     if "arena_bytes" not in res:
         return ""
@@ -169,7 +187,7 @@ def render_html(res: dict) -> str:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{_e(name)}: weightless-mcu report</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(name)}</h1>", f'<p class="sub">{_e(where)} &middot; weightless-mcu {_e(__version__)}</p>',
-        _cards(res), _limits(res), _flash(res), _ram(res), _compression(res), "</body></html>", ""])
+        _cards(res), _limits(res), _profile(res), _flash(res), _ram(res), _compression(res), "</body></html>", ""])
 
 
 def write_html(path: Path, res: dict) -> None:

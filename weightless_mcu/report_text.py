@@ -84,15 +84,22 @@ def size_lines(res: dict) -> list[str]:
         rows = []
         for s in steps:
             parts = s.get("parts") or {}
+            macs = s.get("macs") or 0
             rows.append([short_name(s["layer"], 48), s["kernel"], *(f"{parts.get(p, 0):,}" if parts.get(p) else "-" for p in FLASH_PARTS),
                          f"{s['flash_bytes']:,}"]
-                        + ([f"{s['instructions']:,} ({100 * s['instructions'] / max(counted, 1):.1f}%)"] if profiled else []))
+                        + ([f"{s['instructions']:,} ({100 * s['instructions'] / max(counted, 1):.1f}%)",
+                            f"{macs:,}" if macs else "-", f"{s['instructions'] / macs:.2f}" if macs else "-"]
+                           if profiled else []))
         code = sum((res.get("code") or {}).values())
         consts = sum(s["flash_bytes"] for s in steps)
-        extra = [""] if profiled else []
+        extra = ["", "", ""] if profiled else []
+        total_macs = sum(s.get("macs") or 0 for s in steps)
         rows.append(["code (runtime kernels and run function)", "", *([""] * len(FLASH_PARTS)), f"{code:,}", *extra])
-        rows.append(["total", "", *([""] * len(FLASH_PARTS)), f"{consts + code:,}", *([f"{counted:,}"] if profiled else [])])
-        out += _table(["layer", "kernel", *FLASH_PARTS, "flash", *(["instructions"] if profiled else [])], rows, left=2)
+        rows.append(["total", "", *([""] * len(FLASH_PARTS)), f"{consts + code:,}",
+                     *([f"{counted:,}", f"{total_macs:,}", f"{counted / total_macs:.2f}" if total_macs else "-"]
+                       if profiled else [])])
+        out += _table(["layer", "kernel", *FLASH_PARTS, "flash", *(["instructions", "MACs", "per MAC"] if profiled else [])],
+                      rows, left=2)
     return out
 
 
