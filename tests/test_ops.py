@@ -56,6 +56,16 @@ CASES = {
     "conv_group": _conv_case(group=2, cin=4, cout=6, pads=[1, 1, 1, 1]),
     "conv_depthwise": _conv_case(group=5, cin=5, cout=5, pads=[1, 1, 1, 1], strides=[2, 2]),
     "conv_depthwise_multiplier": _conv_case(group=3, cin=3, cout=6, pads=[1, 1, 1, 1]),
+    # The depthwise kernel's interior paths (3x3 unrolled at any stride, other windows as loops) and
+    # its checked border, asymmetric pads; an input smaller than the window (no interior at all).
+    "conv_depthwise_3x3_asym": _conv_case(group=4, cin=4, cout=4, pads=[1, 0, 2, 1], hw=9),
+    "conv_depthwise_3x3_s2_valid": _conv_case(group=4, cin=4, cout=4, strides=[2, 2], hw=10),
+    "conv_depthwise_5x5_dilated": _conv_case(group=3, cin=3, cout=3, k=5, dilations=[2, 2], pads=[2, 3, 1, 2],
+                                             strides=[1, 2], hw=12),
+    "conv_depthwise_tiny": _conv_case(group=2, cin=2, cout=2, pads=[1, 1, 1, 1], hw=1),
+    # small planes, copied with their padding onto the stack: 6x6 padded, and SAME_UPPER at stride 2
+    "conv_depthwise_small": _conv_case(group=4, cin=4, cout=4, pads=[1, 1, 1, 1], hw=6),
+    "conv_depthwise_small_same_s2": _conv_case(group=4, cin=4, cout=4, auto_pad="SAME_UPPER", strides=[2, 2], hw=6),
     "conv_pointwise": _conv_case(k=1, cin=7, cout=9, hw=5),
     "conv_1x1_stride2": _conv_case(k=1, cin=4, cout=8, strides=[2, 2], hw=7),
     "conv_5x5_tail_channels": _conv_case(k=5, cin=2, cout=5, pads=[2, 2, 2, 2]),
@@ -152,6 +162,7 @@ CASES = {
 }
 
 QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_stride", "conv_depthwise",
+              "conv_depthwise_3x3_asym", "conv_depthwise_5x5_dilated", "conv_depthwise_small",
               "conv_pointwise", "conv_group", "maxpool", "reduce_mean_spatial", "avgpool_pads", "softmax_last", "log_softmax", "hard_swish", "transpose_nhwc", "sigmoid",
               "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
               "concat_channels_three", "gather_axis1_negative",
