@@ -60,6 +60,24 @@ def _settings():
                                given=frozenset({"density", "clusters", "min_positions"}))
 
 
+def _quantize_here(src, dst, calibration, **options):
+    """onnxruntime's quantize_static run here (QDQ, int8, per channel unless overridden) on the
+    samples of the calibration .npz, in order."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    cal = np.load(calibration)["x"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"x": c[None]} for c in cal])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, **options)
+
+
 def _data(tmp_path):
     np.savez(tmp_path / "cal.npz", x=np.stack([rand(2, 9, 9, seed=100 + i) for i in range(16)]))
     np.savez(tmp_path / "x.npz", x=np.stack([rand(2, 9, 9, seed=300 + i) for i in range(24)]))
@@ -195,8 +213,6 @@ def test_encoded_int8_kernels_take_per_channel_requantization(tmp_path):
     (per-channel scales) whose int8 weights take five values in every layer, each layer stored as
     a table of them (a Bloomier table's false positives written into the reference model too),
     run on the host and on cortex-m4 against onnxruntime on that int8 model."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from weightless_mcu.api import _prepare, _Prepared, verify_prepared
     from weightless_mcu.compress import encode_indices
     from weightless_mcu.compress.int8_tables import int8_layout
@@ -215,17 +231,7 @@ def test_encoded_int8_kernels_take_per_channel_requantization(tmp_path):
             init.CopyFrom(numpy_helper.from_array((q * s).astype(np.float32), init.name))
     onnx.save(model, tmp_path / "shared.onnx")
     _data(tmp_path)
-    cal = np.load(tmp_path / "cal.npz")["x"]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": c[None]} for c in cal])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    quantize_static(str(tmp_path / "shared.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    _quantize_here(tmp_path / "shared.onnx", tmp_path / "q.onnx", tmp_path / "cal.npz")
     reference, graph, _ = _prepare(tmp_path / "q.onnx", None, None, None, lambda _: None)
     inits = {t.name: t for t in reference.graph.initializer}
     settings = {"conv": LayerSettings(encoding="bloomier", bits=6), "fc": LayerSettings(encoding="bloomier", bits=8)}
@@ -326,8 +332,6 @@ def test_a_layer_the_quantizer_leaves_in_float32_keeps_its_table(tmp_path):
     """A layer left in float32 in the int8 model (here excluded from quantization) keeps its table
     with float32 values read off its weights, and runs the float kernel on it between the int8
     layers; the firmware equals onnxruntime on that model."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from weightless_mcu.api import _prepare, _Prepared, verify_prepared
     from weightless_mcu.compress.int8_tables import int8_tables
     from weightless_mcu.targets import get_target
@@ -336,19 +340,8 @@ def test_a_layer_the_quantizer_leaves_in_float32_keeps_its_table(tmp_path):
     _data(tmp_path)
     _, fgraph, freports = _prepare(src, None, None, _settings(), lambda _: None)
     onnx.save(graph_to_onnx(fgraph), tmp_path / "decoded.onnx")
-    cal = np.load(tmp_path / "cal.npz")["x"]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter([{"x": c[None]} for c in cal])
-
-        def get_next(self):
-            return next(self._it, None)
-
-    quantize_static(str(tmp_path / "decoded.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    nodes_to_exclude=["fc"], extra_options={"TensorQuantOverrides": {t: [{"symmetric": True}]
-                                                                                     for t in fgraph.encodings}})
+    _quantize_here(tmp_path / "decoded.onnx", tmp_path / "q.onnx", tmp_path / "cal.npz", nodes_to_exclude=["fc"],
+                   extra_options={"TensorQuantOverrides": {t: [{"symmetric": True}] for t in fgraph.encodings}})
     reference, graph, _ = _prepare(tmp_path / "q.onnx", None, None, None, lambda _: None)
     reports = {r.name: r for r in int8_tables(fgraph, freports, graph)}
     assert reports["fc"].encoding == "bloomier" and reports["fc"].dense_bytes == reports["fc"].float32_bytes
