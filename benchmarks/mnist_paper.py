@@ -62,7 +62,7 @@ from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.targets import get_target
-from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair, load_labelled
+from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair
 from weightless_mcu.train.network import Constraint, Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, train
 from weightless_mcu.train.weightless import RetrainOptions, retrain_compress
@@ -399,12 +399,11 @@ def _int8_firmware(graph, run: dict, x_cal, x_te, y_te, n: int, tmp: Path, log) 
     firmware under QEMU on n test images; against onnxruntime on the int8 model and next to the
     float decoded model's test error on the same images."""
     np.savez(tmp / "calibration.npz", x=x_cal)
-    np.savez(tmp / "test_int8.npz", x=x_te[:n], y=y_te[:n])
     t0 = time.perf_counter()
     with quantized_compressed(graph, None, Path("lenet5.onnx"), "lenet5", "int8", tmp / "calibration.npz", "minmax",
                               log) as prep:
-        res = verify_prepared(prep, get_target("cortex-m4"), model=Path("lenet5.onnx"), data=tmp / "test_int8.npz",
-                              labelled=load_labelled(tmp / "test_int8.npz"), timeout=7200, progress=log)
+        res = verify_prepared(prep, get_target("cortex-m4"), model=Path("lenet5.onnx"), data="the MNIST test images",
+                              labelled=(x_te[:n], y_te[:n]), timeout=7200, progress=log)
     out = {k: res[k] for k in ("samples", "accuracy", "accuracy_onnxruntime_decoded", "accuracy_float",
                                "predictions_match", "match", "max_lsb_error", "lsb_differing_share", "instructions",
                                "target", "weights_stored_bytes", "flash_bytes", "ram_total_bytes")}

@@ -308,25 +308,35 @@ def _const_name(graph: Graph, name: str, data: np.ndarray, dtype: str) -> str:
     return name
 
 
+def _next_quantize(graph: Graph, tensor: str, consumers):
+    """The per-tensor QuantizeLinear that is the only reader of tensor, with its (scale, zero
+    point), or None."""
+    tail = _only_consumer(graph, tensor, consumers)
+    if tail is None or tail.op != "QuantizeLinear":
+        return None
+    y_params = q_params(graph, tail)
+    return None if y_params is None else (tail, y_params[:2])
+
+
 def _output_quantize(graph: Graph, node: Node, consumers):
     """The QuantizeLinear a layer's output goes to, through at most one Relu or Clip:
     (nodes to remove, real clamp bounds, (scale, zero point), the QuantizeLinear), or None."""
     act_real = (float("-inf"), float("inf"))
-    tail = _only_consumer(graph, node.outputs[0], consumers)
+    out = node.outputs[0]
+    act = _only_consumer(graph, out, consumers)
     removed = []
-    if tail is not None and tail.op in ("Relu", "Clip"):
-        act_real = clip_bounds(graph, tail)
+    if act is not None and act.op in ("Relu", "Clip"):
+        act_real = clip_bounds(graph, act)
         if act_real is None:
             return None
-        removed.append(tail)
-        tail = _only_consumer(graph, tail.outputs[0], consumers)
-    if tail is None or tail.op != "QuantizeLinear":
+        removed.append(act)
+        out = act.outputs[0]
+    found = _next_quantize(graph, out, consumers)
+    if found is None:
         return None
-    y_params = q_params(graph, tail)
-    if y_params is None:
-        return None
+    tail, y_quant = found
     removed.append(tail)
-    return removed, act_real, y_params[:2], tail
+    return removed, act_real, y_quant, tail
 
 
 def _conv_pattern(graph: Graph, node: Node, producers, consumers):
@@ -493,13 +503,10 @@ def _concat_pattern(graph: Graph, node: Node, producers, consumers):
     ins = [_int8_input(graph, i, producers) for i in names]
     if not ins or any(t is None for t in ins) or node.outputs[0] not in graph.tensors:
         return None
-    tail = _only_consumer(graph, node.outputs[0], consumers)
-    if tail is None or tail.op != "QuantizeLinear":
+    found = _next_quantize(graph, node.outputs[0], consumers)
+    if found is None:
         return None
-    y_params = q_params(graph, tail)
-    if y_params is None:
-        return None
-    y_quant = y_params[:2]
+    tail, y_quant = found
     try:
         tables = tuple(None if t.quant == y_quant else int8_table(graph, [], t.quant, y_quant) for t in ins)
     except _NoTable:
@@ -512,12 +519,12 @@ def _view_pattern(graph: Graph, node: Node, producers, consumers):
     """DequantizeLinear -> Reshape | Flatten | Squeeze | Unsqueeze -> QuantizeLinear with the same
     parameters (the QDQ form of a view): the view of the int8 tensor, at no cost."""
     x_q = _int8_input(graph, node.inputs[0], producers)
-    tail = _only_consumer(graph, node.outputs[0], consumers)
-    if x_q is None or tail is None or tail.op != "QuantizeLinear" or node.outputs[0] not in graph.tensors:
+    if x_q is None or node.outputs[0] not in graph.tensors:
         return None
-    y_params = q_params(graph, tail)
-    if y_params is None or y_params[:2] != x_q.quant:
+    found = _next_quantize(graph, node.outputs[0], consumers)
+    if found is None or found[1] != x_q.quant:
         return None
+    tail = found[0]
     attrs = {**node.attrs, "y_quant": x_q.quant}
     return Node(node.op, node.name, [x_q.name, *node.inputs[1:]], list(tail.outputs), attrs), [tail]
 

@@ -245,13 +245,13 @@ def graph_reports(graph: Graph) -> list[LayerReport]:
 def layer_report(name: str, tensor: str, enc, kept: int) -> LayerReport:
     """The report of a layer stored in enc (kept: its non-zero weights)."""
     n = enc.positions
-    dense_bytes = 4 * n
+    float32_bytes = 4 * n
     if isinstance(enc, BloomierEncoding):
         t = enc.table
         return LayerReport(name, tensor, "bloomier", n, kept, int(enc.codebook.size), t.bits, t.cells,
-                           round(t.cells / max(1, kept), 4), enc.false_positives, enc.nbytes(), dense_bytes,
+                           round(t.cells / max(1, kept), 4), enc.false_positives, enc.nbytes(), float32_bytes,
                            enc.dense_bytes())
     if isinstance(enc, CodebookEncoding):
         return LayerReport(name, tensor, "codebook", n, kept, int(enc.codebook.size), enc.bits, None, None, 0,
-                           enc.nbytes(), dense_bytes, enc.dense_bytes())
-    return LayerReport(name, tensor, "dense", n, n, None, None, None, None, 0, dense_bytes, dense_bytes)
+                           enc.nbytes(), float32_bytes, enc.dense_bytes())
+    return LayerReport(name, tensor, "dense", n, n, None, None, None, None, 0, float32_bytes, float32_bytes)

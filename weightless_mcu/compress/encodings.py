@@ -28,9 +28,14 @@ def stream_words(packed: np.ndarray) -> np.ndarray:
     return packed.view("<u4").astype(np.uint32)
 
 
+def element_bytes(codebook: np.ndarray) -> int:
+    """Bytes of one weight of the layer a codebook serves: int8 (a quantized layer) or float32."""
+    return 1 if codebook.dtype == np.int8 else 4
+
+
 def codebook_bytes(codebook: np.ndarray) -> int:
-    """Flash bytes of a codebook array: float32, or int8."""
-    return int(codebook.size) * (1 if codebook.dtype == np.int8 else 4)
+    """Flash bytes of a codebook array."""
+    return int(codebook.size) * element_bytes(codebook)
 
 
 def codebook_ctype(codebook: np.ndarray) -> str:
@@ -90,7 +95,7 @@ class CodebookEncoding:
         return padded_stream_bytes(self.positions * self.bits) + codebook_bytes(self.codebook) + STRUCT_BYTES
 
     def dense_bytes(self) -> int:
-        return self.positions * (1 if self.codebook.dtype == np.int8 else 4)
+        return self.positions * element_bytes(self.codebook)
 
     def c_arrays(self) -> list[CArray]:
         return [CArray("cells", "uint32_t", stream_words(self.packed())),
@@ -127,7 +132,7 @@ class BloomierEncoding:
         return self.table.cell_bytes() + 4 * int(self.table.block_word.size) + codebook_bytes(self.codebook) + STRUCT_BYTES
 
     def dense_bytes(self) -> int:
-        return self.positions * (1 if self.codebook.dtype == np.int8 else 4)
+        return self.positions * element_bytes(self.codebook)
 
     def c_arrays(self) -> list[CArray]:
         return [CArray("cells", "uint32_t", stream_words(self.table.packed_cells())), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),

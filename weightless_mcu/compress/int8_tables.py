@@ -20,7 +20,7 @@ from ..ir import Graph
 from ..lowering.conv import conv_params
 from ..lowering.layout import WeightLayout
 from ..quantized import QCONV, QFC
-from . import LayerReport, candidates
+from . import LayerReport, candidates, layer_report
 
 
 def per_tensor_overrides(graph: Graph) -> dict:
@@ -77,23 +77,20 @@ def int8_tables(float_graph: Graph, reports: list[LayerReport], graph: Graph,
         if node is not None and node.op in (QFC, QCONV):
             w, layout = int8_layout(graph, node)
             n = int(w.size)
-            if enc is None:
-                out.append(LayerReport(r.name, node.inputs[1], "dense", n, n, None, None, None, None, 0, n, 4 * n, n))
-                continue
-            enc8 = quantized_encoding(r.name, enc, w, layout)
-            if enc8.nbytes() >= n and r.name not in forced:
-                out.append(LayerReport(r.name, node.inputs[1], "dense", n, int(np.count_nonzero(w)), None, None, None,
-                                       None, 0, n, 4 * n, n))
+            enc8 = None if enc is None else quantized_encoding(r.name, enc, w, layout)
+            if enc8 is None or (enc8.nbytes() >= n and r.name not in forced):  # plain int8 weights
+                kept = n if enc is None else int(np.count_nonzero(w))
+                out.append(LayerReport(r.name, node.inputs[1], "dense", n, kept, None, None, None, None, 0, n, 4 * n, n))
                 continue
             graph.encodings[node.inputs[1]] = enc8
-            out.append(dataclasses.replace(r, tensor=node.inputs[1], bytes=enc8.nbytes(), dense_bytes=n))
+            out.append(layer_report(r.name, node.inputs[1], enc8, r.kept))
         elif node is not None and enc is not None and r.name in layouts:
             # A layer left in float32 (not folded into an int8 one): its weights are the quantized
             # ones dequantized, still K values on the same positions: the table with those values.
             tensor = node.inputs[1]
             encf = quantized_encoding(r.name, enc, np.asarray(graph.const(tensor), np.float32), layouts[r.name])
             graph.encodings[tensor] = encf
-            out.append(dataclasses.replace(r, tensor=tensor, bytes=encf.nbytes()))
+            out.append(layer_report(r.name, tensor, encf, r.kept))
         elif enc is None:
             out.append(r)
         else:

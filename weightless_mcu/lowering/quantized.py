@@ -160,7 +160,7 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     params = ConvS8Params(*geometry, node.attrs["x_quant"][1], node.attrs["y_quant"][1], *_output_clamp(node))
     rest = (ConstArray("bias", _folded_bias(node, graph.const(b_name), rows_w)), *_requantization(node))
     enc = graph.encodings.get(w_name)  # a table with an int8 codebook (compress/int8_tables.py)
-    kpad = (rows_w.shape[1] + 3) & ~3
+    kpad = conv_s8_kpad(g)
     if g.group == g.in_c == g.out_c:
         # scratch (WL_DW_S8_SCRATCH): one channel's padded plane, 4 bytes of slack for the word loads
         # that read a byte past a window, rounded to a word; then one output row's int32 sums
@@ -182,6 +182,11 @@ def lower_qconv(node: Node, graph: Graph) -> Lowered:
     return Lowered([Step("conv2d_s8", node.name, (x,), node.outputs[0], params, (weight, *rest), scratch=scratch)])
 
 
+def conv_s8_kpad(g: ConvGeometry) -> int:
+    """The taps of one output channel rounded up to a multiple of 4 (kpad of wl_conv2d_s8)."""
+    return ((g.in_c // g.group) * g.k_h * g.k_w + 3) & ~3
+
+
 @dataclass(frozen=True)
 class ConvEncS8Params:
     conv: tuple  # ConvS8Params' fields, in order
@@ -194,7 +199,7 @@ def grow_channel_block(step: Step, room: int) -> Step:
     once per block of channels rather than once per row block."""
     g = ConvS8Params(*step.params.conv)
     cout_g = g.out_c // g.group
-    kpad = ((g.in_c // g.group) * g.k_h * g.k_w + 3) & ~3
+    kpad = conv_s8_kpad(g)
     most = cout_g - cout_g % ROW_BLOCK  # the whole row blocks of a group
     block = step.params.block
     fits = (step.scratch + room - 5 * kpad) // kpad // ROW_BLOCK * ROW_BLOCK
