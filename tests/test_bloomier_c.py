@@ -1,7 +1,8 @@
 """The Python decode and the C decode of compressed weights agree bit for bit
 on every position, kept and pruned: Bloomier tables of many shapes, t from 1
 to 16, K up to 2^t - 1, n = 0, n = 1, density 1.0, and codebook encodings, with
-float32 and int8 codebooks; on the host build for all and under QEMU for a few."""
+float32 and int8 codebooks; on the host build for all and under QEMU for a few; with the
+general decode and with a decode of its own for each table's (t, hashes)."""
 from __future__ import annotations
 
 import dataclasses
@@ -89,7 +90,14 @@ def expected_dump(cases) -> np.ndarray:
     return np.concatenate([expected(e) for e in cases] + [CHECKS] * len(cases))
 
 
-def build_dump(tmp_path, target, cases, sanitize=False):
+def listed(cases) -> tuple[str, ...]:
+    """Defines for a build whose decode has a case of its own for each table's (t, hashes), and
+    nothing else (as a generated library's wl_model_config.h sets them)."""
+    pairs = sorted({(e.table.bits, e.table.hashes) for e in cases if isinstance(e, BloomierEncoding)})
+    return ("WL_BLOOMIER_DECODE_CASES(X)=" + " ".join(f"X({t},{h})" for t, h in pairs), "WL_BLOOMIER_ONLY_LISTED=1")
+
+
+def build_dump(tmp_path, target, cases, sanitize=False, defines=()):
     tables = "\n".join(render_encoded_weights(f"wl_dump_t{i}", e) for i, e in enumerate(cases))
     ptrs = ", ".join(f"&wl_dump_t{i}_weights" for i in range(len(cases)))
     inc = tmp_path / "wl_decode_tables.inc"
@@ -104,12 +112,12 @@ def build_dump(tmp_path, target, cases, sanitize=False):
     sources = [REPO / "tests" / "c" / "wl_decode_dump.c", fw / "src" / "wl_weights_decode.c", fw / "src" / "wl_fc_encoded_f32.c",
                fw / "src" / "wl_fc_encoded_s8.c"]
     elf = build_image(get_target(target), tmp_path / f"build-{target}", sources, [tmp_path, fw / "include"], header,
-                      sanitize=sanitize)
+                      sanitize=sanitize, model_defines=defines)
     return elf, total
 
 
-def run_cases(tmp_path, target, cases):
-    elf, total = build_dump(tmp_path, target, cases)
+def run_cases(tmp_path, target, cases, defines=()):
+    elf, total = build_dump(tmp_path, target, cases, defines=defines)
     out = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), max(total, 1), model="decode-dump").outputs[0]
     start = 0
     for i, enc in enumerate(cases):
@@ -125,13 +133,22 @@ def test_c_decode_matches_python_on_host(tmp_path):
     run_cases(tmp_path, "host", all_cases())
 
 
+def test_listed_cases_decode_matches_python_on_host(tmp_path):
+    cases = all_cases()
+    cases += [bloomier_case(500, 60, t, min(15, (1 << t) - 1), hashes=h, rng_seed=t + h) for t in range(1, 17) for h in (2, 3)]
+    run_cases(tmp_path, "host", cases, listed(cases))
+
+
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
 def test_c_decode_matches_python_under_qemu(tmp_path, target):
     cases = [bloomier_case(2000, 200, 8, 16), bloomier_case(999, 300, 5, 31), bloomier_case(1200, 100, 13, 1000),
              bloomier_case(700, 700, 16, 65535), codebook_case(900, 7, 0.3),
              int8_case(bloomier_case(2000, 200, 8, 16)), int8_case(bloomier_case(999, 300, 5, 31), 1),
-             int8_case(bloomier_case(1200, 100, 13, 1000), 2), int8_case(codebook_case(900, 7, 0.3), 3)]
+             int8_case(bloomier_case(1200, 100, 13, 1000), 2), int8_case(codebook_case(900, 7, 0.3), 3),
+             bloomier_case(800, 90, 10, 16, hashes=3), bloomier_case(800, 90, 7, 16, hashes=2)]
     run_cases(tmp_path, target, cases)
+    (tmp_path / "listed").mkdir()
+    run_cases(tmp_path / "listed", target, cases, listed(cases))
 
 
 def test_nbytes_is_what_lands_in_flash(tmp_path):

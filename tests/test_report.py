@@ -70,9 +70,9 @@ def test_limits_pass_fail_and_parts(compiled):
     ok = run("report", compiled, "--part", "stm32f411", "-q")
     assert ok.returncode == 0, ok.stderr
     assert re.search(r"OK   flash [\d,]+ B of 524,288 B .* on STM32F411RE", ok.stdout)
-    too_small = run("report", compiled, "--flash-limit", "4K", "--ram-limit", "64K", "-q")
+    too_small = run("report", compiled, "--flash-limit", "2K", "--ram-limit", "64K", "-q")
     assert too_small.returncode == 4
-    assert re.search(r"FAIL flash [\d,]+ B of 4,096 B \(\d+\.\d%\) on the limits given: [\d,]+ B over", too_small.stdout)
+    assert re.search(r"FAIL flash [\d,]+ B of 2,048 B \(\d+\.\d%\) on the limits given: [\d,]+ B over", too_small.stdout)
     assert re.search(r"OK   RAM ", too_small.stdout)
     bad = run("report", compiled, "--part", "nosuchpart")
     assert bad.returncode == 2 and "unknown part 'nosuchpart'" in bad.stderr and "nRF52840" in bad.stderr

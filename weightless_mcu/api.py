@@ -151,11 +151,11 @@ def quantized_compressed(fgraph: Graph, freports: list[LayerReport] | None, mode
 
 
 def _generate(graph: Graph, reports: list[LayerReport], out_dir: Path, tgt, progress: Progress,
-              weights_section: str | None = None, quantization: dict | None = None) -> dict:
+              weights_section: str | None = None, quantization: dict | None = None, optimize: str = "speed") -> dict:
     program = build_program(graph, graph.name)
     check_fits(program, tgt)
     progress(f"generating C for {len(program.steps)} steps (arena {program.arena.size} bytes)")
-    files = render(program, tgt, weights_section)
+    files = render(program, tgt, weights_section, optimize)
     manifest = json.loads(files["manifest.json"])
     manifest["layers"] = [r.as_dict() for r in reports]
     if graph.compression_summary:
@@ -172,16 +172,18 @@ def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAU
                   compression: CompressionSettings | None = None, retraining: Retraining | None = None,
                   weights_section: str | None = None, quantize: str | None = None,
                   calibration_data: str | Path | None = None, calibration_method: str = "minmax",
-                  progress: Progress = _quiet) -> dict:
+                  optimize: str = "speed", progress: Progress = _quiet) -> dict:
     """Compile an ONNX model into a C library in out_dir. Returns the manifest.
     weights_section: the linker section for the constant arrays (default .rodata).
+    optimize: "speed" or "size", for the compressed fully connected layers (codegen.OPTIMIZE_CHOICES).
     quantize="int8": quantize the float model first (static_quantize.py), calibrated on
     calibration_data (an .npz laid out as --inputs) or, without it, on random inputs."""
     tgt = get_target(target)
     calibration = Path(calibration_data) if calibration_data is not None else None
     with _prepared(Path(model), input_shapes, name, compression, retraining, quantize, calibration,
                    calibration_method, progress) as prep:
-        return _generate(prep.graph, prep.reports, Path(out_dir), tgt, progress, weights_section, prep.quantization)
+        return _generate(prep.graph, prep.reports, Path(out_dir), tgt, progress, weights_section, prep.quantization,
+                         optimize)
 
 
 def load_inputs(path: str | Path, inputs: list[dict], flag: str = "--inputs") -> list[np.ndarray]:
@@ -298,7 +300,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
            outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
            retraining: Retraining | None = None, data: str | Path | None = None, profile: bool = False,
            quantize: str | None = None, calibration_data: str | Path | None = None, calibration_method: str = "minmax",
-           progress: Progress = _quiet) -> dict:
+           optimize: str = "speed", progress: Progress = _quiet) -> dict:
     """Compile, build the test firmware, run it (QEMU or host) and compare with
     onnxruntime on the decoded model (the original one when not compressed).
     With labelled data, the samples are those and accuracies are reported. profile (on a
@@ -320,21 +322,37 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
         result = verify_prepared(prep, tgt, model=Path(model), inputs=inputs, samples=samples, seed=seed,
                                  tolerance=tolerance, outputs=outputs, timeout=timeout, data=data,
                                  labelled=None if labels is None else (x_data, labels), profile=profile,
-                                 progress=progress)
+                                 optimize=optimize, progress=progress)
+        compressed = bool(prep.graph.encodings)
+    if compressed:
+        # The whole-model ratio: what the dense model needs in flash (its weights, constants and
+        # code: the same model, quantized alike, nothing compressed) over what this one needs.
+        with _prepared(Path(model), input_shapes, None, None, None, quantize, calibration, calibration_method,
+                       _quiet) as dense:
+            dense_flash = model_flash(dense, tgt)
+        result["dense_flash_bytes"] = dense_flash
+        result["model_flash_ratio"] = round(dense_flash / result["flash_bytes"], 4)
     return result
+
+
+def model_flash(prep: _Prepared, tgt) -> int:
+    """The model flash (weights, constants, code) of a prepared model's library, built for tgt."""
+    with tempfile.TemporaryDirectory(prefix="wl-flash-") as tmp:
+        _generate(prep.graph, prep.reports, Path(tmp) / "out", tgt, _quiet, quantization=prep.quantization)
+        return model_sizes(read_elf(build_firmware(Path(tmp) / "out", tgt, Path(tmp) / "build")))[0]
 
 
 def verify_prepared(prep: _Prepared, tgt, *, model: Path, inputs=None, samples: int = 8, seed: int = 0,
                     tolerance: float = 1e-4, outputs=None, timeout: float = 600.0, data=None,
                     labelled: tuple[np.ndarray, np.ndarray] | None = None, profile: bool = False,
-                    progress: Progress = _quiet) -> dict:
+                    optimize: str = "speed", progress: Progress = _quiet) -> dict:
     """verify's work on a prepared model: build, run, compare. labelled: (x, y) of data."""
     graph, reports, quantization, float_model = prep.graph, prep.reports, prep.quantization, prep.float_model
     decoded_model = prep.reference
     x_data, labels = labelled if labelled is not None else (None, None)
     with tempfile.TemporaryDirectory(prefix="wl-verify-") as tmp:
         out_dir = Path(tmp) / "out"
-        manifest = _generate(graph, reports, out_dir, tgt, progress, quantization=quantization)
+        manifest = _generate(graph, reports, out_dir, tgt, progress, quantization=quantization, optimize=optimize)
         if labels is not None:
             if len(manifest["inputs"]) != 1:
                 raise OptionError("--data works with single-input models; use --inputs")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .api import Retraining, compile_model, init_config, log_progress, report, verify
+from .codegen import OPTIMIZE_CHOICES
 from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import FitError, OptionError, WeightlessError
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                         help="fix the shape of an input with symbolic dimensions (the batch dimension defaults to 1)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+        sp.add_argument("--optimize", choices=list(OPTIMIZE_CHOICES), default="speed",
+                        help="compressed fully connected layers: 'speed' (default) compiles a loop of its own for each "
+                             "(t, hashes) the tables use; 'size' reads every weight on its own, with less code and "
+                             "more instructions")
         qz = sp.add_argument_group("int8 (a float32 model quantized first, by onnxruntime's quantize_static: QDQ, "
                                    "int8 activations, per-channel int8 weights)")
         qz.add_argument("--quantize", choices=list(QUANTIZE_CHOICES),
@@ -200,7 +205,7 @@ def _main(argv: list[str] | None) -> int:
                           name=args.name, compression=_compression(args), retraining=_retraining(args),
                           weights_section=args.weights_section, quantize=args.quantize,
                           calibration_data=args.calibration_data, calibration_method=args.calibration_method,
-                          progress=progress)
+                          optimize=args.optimize, progress=progress)
         _write_json(args.json, m)
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
@@ -218,7 +223,7 @@ def _main(argv: list[str] | None) -> int:
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
                      timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
                      profile=args.profile, quantize=args.quantize, calibration_data=args.calibration_data,
-                     calibration_method=args.calibration_method, progress=progress)
+                     calibration_method=args.calibration_method, optimize=args.optimize, progress=progress)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "

@@ -277,6 +277,44 @@ def encoded_weights_context(sym: str, encoding) -> dict:
     return {"symbol": f"{sym}_weights", "arrays": arrays, "fields": encoding.c_fields()}
 
 
+# Kernels that read Bloomier tables through wl_fc_stream.h's loops, one loop per (t, hashes).
+STREAMING_KERNELS = ("fc_encoded", "fc_encoded_s8")
+# --optimize: "speed" compiles those loops; "size" reads every weight on its own (less code).
+OPTIMIZE_CHOICES = ("speed", "size")
+
+
+def bloomier_cases(steps, streaming: bool = True) -> list[tuple[int, int]]:
+    """The (t, hashes) of the Bloomier tables that the streaming kernels read (streaming), or that
+    the other encoded kernels decode through wl_weights_decode.c."""
+    cases = set()
+    for s in steps:
+        if (s.encoding is not None and s.encoding.kind == "bloomier"
+                and (s.kernel in STREAMING_KERNELS) == streaming):
+            cases.add((int(s.encoding.table.bits), int(s.encoding.table.hashes)))
+    return sorted(cases)
+
+
+def model_config(steps, optimize: str = "speed") -> str:
+    """wl_model_config.h: which (t, hashes) cases of wl_fc_stream.h the library compiles, only
+    those its fully connected tables use (a loop costs 300-460 bytes of code), as loops (optimize
+    "speed") or as one group decode per case ("size"); the cases wl_weights_decode.c decodes for
+    the other kernels; and that no other case occurs, so that the general decoder is not linked;
+    whether a fully connected layer has a codebook encoding (its row-block loop, with speed)."""
+    fc_codebook = optimize == "speed" and any(s.kernel in STREAMING_KERNELS and s.encoding is not None
+                                              and s.encoding.kind == "codebook" for s in steps)
+
+    def listed(streaming):
+        return " ".join(f"X({t}, {h})" for t, h in bloomier_cases(steps, streaming))
+
+    return ("/* Generated: the (t, hashes) cases of this model's Bloomier tables. */\n"
+            "#ifndef WL_MODEL_CONFIG_H\n#define WL_MODEL_CONFIG_H\n"
+            f"#define WL_BLOOMIER_CASES(X) {listed(True)}\n"
+            f"#define WL_BLOOMIER_DECODE_CASES(X) {listed(False)}\n"
+            f"#define WL_BLOOMIER_LOOPS {int(optimize == 'speed')}\n"
+            f"#define WL_FC_CODEBOOK {int(fc_codebook)}\n"
+            "#define WL_BLOOMIER_ONLY_LISTED 1\n#endif\n")
+
+
 def render_encoded_weights(sym: str, encoding) -> str:
     """C definitions of an encoding's arrays and struct (static const)."""
     env = template_environment()
@@ -336,9 +374,13 @@ def check_fits(program: Program, target: Target) -> None:
 _SECTION = re.compile(r"[.A-Za-z_][.A-Za-z0-9_$]*")
 
 
-def render(program: Program, target: Target, weights_section: str | None = None) -> dict[str, bytes]:
+def render(program: Program, target: Target, weights_section: str | None = None,
+           optimize: str = "speed") -> dict[str, bytes]:
     """All files of the output directory, path -> content. weights_section puts
-    every constant array (weights, tables, biases) in that linker section."""
+    every constant array (weights, tables, biases) in that linker section; optimize: see
+    OPTIMIZE_CHOICES."""
+    if optimize not in OPTIMIZE_CHOICES:
+        raise OptionError(f"--optimize must be one of {', '.join(OPTIMIZE_CHOICES)}, not {optimize!r}")
     if weights_section is not None and not _SECTION.fullmatch(weights_section):
         raise OptionError(f"--weights-section '{weights_section}' is not a linker section name (e.g. .ext_flash)")
     env = template_environment()
@@ -391,6 +433,8 @@ def render(program: Program, target: Target, weights_section: str | None = None)
             sources.update(ENCODED_SUPPORT)
             for h in ENCODED_HEADERS:
                 files[f"runtime/{h}"] = (fw / "include" / h).read_bytes()
+    if "runtime/wl_weights.h" in files:
+        files["runtime/wl_model_config.h"] = model_config(program.steps, optimize).encode()
     for src in sorted(sources):
         files[f"runtime/{src}"] = (fw / "src" / src).read_bytes()
     build = {"sources": ["model.c", *(f"runtime/{src}" for src in sorted(sources))]}
@@ -398,6 +442,7 @@ def render(program: Program, target: Target, weights_section: str | None = None)
     files["CMakeLists.txt"] = env.get_template("CMakeLists.txt.j2").render(ctx, **build).encode()
     info = manifest(program, target, rsteps)
     info["weights_section"] = weights_section
+    info["optimize"] = optimize
     files["manifest.json"] = (json.dumps(info, indent=2) + "\n").encode()
     return files
 

@@ -76,6 +76,9 @@ def _cards(res: dict) -> str:
     if "compression_ratio" in res:
         cards.append(("compression", f"{res['compression_ratio']:.1f}x",
                       f"{_b(res['weights_float32_bytes'])} float32 to {_b(res['weights_stored_bytes'])}"))
+    if "model_flash_ratio" in res:
+        cards.append(("whole model", f"{res['model_flash_ratio']:.1f}x",
+                      f"model flash: {_b(res['dense_flash_bytes'])} dense to {_b(res['flash_bytes'])}"))
     if "match" in res:
         verdict = '<span class="ok">matches</span>' if res["match"] else '<span class="fail">DOES NOT MATCH</span>'
         cards.append(("onnxruntime", verdict, f"max relative error {res['max_rel_error']:.2g}"))

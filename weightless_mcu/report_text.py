@@ -38,6 +38,9 @@ def encoding_lines(res: dict) -> list[str]:
         else "uncompressed (int8 weights)"
     out.append(f"  weights and biases: {res['weights_float32_bytes']:,} B {plain}, {res['weights_stored_bytes']:,} B "
                f"stored ({res['compression_ratio']:.1f}x)")
+    if "model_flash_ratio" in res:
+        out.append(f"  whole model: {res['flash_bytes']:,} B of model flash (tables, constants, code) against "
+                   f"{res['dense_flash_bytes']:,} B dense ({res['model_flash_ratio']:.1f}x)")
     return out
 
 

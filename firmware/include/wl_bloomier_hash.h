@@ -94,4 +94,117 @@ static inline uint32_t wl_bl_group8(const uint32_t *cells, uint32_t words, uint3
     return acc;
 }
 
+/* -- Reads specialised by a constant t (the streaming paths of the fc kernels) ----------------
+ * Words of one block are 4t bits each, so word w starts at nibble t*w: byte-aligned for even t,
+ * at a nibble for odd t. On a little-endian core that takes unaligned loads (ARMv7-M and later,
+ * and the host) a word, or a pair of its lanes, is then one load and a constant (even t) or
+ * one-of-two (odd t) shift, instead of wl_read32's two loads and variable shifts. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    (!defined(__arm__) || defined(__ARM_FEATURE_UNALIGNED))
+#define WL_BL_SPECIALISED 1
+#include <string.h>
+
+static inline __attribute__((always_inline)) uint32_t wl_ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4); /* one LDR */
+    return v;
+}
+
+/* `width` bits (constant, <= 32) from bit `shift` (at most the constant `most`, < 8) of the
+ * bytes at p. */
+static inline __attribute__((always_inline)) uint32_t wl_bits_at(const uint8_t *p, uint32_t shift, uint32_t width,
+                                                                 uint32_t most)
+{
+    uint32_t v = wl_ld32(p) >> shift;
+    if (width + most > 32u) /* constant-folded: the bits run into a fifth byte */
+        v |= (wl_ld32(p + 4) << 1) << (31u - shift);
+    return width >= 32u ? v : v & ((1u << width) - 1u);
+}
+
+/* Where a block's words start, for wl_bl_group_t: the byte holding its first word and, for odd
+ * t, whether that word starts in the byte's upper nibble. */
+typedef struct {
+    const uint8_t *bytes;
+    uint32_t nib;
+} wl_bl_block_t;
+
+static inline __attribute__((always_inline)) wl_bl_block_t wl_bl_block(const uint32_t *cells, uint32_t base,
+                                                                       const uint32_t t)
+{
+    const uint32_t nib = base * t; /* word w starts at nibble t*w */
+    const uint8_t *bytes = (const uint8_t *)(const void *)cells + (nib >> 1);
+    __asm__("" : "+r"(bytes)); /* one pointer for the block: else the compiler adds base to every read */
+    const wl_bl_block_t b = {bytes, nib & 1u};
+    return b;
+}
+
+/* The decoded word of group g, for a constant t and hash count, in the block b of `words` words.
+ * For t <= 8 the 4t-bit word comes back in the low bits of *lo (the bits above are not
+ * cleared); for t > 8 lanes 0-1 in *lo and lanes 2-3 in
+ * *hi (2t bits each): then a rotation by one lane is two shifts per half and a rotation by two
+ * lanes swaps the halves. */
+static inline __attribute__((always_inline)) void wl_bl_group_t(wl_bl_block_t b, uint32_t words, uint32_t salt,
+                                                                uint32_t g, const uint32_t t, const uint32_t hashes,
+                                                                uint32_t *lo, uint32_t *hi)
+{
+    const uint32_t h = wl_bl_hash(g, salt);
+    const uint32_t m0 = wl_bl_mask32(h);
+    if (t <= 8u) {
+        const uint32_t n = 4u * t;
+        const uint32_t keep = n == 32u ? 0xFFFFFFFFu : (1u << n) - 1u;
+        uint32_t acc = m0;
+#pragma GCC unroll 4
+        for (uint32_t j = 0; j < hashes; j++) {
+            const uint32_t f = wl_bl_index(h, j, words);
+            uint32_t w;
+            if (t == 8u)
+                w = ((const uint32_t *)(const void *)b.bytes)[f];
+            else if ((t & 1u) == 0u)
+                w = wl_ld32(b.bytes + f * (t / 2u)) & keep;
+            else {
+                const uint32_t nib = b.nib + f * t;
+                w = (wl_ld32(b.bytes + (nib >> 1)) >> ((nib & 1u) << 2)) & keep;
+            }
+            acc ^= j == 0 ? w : (w >> (j * t)) | (w << (n - j * t));
+        }
+        *lo = acc; /* the bits above 4t are not masked off: the callers' lane shifts drop them */
+        return;
+    }
+    const uint32_t half = 2u * t; /* bits of two lanes */
+    const uint32_t m1 = wl_bl_mask_high(m0);
+    uint32_t a = m0, c = half == 32u ? m1 : (m0 >> half) | (m1 << (32u - half));
+#pragma GCC unroll 4
+    for (uint32_t j = 0; j < hashes; j++) {
+        const uint32_t f = wl_bl_index(h, j, words);
+        uint32_t p, q;
+        if ((t & 1u) == 0u) {
+            const uint8_t *w = b.bytes + f * (t / 2u);
+            p = wl_bits_at(w, 0u, half, 0u);
+            q = wl_bits_at(w + half / 8u, half & 7u, half, half & 7u);
+        } else {
+            /* a word starts at a nibble: p at shift 0 or 4, q (2t bits on, 2t = 2 mod 4) at 2 or 6 */
+            const uint32_t bit = 4u * b.nib + f * 4u * t;
+            p = wl_bits_at(b.bytes + (bit >> 3), bit & 7u, half, 4u);
+            q = wl_bits_at(b.bytes + ((bit + half) >> 3), (bit + half) & 7u, half, 6u);
+        }
+        if (j == 0) {
+            a ^= p;
+            c ^= q;
+        } else if (j == 1) {
+            a ^= (p >> t) | (q << t);
+            c ^= (q >> t) | (p << t);
+        } else if (j == 2) {
+            a ^= q;
+            c ^= p;
+        } else {
+            a ^= (q >> t) | (p << t);
+            c ^= (p >> t) | (q << t);
+        }
+    }
+    *lo = a; /* not masked to 2t bits either */
+    *hi = c;
+}
+#endif
+
 #endif

@@ -4,17 +4,16 @@
  * Positions follow the dense kernel's layout (row blocks of four outputs
  * interleaved, then the remaining rows). A group of four positions of a row
  * block holds the four outputs' weights for one input, so a Bloomier table
- * with t <= 8 decodes a whole group with one hash and `hashes` word reads,
- * straight into the four accumulators, multiplying only non-zero weights.
- * Other encodings decode a chunk of positions into a small stack buffer.
+ * decodes a whole group with one hash and `hashes` word reads, straight into
+ * the four accumulators, multiplying only non-zero weights (wl_fc_stream.h).
+ * Codebook encodings, and the rows the loops do not cover, read one position
+ * at a time.
  * A row with an Inf or NaN input takes the decoding path too, so that a zero
  * weight times Inf gives NaN there as it does in the dense kernel and in
  * onnxruntime. */
 #include "wl_kernels.h"
 #include "wl_weights.h"
 #include "wl_bloomier_hash.h"
-
-#define WL_FC_CHUNK 64 /* positions decoded at a time: a multiple of WL_ROW_BLOCK */
 
 /* No Inf or NaN among x[0 .. n-1]: x - x is 0 for every finite x, NaN otherwise,
  * and NaN propagates through the sum (no libm call, no type punning). */
@@ -41,46 +40,23 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
     const int32_t K = p->in_features, N = p->out_features;
     const int32_t full = N - N % WL_ROW_BLOCK;
     const float lo = p->act_min, hi = p->act_max;
-    float buf[WL_FC_CHUNK];
+    const uint32_t which = wl_fc_stream_case(e);
     for (int32_t r = 0; r < p->rows; r++) {
         const float *xr = x + r * K;
         float *yr = y + r * N;
-        const int stream = e->kind == WL_ENC_BLOOMIER && e->bits <= 8u && wl_all_finite(xr, K);
+        /* a row with an Inf or NaN input reads every weight, zeros included (0 x Inf is NaN) */
+        const int stream = ((WL_FC_STREAMING && which != 0) || (WL_FC_CODEBOOK && e->kind == WL_ENC_CODEBOOK)) &&
+                           wl_all_finite(xr, K);
         for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t first = (uint32_t)(n * K);
-            if (stream) {
-                wl_fc_block_bloomier(e, first >> 2, xr, (uint32_t)K, acc);
-            } else {
-                for (int32_t k0 = 0; k0 < K; k0 += WL_FC_CHUNK / WL_ROW_BLOCK) {
-                    const int32_t kn = K - k0 < WL_FC_CHUNK / WL_ROW_BLOCK ? K - k0 : WL_FC_CHUNK / WL_ROW_BLOCK;
-                    const int status =
-                        wl_weights_decode_f32(e, first + (uint32_t)(k0 * WL_ROW_BLOCK), (uint32_t)(kn * WL_ROW_BLOCK), buf);
-                    if (status != WL_OK)
-                        return status;
-                    for (int32_t k = 0; k < kn; k++) {
-                        const float xv = xr[k0 + k];
-                        acc[0] += buf[4 * k] * xv;
-                        acc[1] += buf[4 * k + 1] * xv;
-                        acc[2] += buf[4 * k + 2] * xv;
-                        acc[3] += buf[4 * k + 3] * xv;
-                    }
-                }
-            }
+            wl_fc_block(e, which, stream, first, xr, K, acc);
             for (int32_t i = 0; i < WL_ROW_BLOCK; i++)
                 yr[n + i] = wl_clamp(acc[i] + (bias ? bias[n + i] : 0.0f), lo, hi);
         }
         for (int32_t n = full; n < N; n++) {
-            float a = 0.0f;
             const uint32_t first = (uint32_t)(n * K);
-            for (int32_t k0 = 0; k0 < K; k0 += WL_FC_CHUNK) {
-                const int32_t kn = K - k0 < WL_FC_CHUNK ? K - k0 : WL_FC_CHUNK;
-                const int status = wl_weights_decode_f32(e, first + (uint32_t)k0, (uint32_t)kn, buf);
-                if (status != WL_OK)
-                    return status;
-                for (int32_t k = 0; k < kn; k++)
-                    a += buf[k] * xr[k0 + k];
-            }
+            const float a = wl_fc_row(e, which, first, xr, K);
             yr[n] = wl_clamp(a + (bias ? bias[n] : 0.0f), lo, hi);
         }
     }

@@ -3,6 +3,69 @@
 #include "wl_kernels.h"
 #include "wl_bloomier_hash.h"
 
+/* A generated library lists the (t, hashes) of the Bloomier tables its kernels decode here
+ * (WL_BLOOMIER_DECODE_CASES in wl_model_config.h): each gets a group decode of its own, with
+ * t and the hash count constants (wl_bl_group_t). With WL_BLOOMIER_ONLY_LISTED no other case
+ * occurs, and the general group decode is left out. */
+#if defined(__has_include)
+#if __has_include("wl_model_config.h")
+#include "wl_model_config.h"
+#endif
+#endif
+#ifndef WL_BLOOMIER_ONLY_LISTED
+#define WL_BLOOMIER_ONLY_LISTED 0
+#endif
+
+#if defined(WL_BLOOMIER_DECODE_CASES) && defined(WL_BL_SPECIALISED)
+#define WL_DEC_INSTANCE(T, H)                                                                                   \
+    static __attribute__((noinline)) uint64_t wl_decode_group_t##T##_h##H(const uint32_t *cells, uint32_t base, \
+                                                                           uint32_t words, uint32_t salt,       \
+                                                                           uint32_t g)                          \
+    {                                                                                                           \
+        uint32_t lo, hi = 0;                                                                                    \
+        wl_bl_group_t(wl_bl_block(cells, base, T##u), words, salt, g, T##u, H##u, &lo, &hi);                    \
+        if (T##u <= 8u)                                                                                         \
+            return lo;                                                                                          \
+        const uint32_t m2 = T##u == 16u ? 0xFFFFFFFFu : (1u << (2u * T##u)) - 1u;                              \
+        return (uint64_t)(lo & m2) | ((uint64_t)(hi & m2) << (2u * T##u));                                      \
+    }
+WL_BLOOMIER_DECODE_CASES(WL_DEC_INSTANCE)
+#undef WL_DEC_INSTANCE
+
+/* The case of this table (t * 8 + hashes) if it is listed, else 0. */
+static uint32_t wl_decode_case(const wl_encoded_weights_t *e)
+{
+#define WL_DEC_CASE(T, H) \
+    case (T) * 8u + (H): \
+        return (T) * 8u + (H);
+    switch ((uint32_t)e->bits * 8u + e->hashes) {
+        WL_BLOOMIER_DECODE_CASES(WL_DEC_CASE)
+    default:
+        return 0;
+    }
+#undef WL_DEC_CASE
+}
+
+/* The words of group g (bits above 4t not cleared) through the listed case `which`. */
+static uint64_t wl_decode_group(uint32_t which, const uint32_t *cells, uint32_t base, uint32_t words, uint32_t salt,
+                                uint32_t g)
+{
+#define WL_DEC_CALL(T, H)    \
+    case (T) * 8u + (H): \
+        return wl_decode_group_t##T##_h##H(cells, base, words, salt, g);
+    switch (which) {
+        WL_BLOOMIER_DECODE_CASES(WL_DEC_CALL)
+    default: /* not reached: only listed cases are passed */
+        (void)cells, (void)base, (void)words, (void)salt, (void)g;
+        return 0;
+    }
+#undef WL_DEC_CALL
+}
+#else
+#define wl_decode_case(e) 0u
+#define wl_decode_group(which, cells, base, words, salt, g) 0u
+#endif
+
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
 {
     const uint32_t t = e->bits, n = 4u * t;
@@ -63,6 +126,7 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
             wl_store_value(e, wl_read32(cells, p * t) & lane_mask, out, p - first, s8);
         return WL_OK;
     }
+    const uint32_t which = wl_decode_case(e);
     uint32_t p = first;
     while (p < end) {
         /* The groups of one block at a time: its word range and salt are fixed. */
@@ -74,7 +138,11 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
         while (p < stop) {
             const uint32_t g = p >> 2;
             uint64_t word;
-            if (t == 8u)
+            if (which != 0u)
+                word = wl_decode_group(which, cells, base, words, salt, g);
+            else if (WL_BLOOMIER_ONLY_LISTED)
+                word = 0u; /* not reached: every table of the library has its case listed */
+            else if (t == 8u)
                 word = wl_bl_group8(cells + base, words, salt, g, e->hashes);
             else if (t < 8u)
                 word = wl_bl_group32(cells, t, base, words, salt, g, e->hashes);
