@@ -55,6 +55,8 @@ import numpy as np
 
 import mnist_models
 from weightless_mcu.api import _generate, quantized_compressed, verify, verify_prepared
+from weightless_mcu.report import model_sizes, read_elf
+from weightless_mcu.toolchain import build_firmware
 from weightless_mcu.compress import candidates
 from weightless_mcu.compress.prune import kmeans_1d, magnitude_masks
 from weightless_mcu.compress.settings import CompressionSettings, LayerSettings
@@ -187,7 +189,14 @@ def weightless(graph, dataset: Dataset, cfg: TrainConfig, settings: dict, hashes
                           final_epochs=0 if published else final_epochs, teacher_weight=0 if published else teacher_weight)
     reports = retrain_compress(graph, cs, dataset, opts, log)
     manifest = _generate(graph, reports, tmp / f"out-{hashes}", get_target("cortex-m4"), log)
+    graph.compression_summary["model_flash_bytes"] = _model_flash(tmp / f"out-{hashes}", tmp)
     return manifest["weights_stored_bytes"]
+
+
+def _model_flash(out_dir: Path, tmp: Path) -> int:
+    """Model flash (weights, constants and code) of a generated library, linked for cortex-m4."""
+    elf = build_firmware(out_dir, get_target("cortex-m4"), tmp / "flash-build")
+    return model_sizes(read_elf(elf))[0]
 
 
 def auto(graph, dataset: Dataset, cfg: TrainConfig, budget: float, jobs: int, log, tmp: Path, final_epochs: float,
@@ -197,6 +206,7 @@ def auto(graph, dataset: Dataset, cfg: TrainConfig, budget: float, jobs: int, lo
                           jobs=jobs)
     reports = retrain_compress(graph, cs, dataset, opts, log)
     manifest = _generate(graph, reports, tmp / "out-auto", get_target("cortex-m4"), log)
+    graph.compression_summary["model_flash_bytes"] = _model_flash(tmp / "out-auto", tmp)
     graph.compression_summary["layers"] = [{k: r[k] for k in ("name", "encoding", "positions", "kept", "clusters", "bits",
                                                              "false_positives", "bytes")} for r in manifest["layers"]]
     return manifest["weights_stored_bytes"]
@@ -222,7 +232,9 @@ def _summary(runs: list[dict], params: int) -> dict:
             "ratio_max": params / float(size.min()), "test_error": mean, "test_error_min": float(err.min()),
             "test_error_max": float(err.max()), "binomial_sd": float(np.sqrt(mean * (1 - mean) / 10000)),
             "validation_accuracy": float(np.mean([r["validation_accuracy"] for r in runs])), "seeds": len(runs),
-            "runs": runs}
+            "runs": runs, **({"model_flash_bytes": float(np.mean([r["model_flash_bytes"] for r in runs])),
+                              "model_flash_ratio": float(np.mean([r["model_flash_ratio"] for r in runs]))}
+                             if all("model_flash_bytes" in r for r in runs) else {})}
 
 
 def main() -> int:
@@ -285,7 +297,8 @@ def main() -> int:
                           schedule=args.schedule)
         params = sum(4 * base.tensors[t].size for _, t, _ in candidates(base)) + _bias_bytes(base)
         row = {"float32": {"bytes": params, "ratio": 1.0, "test_error": _evaluate(base, xte, y_te),
-                           "validation_accuracy": _validation_accuracy(base, dataset)}}
+                           "validation_accuracy": _validation_accuracy(base, dataset),
+                           "model_flash_bytes": verify(path, samples=1)["flash_bytes"]}}
         log(f"{name}: float32 {params:,} bytes, test error {100 * row['float32']['test_error']:.2f}%")
         chosen = results["chosen"].setdefault(name, {})
 
@@ -297,7 +310,12 @@ def main() -> int:
             results["timings_s"].setdefault(f"{name}_{method}", []).append(seconds)
             val = _validation_accuracy(graph, dataset)
             log(f"{name}: {method}: {size:,} bytes ({params / size:.1f}x), validation accuracy {100 * val:.2f}%, {seconds:.0f} s")
-            return graph, {"bytes": int(size), "validation_accuracy": val, "seconds": seconds}
+            run = {"bytes": int(size), "validation_accuracy": val, "seconds": seconds}
+            flash = (graph.compression_summary or {}).get("model_flash_bytes")
+            if flash:
+                run["model_flash_bytes"] = flash
+                run["model_flash_ratio"] = row["float32"]["model_flash_bytes"] / flash
+            return graph, run
 
         def test(graph, run):  # read once per reported run
             run["test_error"] = _evaluate(graph, xte, y_te)
@@ -364,7 +382,8 @@ def main() -> int:
                     raise SystemExit(f"unknown method {method}")
         results["models"][name] = row
 
-    print("\n| model | method | bytes | ratio | test error | binomial sd | validation accuracy |\n|---|---|---|---|---|---|---|")
+    print("\n| model | method | bytes | ratio | test error | binomial sd | validation accuracy | model flash (ratio) |"
+          "\n|---|---|---|---|---|---|---|---|")
     for name, row in results["models"].items():
         for method, r in row.items():
             several = r.get("seeds", 1) > 1
@@ -372,9 +391,11 @@ def main() -> int:
                       if several else " (one seed)" if "seeds" in r else "")
             ratio = f"{r['ratio']:.1f}x ({r['ratio_min']:.1f}-{r['ratio_max']:.1f})" if several else f"{r['ratio']:.1f}x"
             sd = np.sqrt(r["test_error"] * (1 - r["test_error"]) / 10000)
+            flash = "" if "model_flash_bytes" not in r else \
+                f"{r['model_flash_bytes']:,.0f} B ({r.get('model_flash_ratio', 1.0):.1f}x)"
             print(f"| {name} | {method} | {r['bytes']:,.0f} | {ratio} | {100 * r['test_error']:.2f}%{spread} | "
-                  f"{100 * sd:.2f} | {100 * r['validation_accuracy']:.2f}% |")
-        print(f"| {name} | Han et al. 2016, published | | {PUBLISHED_DC[name]} | | | |")
+                  f"{100 * sd:.2f} | {100 * r['validation_accuracy']:.2f}% | {flash} |")
+        print(f"| {name} | Han et al. 2016, published | | {PUBLISHED_DC[name]} | | | | |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
     return 0

@@ -9,7 +9,10 @@
    t=8, K=16: pruning, clustering, table construction and the full
    false-positive scan, timed in a fresh process with its peak memory.
 3. Instructions per weight position of the fully connected kernel on cortex-m4
-   under QEMU (exact counts): dense, Bloomier t=4 to 12, codebook.
+   under QEMU (exact counts): dense, Bloomier t=4 to 12 (and 2 or 3 hashes at
+   t = 8 and 10, and --optimize size at t = 7, 8, 10), codebook; with the code
+   each needs beyond the dense kernel.
+   Then the code the convolutions' encoded paths need beyond the dense kernels.
 4. Convolutions compressed against dense: single layers and whole models.
 5. The same layers as int8 (--quantize int8, 16 random calibration inputs): the
    encoded int8 kernels against the dense int8 ones, instructions per position.
@@ -104,15 +107,29 @@ def fc_kernel(tmp: Path) -> list[dict]:
     path = _fc_model(tmp / "fc256x1024.onnx", 256, 1024)
     positions = 256 * 1024
     rows = []
-    # every t from 4 to 12 (K = 16, or 2^t - 1 where that is fewer: t=4 holds 15 values)
+    # every t from 4 to 12 with 4 hashes (K = 16, or 2^t - 1 where that is fewer: t=4 holds 15
+    # values), then 3 and 2 hashes at t = 8 and 10
     runs = [("dense float32", None)] + [(f"bloomier t={t} K={min(16, (1 << t) - 1)}",
                                         dict(density=0.1, clusters=min(16, (1 << t) - 1), bits=t, encoding="bloomier"))
                                        for t in range(4, 13)]
+    runs += [(f"bloomier t={t} K=16, {h} hashes", dict(density=0.1, clusters=16, bits=t, encoding="bloomier", hashes=h))
+             for t in (8, 10) for h in (3, 2)]
     runs.append(("codebook K=16 (5-bit indices)", dict(density=0.1, clusters=16, bits=8, encoding="codebook")))
-    for label, opts in runs:
-        res = verify(path, target="cortex-m4", samples=1, compression=make_settings(opts) if opts else None)
+    runs = [(label, opts, "speed") for label, opts in runs]
+    # --optimize size: no loops, each weight read on its own
+    runs += [(f"bloomier t={t} K=16, --optimize size", dict(density=0.1, clusters=16, bits=t, encoding="bloomier"), "size")
+             for t in (7, 8, 10)]
+    dense_code = None
+    for label, opts, optimize in runs:
+        res = verify(path, target="cortex-m4", samples=1, compression=make_settings(opts) if opts else None,
+                     optimize=optimize)
         assert res["match"]
-        rows.append({"kernel": label, "instructions": res["instructions"], "per_position": res["instructions"] / positions})
+        if dense_code is None:
+            dense_code = set(res["code"])
+        # the code this layer needs beyond the dense kernel: the encoded kernel, its loop, the decoder
+        extra = {name: size for name, size in res["code"].items() if name not in dense_code}
+        rows.append({"kernel": label, "instructions": res["instructions"], "per_position": res["instructions"] / positions,
+                     "extra_code_bytes": sum(extra.values()), "extra_code": extra})
     return rows
 
 
@@ -126,8 +143,10 @@ def convolutions(models: Path, tmp: Path) -> list[dict]:
         dense = verify(path, target="cortex-m4", samples=1)
         comp = verify(path, target="cortex-m4", samples=1, compression=make_settings(dict(density=0.3, clusters=16, bits=8)))
         assert dense["match"] and comp["match"]
+        extra = {name: size for name, size in comp["code"].items() if name not in dense["code"]}
         rows.append({"layer": label, "dense": dense["instructions"], "compressed": comp["instructions"],
-                     "ratio": comp["instructions"] / dense["instructions"]})
+                     "ratio": comp["instructions"] / dense["instructions"], "extra_code_bytes": sum(extra.values()),
+                     "extra_code": extra, "model_flash_ratio": comp["model_flash_ratio"]})
     return rows
 
 
@@ -179,14 +198,17 @@ def main() -> int:
                   f"{big['report']['false_positives']:,} false positives")
         if "fc" in sections:
             out["fc_kernel"] = fc = fc_kernel(tmp)
-            print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position |\n|---|---|---|")
+            print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position "
+                  "| code beyond the dense kernel, bytes |\n|---|---|---|---|")
             for r in fc:
-                print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} |")
+                print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} | {r['extra_code_bytes']:,} |")
         if "conv" in sections:
             out["convolutions"] = conv = convolutions(args.models, tmp)
-            print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense |\n|---|---|---|---|")
+            print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense "
+                  "| code beyond the dense kernels, bytes | whole-model ratio |\n|---|---|---|---|---|---|")
             for r in conv:
-                print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x |")
+                print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x | "
+                      f"{r['extra_code_bytes']:,} | {r['model_flash_ratio']:.2f}x |")
         if "int8" in sections:
             out["int8"] = rows8 = int8_kernels(tmp)
             print("\n| int8 layer (cortex-m4) | weights | instructions | / dense int8 | weights and constants, bytes |"
