@@ -183,7 +183,8 @@ def weightless(graph, dataset: Dataset, cfg: TrainConfig, settings: dict, hashes
                log, tmp: Path, published: bool, final_epochs: float = 0, teacher_weight: float = 0) -> int:
     layers = {name: v if isinstance(v, dict) else {"density": v[0], "clusters": v[1], "bits": v[2]}
               for name, v in settings.items()}
-    cs = CompressionSettings(LayerSettings(hashes=hashes, cells_per_key=cells_per_key, encoding="bloomier", min_positions=0),
+    cs = CompressionSettings(LayerSettings(hashes=hashes, cells_per_key=cells_per_key, encoding="bloomier", min_positions=0,
+                                           bias_clusters=0 if published else LayerSettings.bias_clusters),
                              layers)
     opts = RetrainOptions(cfg, seeds=seeds, prune_stages=1 if published else 3, tune_through_table=not published,
                           final_epochs=0 if published else final_epochs, teacher_weight=0 if published else teacher_weight)

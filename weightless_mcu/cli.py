@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
                             "2%% of them keep every weight as a dense cluster index (no pruning, no false positives); "
                             "none: compress them like the others")
         c.add_argument("--min-positions", type=int, help="layers with fewer weights stay dense (default 256)")
+        c.add_argument("--bias-clusters", type=int,
+                       help="with --train-data: each compressed layer's bias as K shared values (1, 2, 4 or 8-bit "
+                            "indices) where that stores fewer bytes than float32, tuned by the retraining (default 4); "
+                            "0: float32 biases")
         c.add_argument("--config", type=Path, help="TOML file with [defaults] and [layers.NAME] settings")
         r = sp.add_argument_group("retraining (the Weightless pipeline: prune, share, encode, freeze, retrain, layer by layer)")
         r.add_argument("--train-data", type=Path,
@@ -150,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _compression(args) -> object:
     opts = {k: getattr(args, k) for k in ("density", "channels", "clusters", "bits", "hashes", "cells_per_key", "encoding",
-                                             "prune", "protect", "min_positions")}
+                                             "prune", "protect", "min_positions", "bias_clusters")}
     return make_settings(opts, args.config)
 
 

@@ -21,12 +21,13 @@ from .lowering import Step, lower_node
 from .lowering.gemm import MatmulParams
 from .lowering.quantized import ConvEncS8Params, ConvS8Params, grow_channel_block
 from .lowering.shape_ops import CopyParams
-from .lowering.step import c_float
+from .lowering.step import ConstArray, c_float
 from .resources import firmware_dir, template_environment
 from .targets import Target
 
 KERNEL_SOURCES = {
     "fc": "wl_fc_f32.c",
+    "bias_decode": "wl_bias_decode_f32.c",
     "matmul": "wl_matmul_f32.c",
     "conv2d": "wl_conv2d_f32.c",
     "depthwise_conv2d": "wl_depthwise_conv2d_f32.c",
@@ -75,7 +76,7 @@ STACK_BYTES = 16 * 1024
 # Activations' element types: C type and bytes. The arena is planned in bytes.
 ACTIVATION_TYPES = {"float32": ("float", 4), "int8": ("int8_t", 1), "uint8": ("uint8_t", 1)}
 # Constant arrays' C types, by numpy dtype.
-CONST_CTYPES = {"float32": "float", "int8": "int8_t", "int32": "int32_t"}
+CONST_CTYPES = {"float32": "float", "int8": "int8_t", "int32": "int32_t", "uint32": "uint32_t"}
 
 
 @dataclass
@@ -100,6 +101,7 @@ class RenderedStep:
     consts: dict[str, RenderedConst]
     weights: dict | None = None  # an encoding: its arrays and struct fields
     scratch: str = "0"
+    bias: str = "0"  # C expression of the float32 bias: a constant, the arena (decoded just before), or none
 
 
 @dataclass
@@ -211,6 +213,41 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
     return steps, arena, buffers
 
 
+def _bias_as_constant(steps: list[Step], i: int) -> list[Step]:
+    """Steps with the bias decode at i replaced by its values as float32 constants of the layer after it."""
+    dec, layer = steps[i], steps[i + 1]
+    words, codebook = (next(c.data for c in dec.consts if c.role == role) for role in ("bias_index", "bias_codebook"))
+    per, bits = 32 // dec.params.bits, dec.params.bits
+    idx = (words[:, None] >> (np.arange(per, dtype=np.uint32) * np.uint32(bits))[None, :]) & np.uint32((1 << bits) - 1)
+    bias = ConstArray("bias", codebook[idx.reshape(-1)[:dec.params.n]].astype(np.float32))
+    fixed = dataclasses.replace(layer, inputs=tuple(t for t in layer.inputs if t != dec.output), bias="",
+                                consts=(*layer.consts, bias))
+    return [*steps[:i], fixed, *steps[i + 2:]]
+
+
+def _biases_within_arena(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, ...]]) -> list[Step]:
+    """A bias stored as shared values needs its layer's channels of arena while the layer runs.
+    Where that would make the arena larger than with every bias in flash, the bias goes back to
+    float32 constants (the same values): flash is traded for RAM only where RAM is free."""
+    def size(candidate: list[Step]) -> int:
+        return _plan_buffers(graph, list(candidate), shapes)[1].size
+
+    decodes = [i for i, s in enumerate(steps) if s.kernel == "bias_decode"]
+    if not decodes:
+        return steps
+    plain = steps
+    for i in reversed(decodes):
+        plain = _bias_as_constant(plain, i)
+    floor = size(plain)
+    for i in reversed(decodes):  # from the last, so that the indices of the earlier ones hold
+        if size(steps) <= floor:
+            break
+        trial = _bias_as_constant(steps, i)
+        if size(trial) < size(steps):
+            steps = trial
+    return steps if size(steps) <= floor else plain  # else only several together raised it: all in flash
+
+
 def _grow_scratch(steps: list[Step], arena: ArenaPlan) -> tuple[list[Step], ArenaPlan]:
     """Kernels that run faster with more scratch (GROWABLE) take the free space above their
     scratch at their step, up to the next region live then or the arena's end: the arena's size
@@ -253,6 +290,7 @@ def _io_names(graph: Graph) -> dict[str, str]:
 
 def build_program(graph: Graph, name: str) -> Program:
     steps, shapes = lower_graph(graph)
+    steps = _biases_within_arena(graph, steps, shapes)
     steps, arena, buffers = _plan_buffers(graph, steps, shapes)
     buffers = {t: e.replace("{name}", name) for t, e in buffers.items()}
     return Program(name, graph, steps, shapes, arena, buffers)
@@ -397,7 +435,9 @@ def render(program: Program, target: Target, weights_section: str | None = None,
         ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] for k, t in enumerate(s.inputs)]
         weights = None if s.encoding is None else encoded_weights_context(sym, s.encoding)
         scratch = program.buffers.get(scratch_name(i), "0")
-        rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts, weights, scratch))
+        bias = program.buffers[s.bias] if s.bias else consts["bias"].symbol if "bias" in consts else "0"
+        rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts, weights,
+                                   scratch, bias))
 
     io_names = _io_names(graph)
 
@@ -453,7 +493,7 @@ def weight_bytes(program: Program) -> tuple[int, int]:
     original, stored = 4 * program.graph.removed_parameters, 0
     for s in program.steps:
         consts = sum(int(c.data.nbytes) for c in s.consts)
-        original += consts
+        original += 4 * s.params.n if s.kernel == "bias_decode" else consts
         stored += consts
         if s.encoding is not None:
             original += s.encoding.dense_bytes()

@@ -55,6 +55,8 @@ class Graph:
     # Compressed weight tensors: name -> a WeightEncoding (compress/encodings.py).
     # The tensor's data then holds the decoded weights, so the graph is the decoded model.
     encodings: dict[str, Any] = field(default_factory=dict)
+    # Biases stored as shared values: name -> a BiasCodebookEncoding (the tensor holds its decode).
+    bias_encodings: dict[str, Any] = field(default_factory=dict)
     # Float32 weights and biases cut out by structured pruning: part of the
     # original model's size, no longer in the graph.
     removed_parameters: int = 0

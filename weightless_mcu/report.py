@@ -80,7 +80,7 @@ def model_sizes(image: ImageSizes) -> tuple[int, int]:
 
 # What each constant of a layer is, by the suffix of its symbol (see templates/).
 _PARTS = (("_cells", "table"), ("_block_word", "table"), ("_weights", "table"), ("_codebook", "codebook"),
-          ("_bias", "bias"), ("_params", "params"))
+          ("_bias", "bias"), ("_bias_index", "bias"), ("_bias_codebook", "bias"), ("_params", "params"))
 FLASH_PARTS = ("table", "codebook", "bias", "weights", "params")  # "weights": dense float32 constants
 
 

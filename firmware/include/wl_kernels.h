@@ -32,6 +32,11 @@ typedef struct {
 } wl_fc_params_t;
 int wl_fc_f32(const wl_fc_params_t *p, const float *x, const float *w, const float *bias, float *y);
 
+/* A bias stored as shared values: out[i] = codebook[index i], the indices `bits` bits each
+ * (1, 2, 4 or 8), 32 / bits to a word from its low bits up (BiasCodebookEncoding in
+ * weightless_mcu/compress/encodings.py). WL_ERR_ARG for any other `bits`. */
+int wl_bias_decode_f32(const uint32_t *index, const float *codebook, uint32_t n, uint32_t bits, float *out);
+
 /* y[t] = clamp(a[t] (m x k) * b[t] (k x n)) over the batch index t of batch_shape, with
    numpy broadcasting: a's and b's element strides per batch axis, 0 where broadcast. */
 typedef struct {

@@ -106,6 +106,54 @@ class CodebookEncoding:
                 "positions": self.positions, "block_groups": 0}
 
 
+BIAS_INDEX_BITS = (1, 2, 4, 8)  # a power of two: an index never spans two words
+
+
+@dataclass(frozen=True)
+class BiasCodebookEncoding:
+    """A layer's bias as K shared values: one index per output channel, b bits each (b in
+    BIAS_INDEX_BITS, the fewest that hold K), packed into 32-bit words, and the K float32
+    values. wl_bias_decode_f32 decodes it into the arena just before the layer runs."""
+
+    indices: np.ndarray  # uint32 per channel, 0..K-1
+    codebook: np.ndarray  # float32 [K]
+    kind: str = "bias_codebook"
+
+    @staticmethod
+    def index_bits(clusters: int) -> int:
+        return next(b for b in BIAS_INDEX_BITS if clusters <= 1 << b)
+
+    @property
+    def bits(self) -> int:
+        return self.index_bits(int(self.codebook.size))
+
+    @property
+    def positions(self) -> int:
+        return int(self.indices.size)
+
+    def decode(self) -> np.ndarray:
+        return np.asarray(self.codebook, np.float32)[self.indices]
+
+    def words(self) -> np.ndarray:
+        """The indices as the firmware reads them: index i in bits [b*(i % (32/b)), ...) of word i / (32/b)."""
+        per = 32 // self.bits
+        v = np.zeros(-(-self.positions // per) * per, np.uint64)
+        v[:self.positions] = self.indices
+        shifts = (np.arange(per, dtype=np.uint64) * np.uint64(self.bits))[None, :]
+        return (v.reshape(-1, per) << shifts).sum(axis=1).astype(np.uint32)
+
+    @staticmethod
+    def bytes_for(positions: int, clusters: int) -> int:
+        per = 32 // BiasCodebookEncoding.index_bits(clusters)
+        return 4 * -(-positions // per) + 4 * clusters
+
+    def nbytes(self) -> int:
+        return self.bytes_for(self.positions, int(self.codebook.size))
+
+    def dense_bytes(self) -> int:
+        return 4 * self.positions
+
+
 @dataclass(frozen=True)
 class BloomierEncoding:
     table: BloomierTable

@@ -13,6 +13,7 @@ from command-line options or a TOML file:
     protect = "auto"      # auto | none (see below)
     min_positions = 256   # layers with fewer weights stay dense float32
     seed = 24301
+    bias_clusters = 4     # with retraining: each bias as K shared values where that is smaller; 0: float32
 
 With protect = "auto" (the default), the output layer when it holds under a
 quarter of the model's compressible weights (a classifier's head), and any
@@ -52,6 +53,7 @@ class LayerSettings:
     encoding: str = "auto"
     min_positions: int = 256
     seed: int = 24301
+    bias_clusters: int = 4  # with retraining: the bias as K shared values where that stores fewer bytes; 0: float32
 
     def validate(self, where: str) -> "LayerSettings":
         if not 0.0 < self.density <= 1.0:
@@ -75,6 +77,8 @@ class LayerSettings:
             raise OptionError(f"{where}: min_positions must be >= 0")
         if not 0 <= self.seed < 2**32:
             raise OptionError(f"{where}: seed must be a 32-bit unsigned integer")
+        if not 0 <= self.bias_clusters <= 256:
+            raise OptionError(f"{where}: bias_clusters must be 0 (float32 biases) to 256, not {self.bias_clusters}")
         return self
 
 
@@ -178,6 +182,7 @@ _COMMENTS = {
     "encoding": "auto | bloomier | codebook | dense",
     "min_positions": "layers with fewer weights stay dense float32",
     "seed": "hash seed (32-bit)",
+    "bias_clusters": "with --train-data: biases as K shared values where smaller; 0: float32",
 }
 
 

@@ -10,7 +10,7 @@ from ..ir import Graph, Node
 from ..op_semantics import activation, auto_pad, spatial_pads
 from . import register, register_weights
 from .layout import WeightLayout
-from .step import ConstArray, Lowered, Step
+from .step import ConstArray, Lowered, Step, bias_operand
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def lower_conv(node: Node, graph: Graph) -> Lowered:
     bname = node.inputs[2] if len(node.inputs) > 2 else ""
     w = np.asarray(graph.const(wname), np.float32)
     bias = graph.const(bname) if bname else np.zeros(params.out_c, np.float32)
-    consts_bias = ConstArray("bias", np.ascontiguousarray(bias, np.float32))
+    pre, consts_bias, btensor, new = bias_operand(graph, node.name, bname, bias)
+    ins = (x, btensor) if btensor else (x,)
     kernel = conv_kernel(params)
     enc = graph.encodings.get(wname)
     if enc is not None:
@@ -92,10 +93,10 @@ def lower_conv(node: Node, graph: Graph) -> Lowered:
         # float32 scratch: one channel's decoded taps, or a block of 4 output channels' weights
         scratch = 4 * {"depthwise_conv2d": taps, "pointwise_conv2d": 4 * params.in_c}.get(
             kernel, 4 * (params.in_c // params.group) * taps)
-        return Lowered([Step(kernel + "_encoded", node.name, (x,), node.outputs[0], params, (consts_bias,),
-                             encoding=enc, scratch=scratch)])
-    return Lowered([Step(kernel, node.name, (x,), node.outputs[0], params,
-                         (ConstArray("weight", _layout(w, params).walk(w)), consts_bias))])
+        return Lowered([*pre, Step(kernel + "_encoded", node.name, ins, node.outputs[0], params, consts_bias,
+                                   encoding=enc, scratch=scratch, bias=btensor)], new)
+    return Lowered([*pre, Step(kernel, node.name, ins, node.outputs[0], params,
+                               (ConstArray("weight", _layout(w, params).walk(w)), *consts_bias), bias=btensor)], new)
 
 
 @register_weights("Conv")

@@ -2,7 +2,7 @@
 two activations."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from ..ir import Graph, Node
 from ..op_semantics import activation
 from . import register, register_weights
 from .layout import WeightLayout
-from .step import ConstArray, Lowered, Step
+from .step import ConstArray, Lowered, Step, bias_operand
 from .elementwise import binary_step
 from .shape_ops import broadcast_strides, compact_axes, transpose_step
 
@@ -43,11 +43,22 @@ def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | N
     n_out, k = w_rows.shape
     lo, hi = activation(node)
     params = FcParams(rows, k, n_out, lo, hi)
-    bias_c = [] if bias is None else [ConstArray("bias", np.ascontiguousarray(bias, np.float32))]
+    bias_c = () if bias is None else (ConstArray("bias", np.ascontiguousarray(bias, np.float32)),)
     if encoding is not None:
-        return Step("fc_encoded", node.name, (x,), y, params, tuple(bias_c), encoding=encoding)
+        return Step("fc_encoded", node.name, (x,), y, params, bias_c, encoding=encoding)
     weights = WeightLayout(w_rows.shape, 1, False, False).walk(w_rows)
     return Step("fc", node.name, (x,), y, params, (ConstArray("weight", weights), *bias_c))
+
+
+def with_bias(graph: Graph, step: Step, name: str) -> Lowered:
+    """The step, its float32 bias decoded into the arena first where the bias is stored as
+    shared values (step.bias_operand)."""
+    bias = next((c.data for c in step.consts if c.role == "bias"), None)
+    pre, consts, tensor, new = bias_operand(graph, step.layer, name, bias)
+    if not pre:
+        return Lowered([step])
+    rest = tuple(c for c in step.consts if c.role != "bias")
+    return Lowered([*pre, replace(step, inputs=(*step.inputs, tensor), consts=rest + consts, bias=tensor)], new)
 
 
 @register_weights("Gemm", "MatMul")
@@ -109,7 +120,9 @@ def lower_gemm(node: Node, graph: Graph) -> Lowered:
             raise UnsupportedOpError(f"{node.describe()}: beta != 1 with a non-constant or per-row C is not supported")
         lowered.steps.append(binary_step(node, "Add", tmp, c, y, graph, shapes={tmp: (m, n_out)}))
     else:
-        lowered.steps.append(fc_step(node, a, y, w_rows.astype(np.float32), bias, m, graph.encodings.get(node.inputs[1])))
+        fc = with_bias(graph, fc_step(node, a, y, w_rows.astype(np.float32), bias, m, graph.encodings.get(node.inputs[1])), c)
+        lowered.steps.extend(fc.steps)
+        lowered.new_tensors.update(fc.new_tensors)
     return lowered
 
 

@@ -31,6 +31,31 @@ class Step:
     inplace: tuple[int, ...] = ()  # inputs whose buffer the output may take over (each read at the output's index)
     encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
     scratch: int = 0  # bytes of arena the kernel needs during the call
+    bias: str = ""  # a bias decoded into the arena by the step before (bias_operand); also among inputs
+
+
+@dataclass(frozen=True)
+class BiasDecodeParams:
+    n: int  # output channels
+    bits: int  # bits per index (1, 2, 4 or 8)
+
+
+def bias_operand(graph, layer: str, name: str, bias: np.ndarray | None):
+    """A layer's float32 bias: (steps before the layer, its consts, the arena tensor holding it,
+    new tensors). A bias stored as shared values (graph.bias_encodings) whose decode is exactly
+    the bias the kernel adds is decoded into the arena by a step of its own just before the
+    layer, for the layer's call only, where that stores fewer bytes; any other bias is a float32
+    constant."""
+    enc = graph.bias_encodings.get(name) if name else None
+    if bias is None:
+        return [], (), "", {}
+    bias = np.ascontiguousarray(bias, np.float32).reshape(-1)
+    if enc is None or enc.nbytes() >= 4 * bias.size or not np.array_equal(enc.decode(), bias):
+        return [], (ConstArray("bias", bias),), "", {}
+    tensor = f"{layer}::bias"
+    step = Step("bias_decode", layer, (), tensor, BiasDecodeParams(enc.positions, enc.bits),
+                (ConstArray("bias_index", enc.words()), ConstArray("bias_codebook", np.asarray(enc.codebook, np.float32))))
+    return [step], (), tensor, {tensor: (enc.positions,)}
 
 
 @dataclass

@@ -159,7 +159,7 @@ def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
 def _encode_fix(step: Step, name, tensor, layout, flat_index, codebook, settings: LayerSettings):
     """Encode (the hash seed chosen on the calibration batch), fix the table, retrain: (metric, report, setting)."""
     loss, enc, report, seed = encode(step, name, tensor, layout, flat_index, codebook, settings, step.ctx.opts.seeds)
-    fix_and_retrain(step, name, tensor, layout, enc, codebook)
+    fix_and_retrain(step, name, tensor, layout, enc, codebook, settings.bias_clusters)
     return step.scorer.metric(), report, describe_setting(settings, report.encoding)
 
 

@@ -31,8 +31,8 @@ import numpy as np
 from ..compress import (LayerReport, candidates, dense_report, encode_indices, plan_layers, protected_layers,
                         protection_note, share_weights)
 from ..compress.channels import channel_chain, remove_channels, strongest_channels
-from ..compress.encodings import BloomierEncoding
-from ..compress.prune import magnitude_masks
+from ..compress.encodings import BiasCodebookEncoding, BloomierEncoding
+from ..compress.prune import kmeans_1d, magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError
 from ..ir import Graph
@@ -213,6 +213,10 @@ def finish(step: Step, graph: Graph, cands, reports: dict[int, LayerReport], bas
         if report.encoding != "dense" and c.encoding is not None:
             graph.encodings[tensor] = c.encoding if c.codebook is None else replace(c.encoding, codebook=c.codebook.astype(np.float32))
             net.set_values(tensor, cands[i][2].unwalk(graph.encodings[tensor].decode()))
+    for tensor, c in net.constraints.items():
+        if isinstance(c.encoding, BiasCodebookEncoding):
+            graph.bias_encodings[tensor] = replace(c.encoding, codebook=c.codebook.astype(np.float32))
+            net.set_values(tensor, graph.bias_encodings[tensor].decode())
     net.export()
     final = step.scorer.metric()
     ctx.progress(f"compressed model: {step.scorer.describe(final)} (original: {step.scorer.describe(baseline)})")
@@ -311,10 +315,11 @@ def encode(step: Step, name: str, tensor: str, layout, flat_index, codebook, s: 
     return best
 
 
-def fix_and_retrain(step: Step, name: str, tensor: str, layout, enc, codebook) -> None:
+def fix_and_retrain(step: Step, name: str, tensor: str, layout, enc, codebook, bias_clusters: int = 0) -> None:
     """Freeze the table: which positions hold which shared value, false positives
     included, no longer changes; the K shared values still learn, through every
-    position that reads them. Then retrain it and what follows."""
+    position that reads them. The layer's bias becomes `bias_clusters` shared values
+    where that stores fewer bytes (share_bias). Then retrain it and what follows."""
     words = enc.words() if isinstance(enc, BloomierEncoding) else getattr(enc, "indices", None)
     if words is None or not step.ctx.opts.tune_through_table:
         c = Constraint("frozen")
@@ -324,7 +329,33 @@ def fix_and_retrain(step: Step, name: str, tensor: str, layout, enc, codebook) -
         c = Constraint("shared", index=index, codebook=codebook.copy())
     c.encoding = enc
     step.net.constrain(tensor, c)
+    share_bias(step.net, tensor, bias_clusters)
     step.train(f"{name}: table fixed, retraining")
+
+
+def layer_bias(graph: Graph, weight: str) -> str | None:
+    """The bias tensor of the Conv or Gemm whose weights are `weight` (None: it has none)."""
+    for n in graph.nodes:
+        if n.op in ("Conv", "Gemm") and len(n.inputs) > 2 and n.inputs[1] == weight and n.inputs[2]:
+            return n.inputs[2]
+    return None
+
+
+def share_bias(net: Network, weight: str, clusters: int) -> None:
+    """The layer's bias as `clusters` shared values (k-means), the index of each channel fixed
+    from here on and the values learning, where that stores fewer bytes than float32 (so not
+    for a handful of channels). Its encoding is recorded with the constraint (finish())."""
+    bias = layer_bias(net.graph, weight)
+    if bias is None or clusters < 1 or bias not in net.params or net.graph.tensors[bias].data.ndim != 1:
+        return
+    b = net.values[bias].reshape(-1)
+    k = min(clusters, b.size)
+    if BiasCodebookEncoding.bytes_for(b.size, k) >= 4 * b.size:
+        return
+    codebook, idx = kmeans_1d(b, k)
+    c = Constraint("shared", index=idx.astype(np.int64) + 1, codebook=codebook.astype(np.float32))
+    c.encoding = BiasCodebookEncoding(idx.astype(np.uint32), codebook.astype(np.float32))
+    net.constrain(bias, c)
 
 
 def describe_setting(s: LayerSettings, encoding: str | None = None) -> str:
@@ -350,7 +381,7 @@ def compress_layer(step: Step, name: str, tensor: str, layout, s: LayerSettings)
     loss, enc, report, seed = encode(step, name, tensor, layout, flat_index, codebook, s, step.ctx.opts.seeds)
     step.ctx.progress(f"{name}: {report.encoding}, {report.false_positives} false positives, seed {seed:#x} "
                       f"(calibration loss {loss:.4f}, {report.bytes} bytes)")
-    fix_and_retrain(step, name, tensor, layout, enc, codebook)
+    fix_and_retrain(step, name, tensor, layout, enc, codebook, s.bias_clusters)
     if len(step.ctx.warnings) == warned:  # one warning per layer is enough
         _check_cost(step, before, step.scorer.metric(), f"{name} at {describe_setting(s, report.encoding)}")
     return report
