@@ -38,7 +38,7 @@ def test_options_over_the_config_file_typed_and_validated(tmp_path):
 
 @pytest.mark.parametrize("text,needle", [
     ("[defaults]\ndensity = 0.5\n[extra]\na = 1\n", "unknown section(s) extra; use [defaults] and [layers.NAME]"),
-    ("[defaults]\ncolour = 1\n", "[defaults]: unknown setting 'colour' (known: bits, cells_per_key, channels"),
+    ("[defaults]\ncolour = 1\n", "[defaults]: unknown setting 'colour' (known: bias_clusters, bits, cells_per_key, channels"),
     ("[defaults]\nclusters = 2.5\n", "[defaults]: setting 'clusters' has a bad value 2.5"),
     ("[defaults]\nclusters = true\n", "setting 'clusters' has a bad value True"),
     ("[layers]\nfc = 3\n", "[layers] entries must be tables, like [layers.\"fc\"]"),
