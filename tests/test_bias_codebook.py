@@ -140,13 +140,31 @@ def test_arena_decides_where_a_bias_is_decoded(tmp_path):
     assert original == weight_bytes(base)[0] == 4 * CNN_PARAMS
     saved = sum(4 * n - BiasCodebookEncoding.bytes_for(n, 4) for n in (8, 24))
     assert weight_bytes(base)[1] - stored == saved
-    # the MLP's fc1 would decode its bias where its output is the largest live tensor: the arena
-    # would grow by the bias, so it stays float32 (the same values)
-    mlp_graph = _with_bias_encodings(mlp(tmp_path / "m.onnx"))
-    steps = build_program(mlp_graph, "m").steps
-    assert all(s.kernel != "bias_decode" for s in steps)
-    fc1 = next(s for s in steps if s.layer == "fc1")
-    assert np.array_equal(next(c.data for c in fc1.consts if c.role == "bias"), mlp_graph.tensors["b1"].data)
+    # one row: fc_b's bias is decoded into fc_b's own output, the conv's into an arena region
+    dec = {s.layer: s for s in program.steps if s.kernel == "bias_decode"}
+    fc_b = next(s for s in program.steps if s.layer == "fc_b" and s.kernel != "bias_decode")
+    assert dec["fc_b"].output == fc_b.output == fc_b.bias
+    conv = next(s for s in program.steps if s.layer == "conv" and s.kernel != "bias_decode")
+    assert dec["conv"].output == conv.bias != conv.output and program.shapes[conv.bias] == (8,)
+    assert program.buffers[conv.bias] != program.buffers[conv.output]
+
+
+def test_a_bias_that_would_grow_the_arena_stays_float32(tmp_path):
+    """Five rows: the bias needs its own region, and the layer writes the model's output, so the
+    arena would hold nothing but the bias: it is stored as float32 (the same values)."""
+    path = make_model(tmp_path / "rows.onnx", [H("Gemm", ["x", "w", "b"], ["y"], transB=1, name="fc")],
+                      {"x": [5, 16]}, {"y": [5, 48]}, {"w": rand(48, 16, scale=0.3), "b": rand(48, seed=1)})
+    graph = _with_bias_encodings(path)
+    program = build_program(graph, "rows")
+    assert [s.kernel for s in program.steps] == ["fc"] and program.arena.size == 0
+    fc = program.steps[0]
+    assert np.array_equal(next(c.data for c in fc.consts if c.role == "bias"), graph.tensors["b"].data)
+    assert len(np.unique(graph.tensors["b"].data)) == 4
+    # one row: decoded into the output (the caller's buffer), still no arena
+    graph1 = _with_bias_encodings(make_model(tmp_path / "row.onnx", [H("Gemm", ["x", "w", "b"], ["y"], transB=1, name="fc")],
+                                             {"x": [1, 16]}, {"y": [1, 48]}, {"w": rand(48, 16, scale=0.3), "b": rand(48, seed=1)}))
+    program1 = build_program(graph1, "row")
+    assert [s.kernel for s in program1.steps] == ["bias_decode", "fc"] and program1.arena.size == 0
 
 
 def test_retrained_biases_run_as_firmware(tmp_path):

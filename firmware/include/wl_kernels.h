@@ -23,7 +23,9 @@ extern "C" {
 #define WL_MAX_DIMS 6
 
 /* Fully connected: y[r][n] = clamp(sum_k x[r][k] * W[n][k] + bias[n]).
- * W is packed in row blocks (see pack_rows in lowering/layout.py). */
+ * W is packed in row blocks (see pack_rows in lowering/layout.py). With one row, bias may be y
+ * itself (a bias decoded into the output: wl_fc_f32 and wl_fc_encoded_f32 read bias[n] before
+ * they write y[n], and write no y[n] whose bias they have not read). */
 typedef struct {
     int32_t rows;
     int32_t in_features;

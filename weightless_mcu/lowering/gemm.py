@@ -51,10 +51,11 @@ def fc_step(node: Node, x: str, y: str, w_rows: np.ndarray, bias: np.ndarray | N
 
 
 def with_bias(graph: Graph, step: Step, name: str) -> Lowered:
-    """The step, its float32 bias decoded into the arena first where the bias is stored as
-    shared values (step.bias_operand)."""
+    """The step, its float32 bias decoded first where the bias is stored as shared values
+    (step.bias_operand): for one row, into the layer's own output (the fc kernels read bias[n]
+    just before they write y[n]), so that it takes no arena; for several, into the arena."""
     bias = next((c.data for c in step.consts if c.role == "bias"), None)
-    pre, consts, tensor, new = bias_operand(graph, step.layer, name, bias)
+    pre, consts, tensor, new = bias_operand(graph, step.layer, name, bias, step.output if step.params.rows == 1 else "")
     if not pre:
         return Lowered([step])
     rest = tuple(c for c in step.consts if c.role != "bias")

@@ -40,22 +40,24 @@ class BiasDecodeParams:
     bits: int  # bits per index (1, 2, 4 or 8)
 
 
-def bias_operand(graph, layer: str, name: str, bias: np.ndarray | None):
+def bias_operand(graph, layer: str, name: str, bias: np.ndarray | None, into: str = ""):
     """A layer's float32 bias: (steps before the layer, its consts, the arena tensor holding it,
     new tensors). A bias stored as shared values (graph.bias_encodings) whose decode is exactly
     the bias the kernel adds is decoded into the arena by a step of its own just before the
     layer, for the layer's call only, where that stores fewer bytes; any other bias is a float32
-    constant."""
+    constant. into: a tensor the kernel may read its bias from while writing it (its own output,
+    for a kernel that reads bias[n] before it writes y[n] and writes no other y[n] before): the
+    bias is decoded there, and takes no arena of its own."""
     enc = graph.bias_encodings.get(name) if name else None
     if bias is None:
         return [], (), "", {}
     bias = np.ascontiguousarray(bias, np.float32).reshape(-1)
     if enc is None or enc.nbytes() >= 4 * bias.size or not np.array_equal(enc.decode(), bias):
         return [], (ConstArray("bias", bias),), "", {}
-    tensor = f"{layer}::bias"
+    tensor = into or f"{layer}::bias"
     step = Step("bias_decode", layer, (), tensor, BiasDecodeParams(enc.positions, enc.bits),
                 (ConstArray("bias_index", enc.words()), ConstArray("bias_codebook", np.asarray(enc.codebook, np.float32))))
-    return [step], (), tensor, {tensor: (enc.positions,)}
+    return [step], (), tensor, {} if into else {tensor: (enc.positions,)}
 
 
 @dataclass
