@@ -1,6 +1,6 @@
 """The Bloomier streaming loops of the fully connected kernels (firmware/include/wl_fc_stream.h),
 one per (t, hashes): every t from 1 to 16 with 2, 3 and 4 hashes, float32 and int8 codebooks; and
-the row-block loop of codebook encodings (dense indices).
+the row-block loop of codebook encodings (dense indices), and the sparse streams' loop.
 Each loop's outputs equal, to the bit, the dense float kernel's on the weights the Python decode
 gives (the same sums in the same order), numpy's within rounding, and for int8 numpy's exact
 integer result; a build without the loops (every table decoded into a buffer instead) gives the
@@ -27,6 +27,7 @@ from weightless_mcu.toolchain import build_image
 
 from .conftest import REPO
 from .test_bloomier_c import bloomier_case, codebook_case, int8_case
+from .test_sparse_encoding import sparse_case
 
 SHIFT, MULTIPLIER, OFFSET = 30, 1 << 20, 3  # int8 requantization: (acc + bias) / 1024, rounded half to even
 
@@ -44,6 +45,8 @@ def _cases():
             cases.append((enc, rows, k_in, n_out))
     for clusters, density in ((15, 0.3), (1, 0.5), (255, 1.0)):  # codebook encodings: their row-block loop
         cases.append((codebook_case(37 * 14, clusters, density, rng_seed=clusters), 2, 37, 14))
+    for clusters, density in ((4, 0.08), (15, 0.3), (1, 0.5), (300, 0.9)):  # sparse streams: a block is 4 rows
+        cases.append((sparse_case(37 * 14, clusters, density, 4 * 37, rng_seed=clusters), 2, 37, 14))
     return cases
 
 
@@ -126,7 +129,7 @@ def _check(tmp_path, target, cases):
         n = rows * n_out
         stream, dense, s8 = (got[start + j * n:start + (j + 1) * n].reshape(rows, n_out) for j in range(3))
         start += 3 * n
-        label = f"t={enc.table.bits} hashes={enc.table.hashes}" if enc.kind == "bloomier" else f"codebook {enc.bits}"
+        label = f"t={enc.table.bits} hashes={enc.table.hashes}" if enc.kind == "bloomier" else f"{enc.kind} {enc.bits}"
         assert np.array_equal(stream, dense), f"{label}: the streaming loop differs from the dense kernel"
         w = _dense_order(enc.decode().astype(np.float64), k_in, n_out)
         np.testing.assert_allclose(dense, d["x"].astype(np.float64) @ w.T + d["bias"], rtol=1e-4, atol=1e-4,
@@ -162,6 +165,9 @@ def test_a_generated_library_compiles_only_the_loops_its_tables_use():
     assert "#define WL_BLOOMIER_CASES(X) X(7, 3) X(10, 4)\n" in speed and "#define WL_BLOOMIER_LOOPS 1\n" in speed
     assert "#define WL_BLOOMIER_LOOPS 0\n" in size and "#define WL_BLOOMIER_ONLY_LISTED 1\n" in size
     assert "#define WL_BLOOMIER_CASES(X) \n" in model_config(steps[3:])
+    # a sparse stream's decode and loop are compiled in only for a model that has one
+    assert "#define WL_SPARSE 0\n" in speed
+    assert "#define WL_SPARSE 1\n" in model_config([*steps, S("conv2d_encoded", sparse_case(400, 4, 0.1, 100))])
 
 
 def _fc_model(path, n_out, n_in):
@@ -212,7 +218,8 @@ def test_cli_optimize_size_writes_a_library_without_loops(tmp_path):
     from weightless_mcu.cli import main
 
     model = _fc_model(tmp_path / "fc.onnx", 12, 40)
-    args = ["compile", str(model), "-o", str(tmp_path / "out"), "--density", "0.3", "--bits", "9", "--clusters", "8", "-q"]
+    args = ["compile", str(model), "-o", str(tmp_path / "out"), "--density", "0.3", "--bits", "9", "--clusters", "8",
+            "--encoding", "bloomier", "-q"]
     assert main(args + ["--optimize", "size"]) == 0
     config = (tmp_path / "out" / "runtime" / "wl_model_config.h").read_text()
     assert "X(9, 4)" in config and "#define WL_BLOOMIER_LOOPS 0" in config

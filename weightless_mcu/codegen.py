@@ -70,7 +70,7 @@ KERNEL_SOURCES = {
 GROWABLE = {"conv2d_encoded_s8": grow_channel_block}
 # Sources every encoded kernel needs besides its own.
 ENCODED_SUPPORT = ("wl_weights_decode.c",)
-ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h", "wl_fc_stream.h")
+ENCODED_HEADERS = ("wl_weights.h", "wl_bloomier_hash.h", "wl_fc_stream.h", "wl_sparse.h")
 # Stack the generated code and harness get on a board, checked against its RAM.
 STACK_BYTES = 16 * 1024
 # Activations' element types: C type and bytes. The arena is planned in bytes.
@@ -337,7 +337,8 @@ def model_config(steps, optimize: str = "speed") -> str:
     those its fully connected tables use (a loop costs 300-460 bytes of code), as loops (optimize
     "speed") or as one group decode per case ("size"); the cases wl_weights_decode.c decodes for
     the other kernels; and that no other case occurs, so that the general decoder is not linked;
-    whether a fully connected layer has a codebook encoding (its row-block loop, with speed)."""
+    whether a fully connected layer has a codebook encoding (its row-block loop, with speed);
+    whether any layer has a sparse stream (its decode and loop)."""
     fc_codebook = optimize == "speed" and any(s.kernel in STREAMING_KERNELS and s.encoding is not None
                                               and s.encoding.kind == "codebook" for s in steps)
 
@@ -350,6 +351,7 @@ def model_config(steps, optimize: str = "speed") -> str:
             f"#define WL_BLOOMIER_DECODE_CASES(X) {listed(False)}\n"
             f"#define WL_BLOOMIER_LOOPS {int(optimize == 'speed')}\n"
             f"#define WL_FC_CODEBOOK {int(fc_codebook)}\n"
+            f"#define WL_SPARSE {int(any(s.encoding is not None and s.encoding.kind == 'sparse' for s in steps))}\n"
             "#define WL_BLOOMIER_ONLY_LISTED 1\n#endif\n")
 
 

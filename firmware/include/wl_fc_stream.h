@@ -19,11 +19,15 @@
 
 #include "wl_weights.h"
 #include "wl_bloomier_hash.h"
+#include "wl_sparse.h"
 
 #if !defined(WL_BLOOMIER_CASES) && defined(__has_include)
 #if __has_include("wl_model_config.h")
 #include "wl_model_config.h"
 #endif
+#endif
+#ifndef WL_SPARSE /* the library has sparse streams (wl_model_config.h); without the file, always */
+#define WL_SPARSE 1
 #endif
 #ifndef WL_BLOOMIER_CASES
 #define WL_BLOOMIER_CASES_T(X, T) X(T, 2) X(T, 3) X(T, 4)
@@ -213,7 +217,8 @@ static uint32_t wl_fc_word(const wl_encoded_weights_t *e, uint32_t which, uint32
 static __attribute__((noinline)) WL_FC_ACC wl_fc_weight(const wl_encoded_weights_t *e, uint32_t which, uint32_t p)
 {
     const uint32_t t = e->bits;
-    const uint32_t v = e->kind == WL_ENC_CODEBOOK ? wl_read32(e->cells, p * t) & ((1u << t) - 1u)
+    const uint32_t v = e->kind == WL_ENC_CODEBOOK   ? wl_read32(e->cells, p * t) & ((1u << t) - 1u)
+                       : WL_SPARSE && e->kind == WL_ENC_SPARSE ? wl_sparse_query(e, p)
                                                   : wl_fc_word(e, which, p);
     const uint32_t i = v - 1u;
     return i < e->clusters ? (WL_FC_ACC)((const WL_FC_CB *)e->codebook)[i] : (WL_FC_ACC)0;
@@ -249,6 +254,32 @@ static __attribute__((noinline)) void wl_fc_block_codebook(const wl_encoded_weig
 #define wl_fc_block_codebook(e, first, x, K, acc) ((void)0)
 #endif
 
+#if WL_SPARSE
+/* acc[o & (2^shift - 1)] += w * x[o >> shift] for the kept weights w of a sparse stream at positions
+ * first + o, o < span: a row block (shift 2: four outputs interleaved) or one row (shift 0). */
+static __attribute__((noinline)) void wl_fc_sparse(const wl_encoded_weights_t *e, uint32_t first, uint32_t span,
+                                                   const WL_FC_X *x, uint32_t shift, WL_FC_ACC acc[4])
+{
+    const WL_FC_CB *cb = (const WL_FC_CB *)e->codebook;
+    const uint32_t r = e->hashes, b = e->bits, end = first + span, B = e->block_groups, lanes = (1u << shift) - 1u;
+    for (uint32_t blk = first / B; blk * B < end; blk++) {
+        wl_sp_t c = wl_sp_block(e, blk);
+        while (c.bit < c.stop) {
+            uint32_t p;
+            const uint32_t v = wl_sp_next(e->cells, &c, r, b, &p);
+            if (p >= end)
+                return;
+            if (p >= first) {
+                const uint32_t o = p - first;
+                acc[o & lanes] += (WL_FC_ACC)cb[v] * (WL_FC_ACC)x[o >> shift];
+            }
+        }
+    }
+}
+#else
+#define wl_fc_sparse(e, first, span, x, shift, acc) ((void)0)
+#endif
+
 /* acc[0..3] += a row block's weights (positions first .. first + 4K - 1) times x: through the
  * table's loop when `fast` (the loops skip zero weights, so a row with an Inf or NaN input, where
  * 0 x Inf is NaN, is not fast), else one weight at a time. */
@@ -260,6 +291,8 @@ static inline __attribute__((always_inline)) void wl_fc_block(const wl_encoded_w
         wl_fc_block_bloomier(e, which, first >> 2, x, (uint32_t)K, acc);
     } else if (fast && WL_FC_CODEBOOK && e->kind == WL_ENC_CODEBOOK) {
         wl_fc_block_codebook(e, first, x, K, acc);
+    } else if (fast && WL_SPARSE && e->kind == WL_ENC_SPARSE) {
+        wl_fc_sparse(e, first, 4u * (uint32_t)K, x, 2u, acc);
     } else {
         for (int32_t k = 0; k < K; k++) {
             const WL_FC_ACC xv = x[k];
@@ -272,11 +305,17 @@ static inline __attribute__((always_inline)) void wl_fc_block(const wl_encoded_w
     }
 }
 
-/* The sum over one row after the last block of four (positions first .. first + K - 1) times x. */
-static inline __attribute__((always_inline)) WL_FC_ACC wl_fc_row(const wl_encoded_weights_t *e, uint32_t which,
+/* The sum over one row after the last block of four (positions first .. first + K - 1) times x
+ * (a sparse stream read in order when `fast`, else one weight at a time). */
+static inline __attribute__((always_inline)) WL_FC_ACC wl_fc_row(const wl_encoded_weights_t *e, uint32_t which, int fast,
                                                                  uint32_t first, const WL_FC_X *x, int32_t K)
 {
     WL_FC_ACC a = 0;
+    if (fast && WL_SPARSE && e->kind == WL_ENC_SPARSE) {
+        WL_FC_ACC acc[4] = {0, 0, 0, 0};
+        wl_fc_sparse(e, first, (uint32_t)K, x, 0u, acc);
+        return acc[0];
+    }
     for (int32_t k = 0; k < K; k++)
         a += wl_fc_weight(e, which, first + (uint32_t)k) * (WL_FC_ACC)x[k];
     return a;

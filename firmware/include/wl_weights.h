@@ -7,7 +7,9 @@
  *    (b = bits, index 0 = zero weight, v = codebook[v-1]); or
  *  - a Bloomier table (Weightless): t-bit cells holding {position -> index}
  *    for the kept weights only; see wl_bloomier_group() for the query. Word
- *    v in 1..clusters means codebook[v-1], anything else 0.
+ *    v in 1..clusters means codebook[v-1], anything else 0; or
+ *  - a sparse stream: the kept positions as Rice-coded gaps, each with its
+ *    cluster index (wl_sparse.h); no false positives.
  * The codebook holds float32 values for the float kernels and int8 ones (in the
  * layer's weight scale) for the int8 kernels; the same table serves either.
  * The layout is defined once more in weightless_mcu/compress/bloomier.py;
@@ -29,23 +31,24 @@ extern "C" {
 
 #define WL_ENC_CODEBOOK 1
 #define WL_ENC_BLOOMIER 2
+#define WL_ENC_SPARSE 3
 
 typedef struct wl_encoded_weights {
     const uint32_t *cells;       /* packed indices or table cells: a little-endian bit stream held in 32-bit
                                     words (bit i of the stream is bit i % 32 of word i / 32), so it reads
                                     the same on any byte order */
-    const uint32_t *block_word;  /* Bloomier: first word of each block, [blocks + 1] */
+    const uint32_t *block_word;  /* Bloomier: first word of each block; sparse: first bit of each block; [blocks + 1] */
     const void *codebook;        /* [clusters]: float (float kernels) or int8_t (int8 kernels) */
     uint32_t seed;
     uint32_t positions;
-    uint32_t block_groups;       /* Bloomier: groups of 4 positions per block */
+    uint32_t block_groups;       /* Bloomier: groups of 4 positions per block; sparse: positions per block */
     uint16_t clusters;
     uint8_t kind;
-    uint8_t bits;                /* b (codebook) or t (Bloomier), 1..16 */
-    uint8_t hashes;              /* Bloomier: location hashes, 2..4 */
+    uint8_t bits;                /* b (codebook) or t (Bloomier), 1..16; sparse: index bits, 0..16 */
+    uint8_t hashes;              /* Bloomier: location hashes, 2..4; sparse: the Rice parameter r */
 } wl_encoded_weights_t;
 
-/* The t-bit word stored at a position (Bloomier), or its index (codebook);
+/* The t-bit word stored at a position (Bloomier), or its index (codebook, sparse: 1..K);
  * 0 (a zero weight) for a position outside [0, positions) or an unknown kind. */
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position);
 

@@ -1,4 +1,4 @@
-/* Fully connected layer with compressed weights (codebook or Bloomier),
+/* Fully connected layer with compressed weights (codebook, Bloomier or sparse stream),
  * decoded as the kernel walks them; the dense weights never exist in RAM.
  *
  * Positions follow the dense kernel's layout (row blocks of four outputs
@@ -35,7 +35,7 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
 {
     if (p == 0 || x == 0 || e == 0 || y == 0 || p->in_features < 1 || p->out_features < 1 || p->rows < 1 ||
         (uint32_t)p->in_features * (uint32_t)p->out_features != e->positions ||
-        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
+        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER && e->kind != WL_ENC_SPARSE))
         return WL_ERR_ARG;
     const int32_t K = p->in_features, N = p->out_features;
     const int32_t full = N - N % WL_ROW_BLOCK;
@@ -45,7 +45,8 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
         const float *xr = x + r * K;
         float *yr = y + r * N;
         /* a row with an Inf or NaN input reads every weight, zeros included (0 x Inf is NaN) */
-        const int stream = ((WL_FC_STREAMING && which != 0) || (WL_FC_CODEBOOK && e->kind == WL_ENC_CODEBOOK)) &&
+        const int stream = ((WL_FC_STREAMING && which != 0) || (WL_FC_CODEBOOK && e->kind == WL_ENC_CODEBOOK) ||
+                            (WL_SPARSE && e->kind == WL_ENC_SPARSE)) &&
                            wl_all_finite(xr, K);
         for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -56,7 +57,7 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
         }
         for (int32_t n = full; n < N; n++) {
             const uint32_t first = (uint32_t)(n * K);
-            const float a = wl_fc_row(e, which, first, xr, K);
+            const float a = wl_fc_row(e, which, stream, first, xr, K);
             yr[n] = wl_clamp(a + (bias ? bias[n] : 0.0f), lo, hi);
         }
     }

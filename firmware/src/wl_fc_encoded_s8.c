@@ -1,4 +1,4 @@
-/* int8 fully connected layer with compressed weights (codebook or Bloomier, an int8 codebook in
+/* int8 fully connected layer with compressed weights (codebook, Bloomier or sparse stream, an int8 codebook in
  * the layer's weight scale), decoded as the kernel walks them.
  *
  * The positions follow the float kernel's walk (row blocks of four outputs interleaved, then the
@@ -20,7 +20,7 @@ int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct w
 {
     if (p == 0 || x == 0 || e == 0 || bias == 0 || multiplier == 0 || shift == 0 || y == 0 || p->in_features < 1 ||
         p->out_features < 1 || (uint32_t)p->in_features * (uint32_t)p->out_features != e->positions ||
-        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
+        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER && e->kind != WL_ENC_SPARSE))
         return WL_ERR_ARG;
     /* read once: a store through int8_t * may alias the params */
     const int32_t out_off = p->output_offset, out_lo = p->act_min, out_hi = p->act_max;
@@ -39,7 +39,7 @@ int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct w
         }
         for (int32_t n = full; n < N; n++) {
             const uint32_t first = (uint32_t)(n * K);
-            const int32_t a = wl_fc_row(e, which, first, xr, K);
+            const int32_t a = wl_fc_row(e, which, 1, first, xr, K);
             yr[n] = wl_requantize_s8(a, bias[n], multiplier[n], shift[n], out_off, out_lo, out_hi);
         }
     }

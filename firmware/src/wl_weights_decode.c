@@ -2,6 +2,7 @@
 #include "wl_weights.h"
 #include "wl_kernels.h"
 #include "wl_bloomier_hash.h"
+#include "wl_sparse.h"
 
 /* A generated library lists the (t, hashes) of the Bloomier tables its kernels decode here
  * (WL_BLOOMIER_DECODE_CASES in wl_model_config.h): each gets a group decode of its own, with
@@ -14,6 +15,9 @@
 #endif
 #ifndef WL_BLOOMIER_ONLY_LISTED
 #define WL_BLOOMIER_ONLY_LISTED 0
+#endif
+#ifndef WL_SPARSE /* the library has sparse streams (wl_model_config.h); without the file, always */
+#define WL_SPARSE 1
 #endif
 
 #if defined(WL_BLOOMIER_DECODE_CASES) && defined(WL_BL_SPECIALISED)
@@ -95,6 +99,8 @@ uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position)
     const uint32_t lane_mask = (1u << t) - 1u;
     if (e->kind == WL_ENC_CODEBOOK)
         return wl_read32(e->cells, position * t) & lane_mask;
+    if (WL_SPARSE && e->kind == WL_ENC_SPARSE)
+        return wl_sparse_query(e, position);
     if (e->kind != WL_ENC_BLOOMIER)
         return 0u;
     return (uint32_t)(wl_bloomier_group(e, position >> 2) >> ((position & 3u) * t)) & lane_mask;
@@ -116,7 +122,7 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
                                                                    uint32_t count, void *out, int s8)
 {
     if (e == 0 || out == 0 || first + count > e->positions || first + count < first ||
-        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER))
+        (e->kind != WL_ENC_CODEBOOK && e->kind != WL_ENC_BLOOMIER && !(WL_SPARSE && e->kind == WL_ENC_SPARSE)))
         return WL_ERR_ARG;
     const uint32_t t = e->bits, end = first + count;
     const uint32_t lane_mask = (1u << t) - 1u;
@@ -124,6 +130,23 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
     if (e->kind == WL_ENC_CODEBOOK) {
         for (uint32_t p = first; p < end; p++)
             wl_store_value(e, wl_read32(cells, p * t) & lane_mask, out, p - first, s8);
+        return WL_OK;
+    }
+    if (WL_SPARSE && e->kind == WL_ENC_SPARSE) {
+        for (uint32_t i = 0; i < count; i++)
+            wl_store_value(e, 0u, out, i, s8);
+        const uint32_t B = e->block_groups;
+        for (uint32_t blk = first / B; blk * B < end; blk++) {
+            wl_sp_t c = wl_sp_block(e, blk);
+            while (c.bit < c.stop) {
+                uint32_t p;
+                const uint32_t v = wl_sp_next(cells, &c, e->hashes, t, &p);
+                if (p >= end)
+                    return WL_OK;
+                if (p >= first)
+                    wl_store_value(e, v + 1u, out, p - first, s8);
+            }
+        }
         return WL_OK;
     }
     const uint32_t which = wl_decode_case(e);

@@ -18,7 +18,7 @@ from ..ir import Graph, Node
 from ..lowering import WeightLayout, weight_layout
 from .bloomier import build_table
 from .channels import channel_chain, cut_channels, strongest_channels
-from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding
+from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding, SparseEncoding
 from .prune import kmeans_1d, magnitude_masks
 from .settings import PROTECT_OUTPUT_SHARE, PROTECT_SHARE, CompressionSettings, LayerSettings, make_settings
 
@@ -180,7 +180,7 @@ def encode_layer(name: str, tensor: str, w: np.ndarray, mask: np.ndarray, layout
     flat_w = layout.walk(w)
     flat_keep = layout.walk(mask.astype(np.float32)) > 0.5
     indices, codebook = share_weights(name, flat_w, flat_keep, s.clusters)
-    return encode_indices(name, tensor, indices, codebook, s, s.seed, flat_w)
+    return encode_indices(name, tensor, indices, codebook, s, s.seed, flat_w, layout.block_positions)
 
 
 def share_weights(name: str, flat_w: np.ndarray, flat_keep: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,19 +196,26 @@ def share_weights(name: str, flat_w: np.ndarray, flat_keep: np.ndarray, clusters
 
 
 def encode_indices(name: str, tensor: str, indices: np.ndarray, codebook: np.ndarray, s: LayerSettings, seed: int,
-                   dense: np.ndarray | None = None) -> tuple[object, LayerReport]:
+                   dense: np.ndarray | None = None, block: int | None = None) -> tuple[object, LayerReport]:
     """Store shared weights (index per position in walk order) in the encoding
     the settings ask for, or the smallest: a Bloomier table (with false
-    positives), dense indices, or (given the dense weights) float32."""
+    positives), dense indices, a Rice-coded sparse stream (given the kernel's block of
+    positions), or (given the dense weights) float32."""
     n = indices.size
     keep = indices > 0
     kept = int(keep.sum())
     dense_bytes = 4 * n
     book = CodebookEncoding(indices, codebook)
     options: list = [book]
+    sparse = None
+    if block is not None and s.encoding in ("auto", "sparse"):
+        sparse = SparseEncoding(indices, codebook, block)
+        options.append(sparse)
+    elif s.encoding == "sparse":
+        raise OptionError(f"layer '{name}': the sparse encoding needs the layer's weight layout")
     if s.encoding in ("auto", "bloomier"):
         estimate = s.cells_per_key * kept * s.bits / 8 + 4 * codebook.size
-        if s.encoding == "bloomier" or estimate < book.nbytes():
+        if s.encoding == "bloomier" or estimate < min(e.nbytes() for e in options):
             keys = np.flatnonzero(keep)
             table = build_table(n, keys, indices[keys], s.bits, hashes=s.hashes, cells_per_key=s.cells_per_key, seed=seed)
             words = table.query()
@@ -222,6 +229,8 @@ def encode_indices(name: str, tensor: str, indices: np.ndarray, codebook: np.nda
         enc = options[-1]
     elif s.encoding == "codebook":
         enc = book
+    elif s.encoding == "sparse":
+        enc = sparse
     else:
         enc = min(options, key=lambda e: e.nbytes())
         if dense is not None and enc.nbytes() >= dense_bytes:
@@ -251,7 +260,7 @@ def layer_report(name: str, tensor: str, enc, kept: int) -> LayerReport:
         return LayerReport(name, tensor, "bloomier", n, kept, int(enc.codebook.size), t.bits, t.cells,
                            round(t.cells / max(1, kept), 4), enc.false_positives, enc.nbytes(), float32_bytes,
                            enc.dense_bytes())
-    if isinstance(enc, CodebookEncoding):
-        return LayerReport(name, tensor, "codebook", n, kept, int(enc.codebook.size), enc.bits, None, None, 0,
+    if isinstance(enc, (CodebookEncoding, SparseEncoding)):
+        return LayerReport(name, tensor, enc.kind, n, kept, int(enc.codebook.size), enc.bits, None, None, 0,
                            enc.nbytes(), float32_bytes, enc.dense_bytes())
     return LayerReport(name, tensor, "dense", n, n, None, None, None, None, 0, float32_bytes, float32_bytes)

@@ -19,7 +19,7 @@ from .bloomier import BloomierTable, pack_stream, padded_stream_bytes
 # sizeof(wl_encoded_weights_t) on the 32-bit targets (firmware/include/wl_weights.h):
 # three pointers, three uint32, one uint16, three uint8, padded to 4.
 STRUCT_BYTES = 32
-ENC_CODEBOOK, ENC_BLOOMIER = 1, 2
+ENC_CODEBOOK, ENC_BLOOMIER, ENC_SPARSE = 1, 2, 3
 
 
 def stream_words(packed: np.ndarray) -> np.ndarray:
@@ -104,6 +104,118 @@ class CodebookEncoding:
     def c_fields(self) -> dict:
         return {"kind": ENC_CODEBOOK, "bits": self.bits, "clusters": int(self.codebook.size), "hashes": 0, "seed": 0,
                 "positions": self.positions, "block_groups": 0}
+
+
+def rice_parameter(gaps: np.ndarray) -> int:
+    """The Rice parameter r (0..15) that codes these gaps in the fewest bits."""
+    costs = [int((gaps >> r).sum()) + gaps.size * r for r in range(16)]
+    return int(np.argmin(costs))
+
+
+@dataclass(frozen=True)
+class SparseEncoding:
+    """The kept positions as Rice-coded gaps, each followed by its cluster index, in walk order:
+    no false positives, and near the entropy of a sparse layer's positions (a Bloomier table
+    stores t bits per kept weight, whatever the density). Per kept weight: the gap g to it from
+    the position after the previous one, as g >> r zero bits, a one bit and the r low bits of g,
+    then v - 1 in `bits` bits (v = its cluster, 1..K). Blocks of `block_positions` positions
+    (four output channels: what the kernels decode at a time) start afresh, each at a bit offset
+    of its own (`block_bits`), so that any block can be decoded alone."""
+
+    indices: np.ndarray  # uint32 per position, 0..K
+    codebook: np.ndarray  # float32 [K], or int8 in the weight scale of an int8 layer
+    block_positions: int
+    kind: str = "sparse"
+
+    @property
+    def positions(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def bits(self) -> int:
+        return (int(self.codebook.size) - 1).bit_length()
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.positions // self.block_positions)
+
+    def _codes(self):
+        """(kept positions, their gaps, r, code lengths in bits)."""
+        kept = np.flatnonzero(self.indices).astype(np.int64)
+        start = kept // self.block_positions * self.block_positions
+        prev = np.concatenate([[-1], kept[:-1]])
+        gaps = kept - np.maximum(prev + 1, start)
+        r = rice_parameter(gaps)
+        return kept, gaps, r, (gaps >> r) + 1 + r + self.bits
+
+    @property
+    def rice(self) -> int:
+        return self._codes()[2]
+
+    def stream(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the codes as a padded little-endian bit stream, uint8; each block's first bit, and the
+        total, uint32 [blocks + 1])."""
+        kept, gaps, r, lengths = self._codes()
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        total = int(ends[-1]) if ends.size else 0
+        bits = np.zeros(total, np.uint8)
+        one = starts + (gaps >> r)
+        bits[one] = 1
+        payload = gaps & ((1 << r) - 1) | ((self.indices[kept].astype(np.int64) - 1) << r)
+        width = r + self.bits
+        if width:
+            j = np.arange(width)
+            where = (one + 1)[:, None] + j[None, :]
+            bits[where.reshape(-1)] = ((payload[:, None] >> j[None, :]) & 1).reshape(-1)
+        out = np.zeros(padded_stream_bytes(total), np.uint8)
+        packed = np.packbits(bits, bitorder="little")
+        out[:packed.size] = packed
+        first = np.searchsorted(kept, np.arange(self.blocks + 1) * self.block_positions)
+        block_bits = np.concatenate([[0], ends])[first].astype(np.uint32)
+        return out, block_bits
+
+    def decode(self) -> np.ndarray:
+        table = np.concatenate([np.zeros(1, self.codebook.dtype), self.codebook])
+        return table[self.indices]
+
+    def nbytes(self) -> int:
+        lengths = self._codes()[3]
+        return padded_stream_bytes(int(lengths.sum())) + 4 * (self.blocks + 1) + codebook_bytes(self.codebook) + STRUCT_BYTES
+
+    def dense_bytes(self) -> int:
+        return self.positions * element_bytes(self.codebook)
+
+    def c_arrays(self) -> list[CArray]:
+        stream, block_bits = self.stream()
+        return [CArray("cells", "uint32_t", stream_words(stream)), CArray("block_word", "uint32_t", block_bits),
+                CArray("codebook", codebook_ctype(self.codebook), self.codebook)]
+
+    def c_fields(self) -> dict:
+        return {"kind": ENC_SPARSE, "bits": self.bits, "clusters": int(self.codebook.size), "hashes": self.rice,
+                "seed": 0, "positions": self.positions, "block_groups": self.block_positions}
+
+
+def decode_sparse_stream(stream: np.ndarray, block_bits: np.ndarray, positions: int, block_positions: int,
+                         rice: int, bits: int) -> np.ndarray:
+    """The index per position (0..K) read back from a SparseEncoding's stream, code by code: an
+    implementation of the format apart from the packer, for tests."""
+    b = np.unpackbits(stream, bitorder="little")
+    out = np.zeros(positions, np.uint32)
+    for blk in range(block_bits.size - 1):
+        bit, stop, p = int(block_bits[blk]), int(block_bits[blk + 1]), blk * block_positions
+        while bit < stop:
+            q = 0
+            while b[bit] == 0:
+                q, bit = q + 1, bit + 1
+            bit += 1
+            low = sum(int(b[bit + j]) << j for j in range(rice))
+            v = sum(int(b[bit + rice + j]) << j for j in range(bits))
+            bit += rice + bits
+            p += (q << rice) | low
+            out[p] = v + 1
+            p += 1
+    return out
 
 
 BIAS_INDEX_BITS = (1, 2, 4, 8)  # a power of two: an index never spans two words

@@ -8,7 +8,7 @@ from command-line options or a TOML file:
     bits = 6              # t, bits per Bloomier cell (K <= 2^t - 1)
     hashes = 4            # location hashes (cell reads) per key, 2..4
     cells_per_key = 1.03  # table size the solver starts from
-    encoding = "auto"     # auto | bloomier | codebook | dense
+    encoding = "auto"     # auto | bloomier | codebook | sparse | dense
     prune = "layer"       # layer | global (one magnitude threshold for all layers)
     protect = "auto"      # auto | none (see below)
     min_positions = 256   # layers with fewer weights stay dense float32
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..errors import OptionError
 
-ENCODINGS = ("auto", "bloomier", "codebook", "dense")
+ENCODINGS = ("auto", "bloomier", "codebook", "sparse", "dense")
 PROTECT = ("auto", "none")
 PROTECT_OUTPUT_SHARE = 0.25  # of the model's compressible weights
 PROTECT_SHARE = 0.02
@@ -179,7 +179,7 @@ _COMMENTS = {
     "bits": "t, bits per Bloomier cell (K <= 2^t - 1)",
     "hashes": "location hashes (cell reads) per key, 2..4",
     "cells_per_key": "table size the solver starts from",
-    "encoding": "auto | bloomier | codebook | dense",
+    "encoding": "auto | bloomier | codebook | sparse | dense",
     "min_positions": "layers with fewer weights stay dense float32",
     "seed": "hash seed (32-bit)",
     "bias_clusters": "with --train-data: biases as K shared values where smaller; 0: float32",

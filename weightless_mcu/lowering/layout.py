@@ -43,6 +43,12 @@ class WeightLayout:
     def positions(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def block_positions(self) -> int:
+        """Positions of ROW_BLOCK output rows (channels): what the kernels decode at a time."""
+        n_rows = self.shape[1] if self.transposed else self.shape[0]
+        return ROW_BLOCK * (self.positions // max(1, n_rows))
+
     def _rows(self, w: np.ndarray) -> np.ndarray:
         return w.T if self.transposed else w.reshape(self.shape[0], -1)
 

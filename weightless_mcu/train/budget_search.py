@@ -166,11 +166,12 @@ def _encode_fix(step: Step, name, tensor, layout, flat_index, codebook, settings
 def _cheapest_encoding(step: Step, name: str, tensor: str, layout, flat_index, codebook, s: LayerSettings, trial: Trial):
     """(validation metric, bytes, settings) of the cheapest encoding of the shared
     layer that keeps trial.allowed before the table is fixed and retrained, or the
-    most accurate one if none does. Prices dense indices and Bloomier tables over t."""
+    most accurate one if none does. Prices dense indices, the sparse stream and Bloomier tables
+    over t."""
     net = step.net
     shared = net.values[tensor].copy()
     shared_metric = step.scorer.metric()
-    encodings = ("codebook", "bloomier") if "encoding" in trial.searched else (s.encoding,)
+    encodings = ("codebook", "sparse", "bloomier") if "encoding" in trial.searched else (s.encoding,)
     if s.density >= 1.0 and "encoding" in trial.searched:
         encodings = ("codebook",)  # nothing pruned: a table would store every position
     tried: list[tuple[float, int, LayerSettings]] = []
@@ -178,6 +179,11 @@ def _cheapest_encoding(step: Step, name: str, tensor: str, layout, flat_index, c
         cs = replace(s, encoding="codebook")
         _, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, cs, s.seed)
         tried.append((shared_metric, report.bytes, cs))
+    if "sparse" in encodings or "auto" in encodings:  # no false positives: the shared model's accuracy
+        ss = replace(s, encoding="sparse")
+        _, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, ss, s.seed,
+                                   block=layout.block_positions)
+        tried.append((shared_metric, report.bytes, ss))
 
     def bloomier(bits: int) -> tuple[float, int, LayerSettings]:
         bs = replace(s, encoding="bloomier", bits=bits)

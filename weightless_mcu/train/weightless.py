@@ -304,7 +304,8 @@ def encode(step: Step, name: str, tensor: str, layout, flat_index, codebook, s: 
     shared_values = net.values[tensor].copy()
     for k in range(max(1, seeds)):
         seed = (s.seed + 0x9E3779B9 * k) % 2**32
-        enc, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, s, seed, layout.walk(shared_values))
+        enc, report = encode_indices(name, tensor, flat_index.astype(np.uint32), codebook, s, seed, layout.walk(shared_values),
+                                     layout.block_positions)
         net.set_values(tensor, layout.unwalk(enc.decode()))
         loss = step.scorer.calibration_loss()
         if best is None or loss < best[0]:
