@@ -54,10 +54,10 @@ from pathlib import Path
 import numpy as np
 
 import mnist_models
-from weightless_mcu.api import _generate, quantized_compressed, verify, verify_prepared
+from weightless_mcu.api import _generate, _Prepared, quantized_compressed, verify, verify_prepared
 from weightless_mcu.report import model_sizes, read_elf
 from weightless_mcu.toolchain import build_firmware
-from weightless_mcu.compress import candidates
+from weightless_mcu.compress import candidates, graph_reports
 from weightless_mcu.compress.prune import kmeans_1d, magnitude_masks
 from weightless_mcu.compress.settings import CompressionSettings, LayerSettings
 from weightless_mcu.export import graph_to_onnx
@@ -180,10 +180,11 @@ def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict,
 
 
 def weightless(graph, dataset: Dataset, cfg: TrainConfig, settings: dict, hashes: int, cells_per_key: float, seeds: int,
-               log, tmp: Path, published: bool, final_epochs: float = 0, teacher_weight: float = 0) -> int:
+               log, tmp: Path, published: bool, final_epochs: float = 0, teacher_weight: float = 0,
+               encoding: str = "bloomier") -> int:
     layers = {name: v if isinstance(v, dict) else {"density": v[0], "clusters": v[1], "bits": v[2]}
               for name, v in settings.items()}
-    cs = CompressionSettings(LayerSettings(hashes=hashes, cells_per_key=cells_per_key, encoding="bloomier", min_positions=0,
+    cs = CompressionSettings(LayerSettings(hashes=hashes, cells_per_key=cells_per_key, encoding=encoding, min_positions=0,
                                            bias_clusters=0 if published else LayerSettings.bias_clusters),
                              layers)
     opts = RetrainOptions(cfg, seeds=seeds, prune_stages=1 if published else 3, tune_through_table=not published,
@@ -256,6 +257,9 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3, help="ours, auto: retraining seeds (mean and spread reported)")
     ap.add_argument("--firmware-images", type=int, default=1000)
     ap.add_argument("--ours-candidates", help="ours: only these candidates (labels, comma-separated; default all)")
+    ap.add_argument("--ours-encoding", default="auto", choices=["auto", "bloomier"],
+                    help="ours: the encoding of the layers the candidates do not set (auto: the smallest of dense "
+                         "indices, the sparse stream and the Bloomier table; bloomier: Bloomier tables, as in Weightless)")
     ap.add_argument("--int8-images", type=int, default=0,
                     help="ours' LeNet-5 as int8 firmware on this many test images (0: not run)")
     ap.add_argument("--int8-calibration", type=int, default=1000,
@@ -348,18 +352,20 @@ def main() -> int:
                     cands = [c for c in OURS[name]
                              if args.ours_candidates is None or c[0] in args.ours_candidates.split(",")]
                     tried = [timed(method, lambda g, c=c: weightless(g, dataset, cfg, c[1], 4, 1.03, 4, log, tmp, False,
-                                                                     args.final_epochs, c[2]))
+                                                                     args.final_epochs, c[2], args.ours_encoding))
                              for c in cands]
                     k = choose(tried)
                     label, settings, teacher = cands[k]
                     chosen["ours"] = {"candidate": label, "teacher_weight": teacher, "settings": settings,
+                                      "encoding": args.ours_encoding,
                                       "validation": [[c[0], c[2], t[1]["validation_accuracy"], t[1]["bytes"]]
                                                      for c, t in zip(cands, tried)]}
                     log(f"{name}: ours: candidate {label}, teacher weight {teacher} chosen on validation")
                     graphs, runs = [tried[k][0]], [test(*tried[k])]
                     for seed in range(1, args.seeds):
                         g, r = timed(method, lambda g, seed=seed: weightless(g, dataset, replace(cfg, seed=seed), settings, 4,
-                                                                             1.03, 4, log, tmp, False, args.final_epochs, teacher))
+                                                                             1.03, 4, log, tmp, False, args.final_epochs, teacher,
+                                                                             args.ours_encoding))
                         graphs.append(g)
                         runs.append(test(g, r))
                     row[method] = _summary(runs, params)
@@ -403,17 +409,16 @@ def main() -> int:
 
 
 def _firmware(graph, x_te, y_te, n: int, tmp: Path, log) -> dict:
-    """The compressed LeNet-5 as firmware under QEMU on n test images, against onnxruntime on the decoded model."""
-    import onnx
-
-    decoded = tmp / "lenet5_ours_decoded.onnx"
-    onnx.save(graph_to_onnx(graph), decoded)
-    np.savez(tmp / "test.npz", x=x_te[:n], y=y_te[:n])
-    res = verify(decoded, data=tmp / "test.npz", timeout=3600)
+    """The compressed LeNet-5 as firmware (its tables, decoded by the kernels) under QEMU on n test
+    images, against onnxruntime on the decoded model."""
+    prep = _Prepared(graph, graph_reports(graph), graph_to_onnx(graph), None, None, None)
+    res = verify_prepared(prep, get_target("cortex-m4"), model=Path("lenet5.onnx"), data="the MNIST test images",
+                          labelled=(x_te[:n], y_te[:n]), timeout=7200, progress=log)
     log(f"lenet5 firmware under QEMU: {res['predictions_match']}/{res['samples']} predictions equal "
-        f"onnxruntime's on the decoded model, accuracy {100 * res['accuracy']:.2f}%")
+        f"onnxruntime's on the decoded model, accuracy {100 * res['accuracy']:.2f}%, "
+        f"{[(r['name'], r['encoding']) for r in res['layers']]}")
     return {k: res[k] for k in ("samples", "accuracy", "accuracy_onnxruntime_decoded", "predictions_match", "match",
-                                "instructions", "target")}
+                                "instructions", "target", "flash_bytes", "ram_total_bytes", "weights_stored_bytes")}
 
 
 def _int8_firmware(graph, run: dict, x_cal, x_te, y_te, n: int, tmp: Path, log) -> dict:
