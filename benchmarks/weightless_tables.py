@@ -10,8 +10,8 @@
    false-positive scan, timed in a fresh process with its peak memory.
 3. Instructions per weight position of the fully connected kernel on cortex-m4
    under QEMU (exact counts): dense, Bloomier t=4 to 12 (and 2 or 3 hashes at
-   t = 8 and 10, and --optimize size at t = 7, 8, 10), codebook; with the code
-   each needs beyond the dense kernel.
+   t = 8 and 10, and --optimize size at t = 7, 8, 10), codebook, the sparse stream; with the
+   code each needs beyond the dense kernel and the layer's bytes.
    Then the code the convolutions' encoded paths need beyond the dense kernels.
 4. Convolutions compressed against dense: single layers and whole models.
 5. The same layers as int8 (--quantize int8, 16 random calibration inputs): the
@@ -103,7 +103,7 @@ def big_layer() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def fc_kernel(tmp: Path) -> list[dict]:
+def fc_kernel(tmp: Path, only: list[str] | None = None) -> list[dict]:
     path = _fc_model(tmp / "fc256x1024.onnx", 256, 1024)
     positions = 256 * 1024
     rows = []
@@ -115,10 +115,13 @@ def fc_kernel(tmp: Path) -> list[dict]:
     runs += [(f"bloomier t={t} K=16, {h} hashes", dict(density=0.1, clusters=16, bits=t, encoding="bloomier", hashes=h))
              for t in (8, 10) for h in (3, 2)]
     runs.append(("codebook K=16 (5-bit indices)", dict(density=0.1, clusters=16, bits=8, encoding="codebook")))
+    runs += [(f"sparse K={k} (Rice-coded gaps)", dict(density=0.1, clusters=k, encoding="sparse")) for k in (16, 4)]
     runs = [(label, opts, "speed") for label, opts in runs]
     # --optimize size: no loops, each weight read on its own
     runs += [(f"bloomier t={t} K=16, --optimize size", dict(density=0.1, clusters=16, bits=t, encoding="bloomier"), "size")
              for t in (7, 8, 10)]
+    if only:  # the dense row always: the code beyond it is measured against it
+        runs = [r for r in runs if r[1] is None or any(o in r[0] for o in only)]
     dense_code = None
     for label, opts, optimize in runs:
         res = verify(path, target="cortex-m4", samples=1, compression=make_settings(opts) if opts else None,
@@ -129,7 +132,8 @@ def fc_kernel(tmp: Path) -> list[dict]:
         # the code this layer needs beyond the dense kernel: the encoded kernel, its loop, the decoder
         extra = {name: size for name, size in res["code"].items() if name not in dense_code}
         rows.append({"kernel": label, "instructions": res["instructions"], "per_position": res["instructions"] / positions,
-                     "extra_code_bytes": sum(extra.values()), "extra_code": extra})
+                     "extra_code_bytes": sum(extra.values()), "extra_code": extra,
+                     "weights_bytes": res["layers"][0]["bytes"] if opts else 4 * positions})
     return rows
 
 
@@ -159,6 +163,7 @@ def int8_kernels(tmp: Path) -> list[dict]:
     settings = [("dense int8", None)] + [(f"bloomier t={t} K={k}", dict(density=d, clusters=k, bits=t, encoding="bloomier"))
                                          for t, k, d in ((8, 16, 0.1), (6, 8, 0.1), (8, 16, 0.3))]
     settings.append(("codebook K=16", dict(density=0.1, clusters=16, bits=8, encoding="codebook")))
+    settings.append(("sparse K=16", dict(density=0.1, clusters=16, encoding="sparse")))
     rows = []
     for label, path, positions in cases:
         for name, opts in settings:
@@ -178,6 +183,7 @@ def main() -> int:
     ap.add_argument("--models", type=Path, default=HERE.parent / "models" / "mlperf-tiny")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--sections", default="cells,big,fc,conv,int8", help="which sections to run")
+    ap.add_argument("--fc-only", help="fc section: only the rows whose label contains one of these (comma-separated)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     out = {"date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}"}
@@ -197,11 +203,12 @@ def main() -> int:
                   f"{big['report']['kept']:,} keys, {big['report']['cells_per_key']} cells/key, "
                   f"{big['report']['false_positives']:,} false positives")
         if "fc" in sections:
-            out["fc_kernel"] = fc = fc_kernel(tmp)
+            out["fc_kernel"] = fc = fc_kernel(tmp, args.fc_only.split(",") if args.fc_only else None)
             print("\n| fully connected 1024 -> 256, density 0.1 | instructions | per weight position "
-                  "| code beyond the dense kernel, bytes |\n|---|---|---|---|")
+                  "| code beyond the dense kernel, bytes | weights, bytes |\n|---|---|---|---|---|")
             for r in fc:
-                print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} | {r['extra_code_bytes']:,} |")
+                print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} | {r['extra_code_bytes']:,} "
+                      f"| {r['weights_bytes']:,} |")
         if "conv" in sections:
             out["convolutions"] = conv = convolutions(args.models, tmp)
             print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense "
