@@ -38,6 +38,23 @@ def make_model(path: Path, nodes, inputs: dict, outputs: dict, inits: dict | Non
     return path
 
 
+def run_c_check(tmp_path, target: str, name: str, firmware_sources: list[str], outputs: int) -> np.ndarray:
+    """Build tests/c/<name>_check.c (its cases in tmp_path) with those runtime sources as the
+    harness's model, run it once on the target, and return its `outputs` floats."""
+    from weightless_mcu.qemu import run_firmware
+    from weightless_mcu.resources import firmware_dir
+    from weightless_mcu.targets import get_target
+    from weightless_mcu.toolchain import build_image
+
+    header = (f"int {name}_check_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
+              f"#define WL_HARNESS_OUTPUT_SIZE {outputs}\n#define WL_HARNESS_RUN(in, out) {name}_check_run(in, out)\n")
+    fw = firmware_dir()
+    elf = build_image(get_target(target), tmp_path / "build",
+                      [REPO / "tests" / "c" / f"{name}_check.c", *(fw / "src" / s for s in firmware_sources)],
+                      [tmp_path, fw / "include"], header)
+    return run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), outputs, model=name).outputs[0]
+
+
 def rand(*shape, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
 

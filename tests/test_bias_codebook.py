@@ -18,13 +18,9 @@ from weightless_mcu.compress.encodings import BiasCodebookEncoding, stream_words
 from weightless_mcu.errors import OptionError
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
-from weightless_mcu.qemu import run_firmware
-from weightless_mcu.resources import firmware_dir
-from weightless_mcu.targets import get_target
-from weightless_mcu.toolchain import build_image
 from weightless_mcu.train.trainer import TrainConfig
 
-from .conftest import REPO, make_model, rand
+from .conftest import make_model, rand, run_c_check
 from .test_retraining import blobs, mlp
 
 H = helper.make_node
@@ -73,13 +69,7 @@ def _source(build, cases) -> int:
 def test_c_decode_equals_python_decode(tmp_path, target):
     cases = [_case(n, k, seed=n + k) for n, k in CASES]
     total = _source(tmp_path, cases)
-    header = ("int wl_bias_decode_check_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
-              f"#define WL_HARNESS_OUTPUT_SIZE {total}\n#define WL_HARNESS_RUN(in, out) wl_bias_decode_check_run(in, out)\n")
-    fw = firmware_dir()
-    elf = build_image(get_target(target), tmp_path / "build",
-                      [REPO / "tests" / "c" / "wl_bias_decode_check.c", fw / "src" / "wl_bias_decode_f32.c"],
-                      [tmp_path, fw / "include"], header)
-    got = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), total, model="bias-decode").outputs[0]
+    got = run_c_check(tmp_path, target, "wl_bias_decode", ["wl_bias_decode_f32.c"], total)
     want = np.concatenate([enc.decode() for enc in cases])
     assert np.array_equal(got[:-2].view(np.uint32), want.view(np.uint32))  # to the bit, every channel
     assert list(got[-2:]) == [-1.0, -1.0]  # 3 and 16 bits per index: WL_ERR_ARG

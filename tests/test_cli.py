@@ -109,5 +109,5 @@ def test_init_config_round_trip(tmp_path):
     cfg.write_text(text.replace('[layers."fc1"]  # Gemm, 2,048 weights\n# density = 1.0', '[layers."fc1"]\ndensity = 0.25'))
     cli("compile", EXAMPLE, "-o", tmp_path / "o", "--config", cfg, "-q")
     layers = {r["name"]: r for r in json.loads((tmp_path / "o" / "manifest.json").read_text())["layers"]}
-    assert layers["fc1"]["kept"] == 512 and layers["fc1"]["encoding"] == "bloomier"
+    assert layers["fc1"]["kept"] == 512 and layers["fc1"]["encoding"] == "sparse"  # auto: the smallest at density 0.25
     assert layers["fc2"]["kept"] == layers["fc2"]["positions"] == 320  # the default density 1.0

@@ -50,12 +50,13 @@ def test_conv_models_compressed_match_on_cortex_m4(name):
     res = verify(mlperf(name), target="cortex-m4", samples=4, compression=settings(density=0.3, clusters=16, bits=8))
     assert res["match"], res["max_rel_error"]
     assert res["compression_ratio"] > 5
-    _assert_bloomier_but_protected(res["layers"])
+    _assert_tables_but_protected(res["layers"])
 
 
-def _assert_bloomier_but_protected(layers):
-    """Every layer in a Bloomier table but the protected ones: the output layer and layers
-    under 2% of the weights (here the output layer is under 2% too), kept as dense indices."""
+def _assert_tables_but_protected(layers):
+    """Every layer in a Bloomier table or a sparse stream (whichever is smaller) but the protected
+    ones: the output layer and layers under 2% of the weights (here the output layer is under 2%
+    too), kept as dense indices."""
     total = sum(layer["positions"] for layer in layers)
     for layer in layers:
         if layer["positions"] < 256:  # min_positions: float32
@@ -63,7 +64,7 @@ def _assert_bloomier_but_protected(layers):
         elif layer["positions"] < 0.02 * total:
             assert layer["encoding"] == "codebook" and layer["kept"] == layer["positions"], layer
         else:
-            assert layer["encoding"] == "bloomier", layer
+            assert layer["encoding"] in ("bloomier", "sparse"), layer
     assert layers[-1]["encoding"] == "codebook"
 
 
@@ -207,7 +208,7 @@ def test_compressed_compile_is_byte_identical_and_reported(tmp_path):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     rep = report(a)
     assert rep["compression_ratio"] > 5
-    _assert_bloomier_but_protected(rep["layers"])
+    _assert_tables_but_protected(rep["layers"])
     # The model's flash holds the tables, not the float32 weights.
     assert rep["flash_bytes"] < rep["weights_float32_bytes"] / 3
 

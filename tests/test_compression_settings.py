@@ -202,7 +202,7 @@ def test_setting_bounds_are_inclusive_where_they_should_be():
                         (dict(seed=-1), "seed must be a 32-bit unsigned integer"),
                         (dict(hashes=1), "hashes must be 2 to 4, not 1"), (dict(cells_per_key=0.9), "cells_per_key must be in [1, 4]"),
                         (dict(min_positions=-1), "min_positions must be >= 0"), (dict(channels=0.0), "channels must be in (0, 1]"),
-                        (dict(encoding="zip"), "encoding must be one of auto, bloomier, codebook, dense, not 'zip'")):
+                        (dict(encoding="zip"), "encoding must be one of auto, bloomier, codebook, sparse, dense, not 'zip'")):
         with pytest.raises(OptionError) as err:
             LayerSettings(**bad).validate("layer 'fc'")
         assert str(err.value).startswith("layer 'fc': ") and needle in str(err.value), (bad, str(err.value))

@@ -15,12 +15,8 @@ from weightless_mcu.compress import encode_indices, make_settings
 from weightless_mcu.compress.bloomier import padded_stream_bytes
 from weightless_mcu.compress.encodings import STRUCT_BYTES, SparseEncoding, decode_sparse_stream
 from weightless_mcu.compress.settings import LayerSettings
-from weightless_mcu.qemu import run_firmware
-from weightless_mcu.resources import firmware_dir
-from weightless_mcu.targets import get_target
-from weightless_mcu.toolchain import build_image
 
-from .conftest import REPO, make_model, rand
+from .conftest import make_model, rand, run_c_check
 from .test_bloomier_c import int8_case
 
 H = helper.make_node
@@ -88,13 +84,7 @@ def _source(build, cases) -> tuple[int, list[tuple[int, int]]]:
 def test_c_decodes_equal_the_python_decode(tmp_path, target):
     cases = _cases()
     total, _ = _source(tmp_path, cases)
-    header = ("int wl_sparse_check_run(const float *in, float *out);\n#define WL_HARNESS_INPUT_SIZE 1\n"
-              f"#define WL_HARNESS_OUTPUT_SIZE {total}\n#define WL_HARNESS_RUN(in, out) wl_sparse_check_run(in, out)\n")
-    fw = firmware_dir()
-    elf = build_image(get_target(target), tmp_path / "build",
-                      [REPO / "tests" / "c" / "wl_sparse_check.c", fw / "src" / "wl_weights_decode.c"],
-                      [tmp_path, fw / "include"], header)
-    got = run_firmware(elf, get_target(target), np.zeros((1, 1), np.float32), total, model="sparse").outputs[0]
+    got = run_c_check(tmp_path, target, "wl_sparse", ["wl_weights_decode.c"], total)
     at = 0
     for i, enc in enumerate(cases):
         n = enc.positions
