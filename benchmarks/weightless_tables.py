@@ -13,7 +13,8 @@
    t = 8 and 10, and --optimize size at t = 7, 8, 10), codebook, the sparse stream; with the
    code each needs beyond the dense kernel and the layer's bytes.
    Then the code the convolutions' encoded paths need beyond the dense kernels.
-4. Convolutions compressed against dense: single layers and whole models.
+4. Convolutions compressed against dense: single layers and whole models. (ad01: the
+   autoencoder at density 0.1 in Bloomier tables and in sparse streams, against dense.)
 5. The same layers as int8 (--quantize int8, 16 random calibration inputs): the
    encoded int8 kernels against the dense int8 ones, instructions per position.
 """
@@ -137,6 +138,21 @@ def fc_kernel(tmp: Path, only: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def ad01(models: Path) -> list[dict]:
+    """The MLPerf Tiny autoencoder at density 0.1, K=16, its layers in Bloomier tables (t=8) or
+    sparse streams, against dense: instructions per inference and weights."""
+    path = models / MLPERF[0]
+    dense = verify(path, target="cortex-m4", samples=1)
+    rows = [{"weights": "dense float32", "instructions": dense["instructions"], "ratio": 1.0,
+             "weights_bytes": dense["weights_stored_bytes"]}]
+    for label, opts in (("bloomier t=8", dict(encoding="bloomier", bits=8)), ("sparse", dict(encoding="sparse"))):
+        res = verify(path, target="cortex-m4", samples=1, compression=make_settings(dict(density=0.1, clusters=16, **opts)))
+        assert res["match"], res
+        rows.append({"weights": label, "instructions": res["instructions"], "ratio": res["instructions"] / dense["instructions"],
+                     "weights_bytes": res["weights_stored_bytes"]})
+    return rows
+
+
 def convolutions(models: Path, tmp: Path) -> list[dict]:
     cases = [("conv 3x3 32->32, 16x16", _conv_model(tmp / "c3.onnx", 32, 32, 3, 16)),
              ("depthwise 3x3 64ch, 24x24", _conv_model(tmp / "dw.onnx", 64, 64, 3, 24, group=64)),
@@ -209,6 +225,11 @@ def main() -> int:
             for r in fc:
                 print(f"| {r['kernel']} | {r['instructions']:,} | {r['per_position']:.2f} | {r['extra_code_bytes']:,} "
                       f"| {r['weights_bytes']:,} |")
+        if "ad01" in sections:
+            out["ad01"] = rows = ad01(args.models)
+            print("\n| ad01, density 0.1, K=16 | instructions | / dense | weights and biases, bytes |\n|---|---|---|---|")
+            for r in rows:
+                print(f"| {r['weights']} | {r['instructions']:,} | {r['ratio']:.2f}x | {r['weights_bytes']:,} |")
         if "conv" in sections:
             out["convolutions"] = conv = convolutions(args.models, tmp)
             print("\n| convolution (density 0.3, K=16, t=8) | dense | compressed | compressed / dense "
