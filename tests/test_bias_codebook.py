@@ -49,6 +49,7 @@ def test_bits_bytes_and_words():
         assert np.array_equal(enc.words(), stream[:enc.words().size])
         assert not stream[enc.words().size:].any()
         assert np.array_equal(enc.decode(), enc.codebook[enc.indices])
+        assert np.array_equal(BiasCodebookEncoding.from_words(enc.words(), enc.codebook, n).indices, enc.indices)
 
 
 def _source(build, cases) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import __version__
 from .arena import ArenaPlan, plan_arena
+from .compress.encodings import BiasCodebookEncoding
 from .errors import FitError, OptionError, UnsupportedOpError
 from .ir import Graph
 from .lowering import Step, lower_node
@@ -217,9 +218,7 @@ def _bias_as_constant(steps: list[Step], i: int) -> list[Step]:
     """Steps with the bias decode at i replaced by its values as float32 constants of the layer after it."""
     dec, layer = steps[i], steps[i + 1]
     words, codebook = (next(c.data for c in dec.consts if c.role == role) for role in ("bias_index", "bias_codebook"))
-    per, bits = 32 // dec.params.bits, dec.params.bits
-    idx = (words[:, None] >> (np.arange(per, dtype=np.uint32) * np.uint32(bits))[None, :]) & np.uint32((1 << bits) - 1)
-    bias = ConstArray("bias", codebook[idx.reshape(-1)[:dec.params.n]].astype(np.float32))
+    bias = ConstArray("bias", BiasCodebookEncoding.from_words(words, codebook, dec.params.n).decode())
     fixed = dataclasses.replace(layer, inputs=tuple(t for t in layer.inputs if t != dec.output), bias="",
                                 consts=(*layer.consts, bias))
     return [*steps[:i], fixed, *steps[i + 2:]]
@@ -238,14 +237,15 @@ def _biases_within_arena(graph: Graph, steps: list[Step], shapes: dict[str, tupl
     plain = steps
     for i in reversed(decodes):
         plain = _bias_as_constant(plain, i)
-    floor = size(plain)
+    floor, current = size(plain), size(steps)
     for i in reversed(decodes):  # from the last, so that the indices of the earlier ones hold
-        if size(steps) <= floor:
+        if current <= floor:
             break
         trial = _bias_as_constant(steps, i)
-        if size(trial) < size(steps):
-            steps = trial
-    return steps if size(steps) <= floor else plain  # else only several together raised it: all in flash
+        trial_size = size(trial)
+        if trial_size < current:
+            steps, current = trial, trial_size
+    return steps if current <= floor else plain  # else only several together raised it: all in flash
 
 
 def _grow_scratch(steps: list[Step], arena: ArenaPlan) -> tuple[list[Step], ArenaPlan]:

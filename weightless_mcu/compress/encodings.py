@@ -11,6 +11,7 @@ lowering's packed layout) and provides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -139,8 +140,10 @@ class SparseEncoding:
     def blocks(self) -> int:
         return -(-self.positions // self.block_positions)
 
+    @cached_property
     def _codes(self):
-        """(kept positions, their gaps, r, code lengths in bits)."""
+        """(kept positions, their gaps, r, code lengths in bits): computed once per encoding, as
+        nbytes, rice and stream all need them."""
         kept = np.flatnonzero(self.indices).astype(np.int64)
         start = kept // self.block_positions * self.block_positions
         prev = np.concatenate([[-1], kept[:-1]])
@@ -150,12 +153,12 @@ class SparseEncoding:
 
     @property
     def rice(self) -> int:
-        return self._codes()[2]
+        return self._codes[2]
 
     def stream(self) -> tuple[np.ndarray, np.ndarray]:
         """(the codes as a padded little-endian bit stream, uint8; each block's first bit, and the
         total, uint32 [blocks + 1])."""
-        kept, gaps, r, lengths = self._codes()
+        kept, gaps, r, lengths = self._codes
         ends = np.cumsum(lengths)
         starts = ends - lengths
         total = int(ends[-1]) if ends.size else 0
@@ -180,7 +183,7 @@ class SparseEncoding:
         return table[self.indices]
 
     def nbytes(self) -> int:
-        lengths = self._codes()[3]
+        lengths = self._codes[3]
         return padded_stream_bytes(int(lengths.sum())) + 4 * (self.blocks + 1) + codebook_bytes(self.codebook) + STRUCT_BYTES
 
     def dense_bytes(self) -> int:
@@ -245,6 +248,15 @@ class BiasCodebookEncoding:
 
     def decode(self) -> np.ndarray:
         return np.asarray(self.codebook, np.float32)[self.indices]
+
+    @classmethod
+    def from_words(cls, words: np.ndarray, codebook: np.ndarray, positions: int) -> "BiasCodebookEncoding":
+        """The encoding whose words() these are (the inverse of words())."""
+        bits = cls.index_bits(int(codebook.size))
+        per = 32 // bits
+        shifts = (np.arange(per, dtype=np.uint32) * np.uint32(bits))[None, :]
+        idx = (np.asarray(words, np.uint32)[:, None] >> shifts) & np.uint32((1 << bits) - 1)
+        return cls(idx.reshape(-1)[:positions].astype(np.uint32), np.asarray(codebook, np.float32))
 
     def words(self) -> np.ndarray:
         """The indices as the firmware reads them: index i in bits [b*(i % (32/b)), ...) of word i / (32/b)."""
