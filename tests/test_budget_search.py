@@ -134,6 +134,12 @@ def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(traine
         runs[name] = (sum(r.bytes for r in reports), reports, log)
     full, density = runs["full"], runs["density"]
     assert full[0] < density[0], (full[0], density[0])
+    # the output layer (protected): dense indices, K from their ladder, each trial fixed and judged
+    out = full[1][2]
+    assert out.encoding == "codebook" and out.clusters in (3, 15, 255) and out.bits == out.clusters.bit_length(), out
+    fc3 = [line for line in full[2] if line.lstrip().startswith("trial fc3")]
+    assert fc3 and all(line.lstrip().startswith(("trial fc3: density 1, K=3, codebook", "trial fc3: density 1, K=15, "
+                                                                                         "codebook")) for line in fc3), fc3
     assert all(r.clusters == 15 and r.bits == 8 for r in density[1] if r.encoding == "bloomier")
     # the full search used what the density-only one may not: cut channels, K = 4, another t or dense indices
     assert any(r.positions < 96 * 32 for r in full[1][:1]) or any(r.clusters == 4 or r.encoding == "codebook"
@@ -142,6 +148,36 @@ def test_searching_channels_k_and_t_stores_fewer_bytes_than_density_alone(traine
     trials = [line for line in full[2] if line.lstrip().startswith("trial fc")]
     assert len(trials) >= 6 and all(" B, validation accuracy " in line for line in trials)
     assert not any(line.lstrip().startswith("trial fc") and "channels" in line for line in density[2])
+
+
+def test_a_protected_layer_that_misses_its_share_at_2_and_4_bits_takes_8_bit_indices(trained, monkeypatch):
+    """The output layer's trials at K = 3 and 15 are made to miss the layer's share by a hair
+    (as validation noise does): the K ladder goes on to 8-bit indices instead of leaving the
+    layer float32."""
+    path, npz, _ = trained
+    real = budget_search_module.run_trial
+    tried = []
+
+    def run_trial(ctx, net, trial):
+        r = real(ctx, net, trial)
+        if trial.layer == 2:
+            tried.append(trial.settings.clusters)
+            assert trial.kind == "weights" and trial.value == 1.0 and "clusters" not in trial.searched
+            if trial.settings.clusters < 255 and r.error is None:
+                r = replace(r, metric=trial.allowed - 1e-4)
+        return r
+
+    monkeypatch.setattr(budget_search_module, "run_trial", run_trial)
+    log = []
+    retraining = Retraining(npz, TrainConfig(epochs=1, lr=2e-3), seeds=1, accuracy_budget=1.0, jobs=1)
+    # channels fixed, so that fc3 keeps its 480 weights: 8-bit indices store fewer bytes than float32
+    _, graph, reports = _prepare(path, None, None, make_settings(dict(min_positions=0, channels=1.0)), log.append,
+                                 retraining)
+    assert 255 in tried and set(tried) <= {3, 15, 255} and len(tried) >= 2, tried
+    assert (reports[2].encoding, reports[2].clusters, reports[2].bits) == ("codebook", 255, 8), reports[2]
+    assert reports[2].bytes < 4 * 480  # fewer than float32's
+    assert "fc3" not in graph.compression_summary["budget"]["float32_layers"]
+    assert any("fc3: density 1, K=255, codebook chosen" in line for line in log), log
 
 
 def test_what_the_layers_left_goes_to_the_layer_with_the_most_bytes(trained):

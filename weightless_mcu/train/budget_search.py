@@ -16,7 +16,8 @@ later one may. For each layer:
      weights stage runs on both cuts and the fewer stored bytes win.
   2. weights: trials on DENSITY_LADDER (only density 1 for the layers that
      uniform settings protect: the output layer under a quarter of the
-     weights, any layer under 2%). A trial prunes, then for each K in
+     weights, any layer under 2%; for them K is searched on a ladder of its
+     own, DENSE_CLUSTER_CHOICES, up to 8-bit indices). A trial prunes, then for each K in
      CLUSTER_CHOICES shares the weights and prices its encodings: dense
      indices (codebook), and Bloomier tables from the t whose false positives
      are about a quarter of the kept weights, down while accuracy holds and up
@@ -60,6 +61,11 @@ from .weightless import (Context, Step, describe_setting, encode, final_retraini
 CHANNEL_LADDER = (0.06, 0.1, 0.15, 0.25, 0.4, 0.5, 0.6, 0.8)
 DENSITY_LADDER = (0.02, 0.03, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.7, 1.0)
 CLUSTER_CHOICES = (4, 15)  # 15: the most that 4-bit dense indices hold (0 is a pruned weight)
+# Dense indices (density 1: nothing pruned) at the most K their 2, 4 and 8 bits hold. The 8-bit
+# ones are as near the float32 weights as int8 is, at a quarter of their bytes: a layer whose 2-
+# and 4-bit indices miss its share by an image of validation noise does not stay float32
+# (LeNet-5's output layer did: 12,000 B where 3-bit indices stored 1,180 B).
+DENSE_CLUSTER_CHOICES = (3, 15, 255)
 CHANNEL_SHARE = 0.5  # of the room a layer has, what cutting its channels may spend
 REFINE_BITS = 2  # t below the one priced without retraining, tried with retraining
 SHARE_FLOOR = 0.5  # a layer's part of the budget is at least this much of the mean part
@@ -133,7 +139,9 @@ def _weights_trial(step: Step, name: str, tensor: str, layout, trial: Trial):
     mask = prune(step, name, tensor, s.density)
     kept = int(mask.sum())
     if "clusters" in trial.searched:
-        ks = [k for k in CLUSTER_CHOICES if k <= kept] or [kept]
+        dense = s.density >= 1.0 and "encoding" in trial.searched  # dense indices are all it can be
+        choices = DENSE_CLUSTER_CHOICES if dense else CLUSTER_CHOICES
+        ks = [k for k in choices if k <= kept] or [kept]
     else:
         ks = [s.clusters]  # more than the kept weights: share() says so
     best = None  # (key, branch, flat index, codebook, option)
@@ -400,12 +408,18 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
 
             def weights_stage(start: Network):
                 tensor = candidates(start.graph)[i][1]
-                if "density" in given:
-                    densities = [s.density]
-                elif i in small:  # as under uniform settings: dense indices only (see compress/settings.py)
-                    densities = [1.0]
-                else:
-                    densities = list(DENSITY_LADDER)
+                if i in small and "density" not in given:
+                    # as under uniform settings, dense indices only (see compress/settings.py), K on a
+                    # ladder of its own: each K fixed and retrained, judged after it, in parallel
+                    positions = candidates(start.graph)[i][2].positions
+                    ks = [k for k in DENSE_CLUSTER_CHOICES if k <= positions] or [positions]
+                    if not {"clusters", "encoding"} <= searched:
+                        ks = [s.clusters]
+                    found = ladder_search(runner, start, ks,
+                                          lambda k: Trial(i, "weights", 1.0, allowed, replace(s, clusters=int(k)),
+                                                          searched - {"clusters"}), show)
+                    return found, start.values[tensor].copy()
+                densities = [s.density] if "density" in given else list(DENSITY_LADDER)
                 found = ladder_search(runner, start, densities, lambda d: Trial(i, "weights", d, allowed, s, searched),
                                       show)
                 return found, start.values[tensor].copy()
