@@ -288,6 +288,22 @@ def test_small_layers_get_a_floor_of_the_budget():
     assert shares[2] - shares[1] == pytest.approx(np.sqrt(400_000) / total)
 
 
+def test_a_layer_may_always_lose_two_validation_samples_within_the_budget():
+    from weightless_mcu.train.budget_search import MIN_SAMPLES, layer_threshold
+
+    assert MIN_SAMPLES == 2
+    # LeNet-5's first layer at 0.2 points: its share (0.013 points) is under a sample of 5,000
+    assert layer_threshold(0.9914, 0.002, 0.0665, 0.9914, 5000) == pytest.approx(0.9914 - 2 / 5000)
+    # the threshold is met by the metric it equals in exact arithmetic (0.9906 - 0.0004 rounds up)
+    assert 0.9902 >= layer_threshold(0.9914, 0.002, 0.0665, 0.9906, 5000)
+    # a large share stays as it is
+    assert layer_threshold(0.9914, 0.002, 0.8, 0.9914, 5000) == pytest.approx(0.9914 - 0.8 * 0.002)
+    # never below the whole budget's floor
+    assert layer_threshold(0.9914, 0.002, 0.1, 0.9895, 5000) == pytest.approx(0.9894)
+    # a layer starting well above its share's threshold keeps the share's threshold
+    assert layer_threshold(0.99, 0.01, 0.5, 0.999, 1000) == pytest.approx(0.985)
+
+
 def test_the_budget_needs_labels_and_a_positive_budget(trained, tmp_path):
     path, _, data = trained
     np.savez(tmp_path / "unlabelled.npz", x=data.x)

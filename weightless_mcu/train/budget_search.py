@@ -70,6 +70,13 @@ CHANNEL_SHARE = 0.5  # of the room a layer has, what cutting its channels may sp
 REFINE_BITS = 2  # t below the one priced without retraining, tried with retraining
 SHARE_FLOOR = 0.5  # a layer's part of the budget is at least this much of the mean part
 REST_SHARE = 0.25  # layers holding at least this part of the stored bytes get what the others left
+# A layer may always lose this many validation samples (within the budget): a trial's retraining
+# alone moves the accuracy by a sample or two, so a smaller share is a coin toss (LeNet-5's conv1
+# at 0.2 points had 0.013, two thirds of a sample of 5,000).
+MIN_SAMPLES = 2
+# Thresholds are differences of floats (0.9906 - 2/5000 is 0.99020000000000008): a metric of
+# k/n meets one that is k/n in exact arithmetic. Far below one sample of any validation set.
+SLACK = 1e-9
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,14 @@ def budget_shares(positions) -> np.ndarray:
     return np.cumsum(w) / w.sum()
 
 
+def layer_threshold(baseline: float, budget: float, share: float, current: float, samples: int) -> float:
+    """The validation metric a layer's trials must keep: baseline minus its cumulative share of
+    the budget, but at least MIN_SAMPLES samples below where the layer starts (`current`), and
+    never below the whole budget's floor (all less SLACK)."""
+    floor = baseline - budget
+    return max(floor, min(baseline - budget * share, current - MIN_SAMPLES / samples)) - SLACK
+
+
 def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> list[LayerReport]:
     opts = ctx.opts
     if not ctx.labelled:
@@ -377,8 +392,8 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
             s = per_layer[i]
             given = settings.given_for(node.name, tensor)
             searched = frozenset({"clusters", "bits", "encoding"} - given)
-            allowed = baseline - budget * float(shares[k])
             current = step.scorer.metric()
+            allowed = layer_threshold(baseline, budget, float(shares[k]), current, len(ctx.y_val))
             progress(f"{node.name}: searching from {step.scorer.describe(current)}, "
                      f"may go down to {step.scorer.describe(allowed)}")
             chain = channel_chain(net.graph, node)
@@ -386,7 +401,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
             deeper = None  # a deeper channel cut that kept the whole room
             if "channels" not in given and chain is not None:
                 cut_room = CHANNEL_SHARE * room
-                allowed_c = current - cut_room
+                allowed_c = current - cut_room - SLACK
                 if cut_room < 1 / len(ctx.y_val):
                     # a cut that may not lose one validation sample is not worth its trials
                     progress(f"{node.name}: channels not searched: cutting them may cost "
@@ -445,7 +460,7 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                 dense_layers.append(node.name)
                 progress(f"{node.name}: no setting kept {step.scorer.describe(allowed)}; the layer stays float32 "
                          f"({4 * layout.positions:,} B)")
-        net, retrained = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget,
+        net, retrained = _spend_the_rest(runner, net, ctx, reports, chosen, baseline - budget - SLACK,
                                          {i: w for i, w in unpruned.items() if i in chosen}, show)
     finally:
         runner.close()
