@@ -103,6 +103,7 @@ WL_BLOOMIER_CASES(WL_FC_INSTANCE)
 #undef WL_FC_INSTANCE
 #endif
 
+#if !WL_BLOOMIER_LOOPS
 /* The words of group g, t and hashes constants: lanes 0-3 at bits [i*t, i*t+t) of *lo for
  * t <= 8; lanes 0-1 in *lo and 2-3 in *hi (2t bits each) for t > 8; bits above not cleared. */
 static inline __attribute__((always_inline)) void wl_fc_group_t(const wl_encoded_weights_t *e, uint32_t g,
@@ -114,7 +115,9 @@ static inline __attribute__((always_inline)) void wl_fc_group_t(const wl_encoded
     wl_bl_group_t(wl_bl_block(e->cells, base, t), words, wl_bl_salt(e->seed, words), g, t, hashes, lo, hi);
 }
 
-/* The word at position p: its group decoded, one lane kept (t a constant). */
+/* The word at position p: its group decoded, one lane kept (t a constant). Only without the
+ * loops (--optimize size): with them, a single position is read through its case's loop
+ * (wl_fc_weight), and a second decoder per case would only add code. */
 #define WL_FC_LANE_INSTANCE(T, H)                                                                     \
     static __attribute__((noinline)) uint32_t wl_fc_lane_t##T##_h##H(const wl_encoded_weights_t *e, \
                                                                       uint32_t p)                     \
@@ -128,6 +131,7 @@ static inline __attribute__((always_inline)) void wl_fc_group_t(const wl_encoded
     }
 WL_BLOOMIER_CASES(WL_FC_LANE_INSTANCE)
 #undef WL_FC_LANE_INSTANCE
+#endif
 
 /* The case of this table (t * 8 + hashes), or 0 when it is not compiled in (the kernels then
  * read each position through the general decoder). */
@@ -146,19 +150,24 @@ static uint32_t wl_fc_stream_case(const wl_encoded_weights_t *e)
 #undef WL_FC_CASE
 }
 
-/* The word at position p of a Bloomier table through its case's decode, or the general
- * decoder for a case not compiled in. */
+/* The word at position p of a Bloomier table through its case's decode (without loops), or the
+ * general decoder for a case not compiled in. */
 static uint32_t wl_fc_word(const wl_encoded_weights_t *e, uint32_t which, uint32_t p)
 {
+#if !WL_BLOOMIER_LOOPS
 #define WL_FC_LANE_CALL(T, H) \
     case (T) * 8u + (H):      \
         return wl_fc_lane_t##T##_h##H(e, p);
     switch (which) {
         WL_BLOOMIER_CASES(WL_FC_LANE_CALL)
     default:
-        return WL_BLOOMIER_ONLY_LISTED ? 0u : wl_weights_query(e, p);
+        break;
     }
 #undef WL_FC_LANE_CALL
+#else
+    (void)which;
+#endif
+    return WL_BLOOMIER_ONLY_LISTED ? 0u : wl_weights_query(e, p);
 }
 
 #if WL_BLOOMIER_LOOPS
@@ -216,6 +225,19 @@ static uint32_t wl_fc_word(const wl_encoded_weights_t *e, uint32_t which, uint32
  * position at a time, for the least code. */
 static __attribute__((noinline)) WL_FC_ACC wl_fc_weight(const wl_encoded_weights_t *e, uint32_t which, uint32_t p)
 {
+#if WL_FC_STREAMING
+    if (which != 0) {
+        /* The group's four weights through the table's own loop, with an input of 1 into
+         * accumulators of -0: a lane holding a value gives cb[v - 1] exactly (-0 + w is w,
+         * signed zeros included), any other lane -0, which adds to a sum as +0 does and gives
+         * NaN times Inf as +0 does. The few positions the loops do not cover (rows after the
+         * last block of four, rows with an Inf or NaN input) then need no decoder of their own. */
+        static const WL_FC_X one = 1;
+        WL_FC_ACC w[4] = {(WL_FC_ACC)-0.0f, (WL_FC_ACC)-0.0f, (WL_FC_ACC)-0.0f, (WL_FC_ACC)-0.0f};
+        wl_fc_block_bloomier(e, which, p >> 2, &one, 1u, w);
+        return w[p & 3u];
+    }
+#endif
     const uint32_t t = e->bits;
     const uint32_t v = e->kind == WL_ENC_CODEBOOK   ? wl_read32(e->cells, p * t) & ((1u << t) - 1u)
                        : WL_SPARSE && e->kind == WL_ENC_SPARSE ? wl_sparse_query(e, p)
