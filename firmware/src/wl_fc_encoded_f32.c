@@ -48,17 +48,19 @@ int wl_fc_encoded_f32(const wl_fc_params_t *p, const float *x, const wl_encoded_
         const int stream = ((WL_FC_STREAMING && which != 0) || (WL_FC_CODEBOOK && e->kind == WL_ENC_CODEBOOK) ||
                             (WL_SPARSE && e->kind == WL_ENC_SPARSE)) &&
                            wl_all_finite(xr, K);
-        for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
+        /* blocks of four outputs, then the rows after them one at a time; one store for both */
+        for (int32_t n = 0, count; n < N; n += count) {
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t first = (uint32_t)(n * K);
-            wl_fc_block(e, which, stream, first, xr, K, acc);
-            for (int32_t i = 0; i < WL_ROW_BLOCK; i++)
+            if (n < full) {
+                wl_fc_block(e, which, stream, first, xr, K, acc);
+                count = WL_ROW_BLOCK;
+            } else {
+                acc[0] = wl_fc_row(e, which, stream, first, xr, K);
+                count = 1;
+            }
+            for (int32_t i = 0; i < count; i++)
                 yr[n + i] = wl_clamp(acc[i] + (bias ? bias[n + i] : 0.0f), lo, hi);
-        }
-        for (int32_t n = full; n < N; n++) {
-            const uint32_t first = (uint32_t)(n * K);
-            const float a = wl_fc_row(e, which, stream, first, xr, K);
-            yr[n] = wl_clamp(a + (bias ? bias[n] : 0.0f), lo, hi);
         }
     }
     return WL_OK;

@@ -30,17 +30,19 @@ int wl_fc_encoded_s8(const wl_fc_s8_params_t *p, const int8_t *x, const struct w
     for (int32_t r = 0; r < rows; r++) {
         const int8_t *xr = x + r * K;
         int8_t *yr = y + r * N;
-        for (int32_t n = 0; n < full; n += WL_ROW_BLOCK) {
+        /* blocks of four outputs, then the rows after them one at a time; one requantization for both */
+        for (int32_t n = 0, count; n < N; n += count) {
             int32_t acc[4] = {0, 0, 0, 0};
             const uint32_t first = (uint32_t)(n * K);
-            wl_fc_block(e, which, 1, first, xr, K, acc);
-            for (int32_t i = 0; i < WL_ROW_BLOCK; i++)
+            if (n < full) {
+                wl_fc_block(e, which, 1, first, xr, K, acc);
+                count = WL_ROW_BLOCK;
+            } else {
+                acc[0] = wl_fc_row(e, which, 1, first, xr, K);
+                count = 1;
+            }
+            for (int32_t i = 0; i < count; i++)
                 yr[n + i] = wl_requantize_s8(acc[i], bias[n + i], multiplier[n + i], shift[n + i], out_off, out_lo, out_hi);
-        }
-        for (int32_t n = full; n < N; n++) {
-            const uint32_t first = (uint32_t)(n * K);
-            const int32_t a = wl_fc_row(e, which, 1, first, xr, K);
-            yr[n] = wl_requantize_s8(a, bias[n], multiplier[n], shift[n], out_off, out_lo, out_hi);
         }
     }
     return WL_OK;
