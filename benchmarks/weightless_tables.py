@@ -1,6 +1,6 @@
 """Weightless encoding benchmarks (Bloomier tables and decode-as-you-go kernels).
 
-    python benchmarks/weightless_tables.py [--models DIR] [--json FILE] [--sections cells,big,fc,conv,int8]
+    python benchmarks/weightless_tables.py [--models DIR] [--json FILE] [--sections cells,big,fc,conv,int8,ad01,conv-code]
 
 1. Cells per key of the table of every layer: the MLPerf Tiny models (density
    0.1, K=16, t=8), LeNet-300-100 and VGG-16 fc6/fc7 shaped layers (random
@@ -14,7 +14,8 @@
    code each needs beyond the dense kernel and the layer's bytes.
    Then the code the convolutions' encoded paths need beyond the dense kernels.
 4. Convolutions compressed against dense: single layers and whole models. (ad01: the
-   autoencoder at density 0.1 in Bloomier tables and in sparse streams, against dense.)
+   autoencoder at density 0.1 in Bloomier tables and in sparse streams, against dense.
+   conv-code: the code the three kinds of convolution need together at t = 8 to 12.)
 5. The same layers as int8 (--quantize int8, 16 random calibration inputs): the
    encoded int8 kernels against the dense int8 ones, instructions per position.
 """
@@ -170,6 +171,26 @@ def convolutions(models: Path, tmp: Path) -> list[dict]:
     return rows
 
 
+def conv_code_by_t(tmp: Path, bits=(8, 9, 10, 11, 12)) -> list[dict]:
+    """The code the three kinds of convolution need beyond the dense kernels, together (the union
+    of what each of the three single layers links), for Bloomier tables of each t."""
+    cases = [_conv_model(tmp / "cc3.onnx", 32, 32, 3, 16), _conv_model(tmp / "ccdw.onnx", 64, 64, 3, 24, group=64),
+             _conv_model(tmp / "ccpw.onnx", 64, 128, 1, 12)]
+    dense = [verify(path, target="cortex-m4", samples=1)["code"] for path in cases]
+    rows = []
+    for t in bits:
+        union: dict[str, int] = {}
+        for path, base in zip(cases, dense):
+            comp = verify(path, target="cortex-m4", samples=1,
+                          compression=make_settings(dict(density=0.3, clusters=16, bits=t, encoding="bloomier")))
+            assert comp["match"]
+            for name, size in comp["code"].items():
+                if name not in base:
+                    union[name] = max(union.get(name, 0), size)
+        rows.append({"t": t, "extra_code_bytes": sum(union.values()), "extra_code": union})
+    return rows
+
+
 def int8_kernels(tmp: Path) -> list[dict]:
     """Dense int8 against int8 layers on tables (the float model compressed, then quantized)."""
     cases = [("fully connected 1024 -> 256", _fc_model(tmp / "fc8.onnx", 256, 1024), 256 * 1024),
@@ -237,6 +258,13 @@ def main() -> int:
             for r in conv:
                 print(f"| {r['layer']} | {r['dense']:,} | {r['compressed']:,} | {r['ratio']:.2f}x | "
                       f"{r['extra_code_bytes']:,} | {r['model_flash_ratio']:.2f}x |")
+        if "conv-code" in sections:
+            out["conv_code"] = rows = conv_code_by_t(tmp)
+            print("\n| t (K=16, 4 hashes) | code beyond the dense kernels, the three kinds together, bytes | of which the "
+                  "group decode |\n|---|---|---|")
+            for r in rows:
+                group = sum(v for k, v in r["extra_code"].items() if k.startswith("wl_decode_group_t"))
+                print(f"| {r['t']} | {r['extra_code_bytes']:,} | {group:,} |")
         if "int8" in sections:
             out["int8"] = rows8 = int8_kernels(tmp)
             print("\n| int8 layer (cortex-m4) | weights | instructions | / dense int8 | weights and constants, bytes |"
