@@ -132,7 +132,7 @@ def fc_kernel(tmp: Path, only: list[str] | None = None) -> list[dict]:
         if dense_code is None:
             dense_code = set(res["code"])
         # the code this layer needs beyond the dense kernel: the encoded kernel, its loop, the decoder
-        extra = {name: size for name, size in res["code"].items() if name not in dense_code}
+        extra = _code_beyond(res["code"], dense_code)
         rows.append({"kernel": label, "instructions": res["instructions"], "per_position": res["instructions"] / positions,
                      "extra_code_bytes": sum(extra.values()), "extra_code": extra,
                      "weights_bytes": res["layers"][0]["bytes"] if opts else 4 * positions})
@@ -154,17 +154,26 @@ def ad01(models: Path) -> list[dict]:
     return rows
 
 
+def _conv_layers(tmp: Path) -> list[tuple[str, Path]]:
+    """The three single convolutions of the conv sections: general, depthwise, pointwise."""
+    return [("conv 3x3 32->32, 16x16", _conv_model(tmp / "c3.onnx", 32, 32, 3, 16)),
+            ("depthwise 3x3 64ch, 24x24", _conv_model(tmp / "dw.onnx", 64, 64, 3, 24, group=64)),
+            ("pointwise 64->128, 12x12", _conv_model(tmp / "pw.onnx", 64, 128, 1, 12))]
+
+
+def _code_beyond(code: dict[str, int], dense: set[str] | dict[str, int]) -> dict[str, int]:
+    """The functions a compressed build links that the dense build does not, with their sizes."""
+    return {name: size for name, size in code.items() if name not in dense}
+
+
 def convolutions(models: Path, tmp: Path) -> list[dict]:
-    cases = [("conv 3x3 32->32, 16x16", _conv_model(tmp / "c3.onnx", 32, 32, 3, 16)),
-             ("depthwise 3x3 64ch, 24x24", _conv_model(tmp / "dw.onnx", 64, 64, 3, 24, group=64)),
-             ("pointwise 64->128, 12x12", _conv_model(tmp / "pw.onnx", 64, 128, 1, 12)),
-             ("ResNet-8", models / MLPERF[1]), ("VWW MobileNetV1 0.25", models / MLPERF[2])]
+    cases = [*_conv_layers(tmp), ("ResNet-8", models / MLPERF[1]), ("VWW MobileNetV1 0.25", models / MLPERF[2])]
     rows = []
     for label, path in cases:
         dense = verify(path, target="cortex-m4", samples=1)
         comp = verify(path, target="cortex-m4", samples=1, compression=make_settings(dict(density=0.3, clusters=16, bits=8)))
         assert dense["match"] and comp["match"]
-        extra = {name: size for name, size in comp["code"].items() if name not in dense["code"]}
+        extra = _code_beyond(comp["code"], dense["code"])
         rows.append({"layer": label, "dense": dense["instructions"], "compressed": comp["instructions"],
                      "ratio": comp["instructions"] / dense["instructions"], "extra_code_bytes": sum(extra.values()),
                      "extra_code": extra, "model_flash_ratio": comp["model_flash_ratio"]})
@@ -174,8 +183,7 @@ def convolutions(models: Path, tmp: Path) -> list[dict]:
 def conv_code_by_t(tmp: Path, bits=(8, 9, 10, 11, 12)) -> list[dict]:
     """The code the three kinds of convolution need beyond the dense kernels, together (the union
     of what each of the three single layers links), for Bloomier tables of each t."""
-    cases = [_conv_model(tmp / "cc3.onnx", 32, 32, 3, 16), _conv_model(tmp / "ccdw.onnx", 64, 64, 3, 24, group=64),
-             _conv_model(tmp / "ccpw.onnx", 64, 128, 1, 12)]
+    cases = [path for _, path in _conv_layers(tmp)]
     dense = [verify(path, target="cortex-m4", samples=1)["code"] for path in cases]
     rows = []
     for t in bits:
@@ -184,9 +192,8 @@ def conv_code_by_t(tmp: Path, bits=(8, 9, 10, 11, 12)) -> list[dict]:
             comp = verify(path, target="cortex-m4", samples=1,
                           compression=make_settings(dict(density=0.3, clusters=16, bits=t, encoding="bloomier")))
             assert comp["match"]
-            for name, size in comp["code"].items():
-                if name not in base:
-                    union[name] = max(union.get(name, 0), size)
+            for name, size in _code_beyond(comp["code"], base).items():
+                union[name] = max(union.get(name, 0), size)
         rows.append({"t": t, "extra_code_bytes": sum(union.values()), "extra_code": union})
     return rows
 
