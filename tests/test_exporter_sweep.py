@@ -170,6 +170,44 @@ class Elementwise(nn.Module):
         return F.softmax(z.flatten(2), dim=1).reshape(-1), F.log_softmax(v, dim=-1), y.unsqueeze(1).squeeze(1)
 
 
+class GeluMath(nn.Module):
+    """A GELU MLP block (erf and tanh forms) and the math of audio front ends: pow, sqrt,
+    exp, log, abs, neg, reciprocal, rsqrt, minimum and maximum."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(8, 16)
+        self.down = nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.down(F.gelu(self.up(x))) + x
+        g = F.gelu(h, approximate="tanh")
+        mag = torch.sqrt(h.pow(2) + g ** 2 + 1e-3)
+        e = torch.exp(-h.abs()) + torch.reciprocal(1.5 + torch.sigmoid(g))
+        return torch.log(mag), torch.minimum(e, torch.maximum(h, g)), torch.rsqrt(mag) * h.pow(3)
+
+
+class Upsampling(nn.Module):
+    """interpolate nearest and bilinear (align_corners off and on, by scale and by size),
+    nn.Upsample, PixelShuffle (DepthToSpace) and PixelUnshuffle (SpaceToDepth), 1-D linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+        self.shuffle = nn.PixelShuffle(2)
+        self.unshuffle = nn.PixelUnshuffle(2)
+
+    def forward(self, x):
+        y = F.relu(self.c1(x))
+        a = F.interpolate(y, scale_factor=2, mode="nearest")
+        b = F.interpolate(self.c2(a), size=(10, 14), mode="bilinear", align_corners=False)
+        c = self.up(y)
+        d = self.shuffle(y)
+        return b, c[:, :2] + d, self.unshuffle(c), F.interpolate(y.flatten(2), scale_factor=1.5, mode="linear")
+
+
 MODELS = {
     "convs": (Convs, (1, 3, 12, 12)),
     "conv1d_transpose": (Conv1dTranspose, (1, 4, 20)),
@@ -179,6 +217,8 @@ MODELS = {
     "misc": (Misc, (1, 2, 10, 6)),
     "padding_modes": (PaddingModes, (1, 3, 8, 8)),
     "elementwise": (Elementwise, (1, 3, 16)),
+    "gelu_math": (GeluMath, (1, 4, 8)),
+    "upsampling": (Upsampling, (1, 3, 6, 7)),
 }
 OPSETS = range(11, 22)
 

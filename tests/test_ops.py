@@ -46,6 +46,54 @@ CASES = {
     "leaky_relu": ([H("LeakyRelu", ["x"], ["y"], alpha=0.2)], {"x": [1, 30]}, {"y": None}, {}),
     "hard_sigmoid": ([H("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.4)], {"x": [1, 30]}, {"y": None}, {}),
     "hard_swish": ([H("HardSwish", ["x"], ["y"])], {"x": [1, 30]}, {"y": None}, {}, 14),
+    # The math of audio front ends: an STFT's magnitude (two Convs, |X|^2 = re^2 + im^2, its square
+    # root) and a log of it; exponents as their cheap forms (2, 0.5) and as powf.
+    "stft_magnitude_log": ([H("Conv", ["x", "wr"], ["re"], strides=[4]), H("Conv", ["x", "wi"], ["im"], strides=[4]),
+                            H("Pow", ["re", "two"], ["re2"]), H("Pow", ["im", "two"], ["im2"]),
+                            H("Add", ["re2", "im2"], ["p"]), H("Sqrt", ["p"], ["mag"]), H("Add", ["mag", "eps"], ["m1"]),
+                            H("Log", ["m1"], ["y"])],
+                           {"x": [1, 1, 64]}, {"y": None},
+                           {"wr": rand(6, 1, 8, seed=1), "wi": rand(6, 1, 8, seed=2), "two": np.array(2.0, np.float32),
+                            "eps": np.array(1e-3, np.float32)}),
+    "pow_constant_forms": ([H("Abs", ["x"], ["a"]), H("Pow", ["a", "half"], ["h"]), H("Pow", ["h", "e15"], ["g"]),
+                            H("Pow", ["g", "one"], ["f"]), H("Pow", ["f", "minus1"], ["r"]), H("Pow", ["r", "three"], ["y"])],
+                           {"x": [1, 24]}, {"y": None},
+                           {"half": np.array(0.5, np.float32), "e15": np.array([1.5], np.float32),
+                            "one": np.array(1.0, np.float32), "minus1": np.array(-1.0, np.float32),
+                            "three": np.array(3, np.int64)}),
+    "pow_exponent_tensor": ([H("Abs", ["x"], ["a"]), H("Pow", ["a", "e"], ["y"])], {"x": [1, 3, 4]}, {"y": None},
+                            {"e": rand(3, 1, seed=3)}),
+    "pow_runtime_exponent": ([H("Abs", ["x"], ["a"]), H("Pow", ["a", "z"], ["y"])], {"x": [1, 2, 5], "z": [1, 5]},
+                             {"y": None}, {}),
+    "exp_neg_reciprocal": ([H("Neg", ["x"], ["n"]), H("Exp", ["n"], ["e"]), H("Add", ["e", "one"], ["d"]),
+                            H("Reciprocal", ["d"], ["y"])], {"x": [1, 30]}, {"y": None}, {"one": np.array(1.0, np.float32)}),
+    "gelu_erf_block": ([H("MatMul", ["x", "w"], ["h"]), H("Div", ["h", "sqrt2"], ["s"]), H("Erf", ["s"], ["e"]),
+                        H("Add", ["e", "one"], ["e1"]), H("Mul", ["h", "e1"], ["m"]), H("Mul", ["m", "half"], ["y"])],
+                       {"x": [1, 12]}, {"y": None},
+                       {"w": rand(12, 16, seed=4), "sqrt2": np.array(np.sqrt(2), np.float32),
+                        "one": np.array(1.0, np.float32), "half": np.array(0.5, np.float32)}),
+    "gelu_op": ([H("Gelu", ["x"], ["g"]), H("Gelu", ["g"], ["y"], approximate="tanh")], {"x": [1, 30]}, {"y": None}, {}, 20),
+    "min_max_broadcast": ([H("Max", ["x", "z", "c"], ["m"]), H("Min", ["m", "d"], ["y"])],
+                          {"x": [1, 3, 4], "z": [1, 1, 4]}, {"y": None}, {"c": rand(3, 1, seed=5), "d": rand(4, seed=6)}),
+    "max_one_input_relu": ([H("Max", ["x"], ["m"]), H("Relu", ["m"], ["y"])], {"x": [1, 10]}, {"y": None}, {}),
+    # Resize as torch writes it: F.interpolate / nn.Upsample nearest (asymmetric, floor), bilinear
+    # (pytorch_half_pixel or align_corners), by scales or by sizes; a sequence resized (3-D).
+    "resize_nearest_torch": ([H("Resize", ["x", "", "s"], ["y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                                nearest_mode="floor")], {"x": [1, 3, 4, 5]}, {"y": None},
+                             {"s": np.array([1, 1, 2, 3], np.float32)}),
+    "resize_bilinear_half_pixel": ([H("Resize", ["x", "", "s"], ["y"], mode="linear",
+                                      coordinate_transformation_mode="pytorch_half_pixel")], {"x": [1, 2, 5, 4]},
+                                   {"y": None}, {"s": np.array([1, 1, 2, 2], np.float32)}),
+    "resize_bilinear_align_corners_sizes": ([H("Resize", ["x", "", "", "z"], ["y"], mode="linear",
+                                               coordinate_transformation_mode="align_corners")], {"x": [1, 2, 5, 4]},
+                                            {"y": None}, {"z": np.array([1, 2, 9, 7], np.int64)}),
+    "resize_linear_downsample": ([H("Resize", ["x", "", "", "z"], ["y"], mode="linear")], {"x": [1, 2, 9, 8]},
+                                 {"y": None}, {"z": np.array([1, 2, 4, 5], np.int64)}),
+    "resize_sequence_linear": ([H("Resize", ["x", "", "", "z"], ["y"], mode="linear")], {"x": [1, 3, 5]}, {"y": None},
+                               {"z": np.array([1, 3, 12], np.int64)}),
+    "depth_to_space_dcr": ([H("DepthToSpace", ["x"], ["y"], blocksize=2)], {"x": [1, 8, 3, 2]}, {"y": None}, {}),
+    "depth_to_space_crd": ([H("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")], {"x": [1, 8, 3, 2]}, {"y": None}, {}),
+    "space_to_depth": ([H("SpaceToDepth", ["x"], ["y"], blocksize=2)], {"x": [1, 3, 4, 6]}, {"y": None}, {}),
     "log_softmax": ([H("LogSoftmax", ["x"], ["y"], axis=1)], {"x": [1, 10, 2]}, {"y": None}, {}),
     "softmax_last": ([H("Softmax", ["x"], ["y"])], {"x": [1, 10]}, {"y": None}, {}),
     "softmax_axis1": ([H("Softmax", ["x"], ["y"], axis=1)], {"x": [1, 4, 3, 2]}, {"y": None}, {}),
@@ -167,7 +215,9 @@ QEMU_CASES = ["gemm_transB", "matmul_add_relu", "add_residual_relu", "conv_pad_s
               "two_outputs", "pad_reflect", "pad_edge", "pad_constant", "prelu_channels",
               "concat_channels_three", "gather_axis1_negative",
               "matmul_batched_const", "conv_transpose_stride_pads_group", "matmul_broadcast_batches",
-              "matmul_const_a_broadcast", "slice_steps_negative", "split_uneven_channels", "tile_repeats", "pad_wrap"]
+              "matmul_const_a_broadcast", "slice_steps_negative", "split_uneven_channels", "tile_repeats", "pad_wrap",
+              "stft_magnitude_log", "pow_constant_forms", "pow_runtime_exponent", "gelu_erf_block", "gelu_op",
+              "min_max_broadcast", "resize_bilinear_half_pixel", "resize_nearest_torch", "depth_to_space_dcr"]
 
 
 def _check(tmp_path, case, target):
@@ -217,3 +267,25 @@ def test_softmax_of_large_and_shifted_inputs_is_exact_to_float32(tmp_path, op):
     log_sm = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     want = log_sm if op == "LogSoftmax" else np.exp(log_sm)
     np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-30)
+
+
+def test_elementwise_kernels_link_only_the_math_their_ops_call(tmp_path):
+    """wl_unary_f32 and wl_binary_f32 compile in only the ops a model uses (wl_model_config.h):
+    a Sigmoid links expf and neither erff, powf nor tanhf; a Pow by 1.5 links powf; an Add
+    nothing of libm."""
+    from weightless_mcu import compile_model
+    from weightless_mcu.report import read_elf
+    from weightless_mcu.targets import get_target
+    from weightless_mcu.toolchain import build_firmware
+
+    def linked(case):
+        nodes, inputs, outputs, inits, *opset = CASES[case]
+        out = tmp_path / case
+        compile_model(make_model(tmp_path / f"{case}.onnx", nodes, inputs, outputs, inits, *opset), out)
+        image = read_elf(build_firmware(out, get_target("cortex-m4"), tmp_path / f"build-{case}"))
+        return {f for f in image.functions if f in ("expf", "erff", "powf", "tanhf", "logf", "sqrtf")}
+
+    assert linked("sigmoid") == {"expf"}
+    assert "powf" in linked("pow_constant_forms")
+    assert linked("gelu_op") == {"erff", "tanhf"}
+    assert linked("add_broadcast") == set()

@@ -120,6 +120,21 @@ CASES.update({
     "softmax_rows_far_apart": ([H("Mul", ["x", "c"], ["s"]), H("Softmax", ["s"], ["y"], axis=2)], {"x": [1, 3, 4]},
                                {"c": np.array([[1.0], [1.0], [300.0]], np.float32)}),
 })
+# The math of audio front ends and GELU blocks (arguments kept where each op is smooth).
+CASES.update({
+    "abs_neg": ([H("Abs", ["x"], ["a"]), H("Mul", ["a", "x"], ["m"]), H("Neg", ["m"], ["y"])], {"x": [1, 7]}, {}),
+    "sqrt_log": ([H("Mul", ["x", "x"], ["m"]), H("Add", ["m", "c"], ["p"]), H("Sqrt", ["p"], ["s"]), H("Log", ["s"], ["y"])],
+                 {"x": [1, 7]}, {"c": np.array(0.5, np.float32)}),
+    "exp_reciprocal": ([H("Exp", ["x"], ["e"]), H("Add", ["e", "c"], ["d"]), H("Reciprocal", ["d"], ["y"])], {"x": [1, 7]},
+                       {"c": np.array(1.0, np.float32)}),
+    "erf": ([H("Erf", ["x"], ["y"])], {"x": [1, 9]}, {}),
+    "pow_constants": ([H("Pow", ["x", "two"], ["q"]), H("Add", ["q", "c"], ["p"]), H("Pow", ["p", "e"], ["r"]),
+                       H("Pow", ["r", "three"], ["y"])], {"x": [1, 7]},
+                      {"two": np.array(2.0, np.float32), "c": np.array(0.5, np.float32), "e": np.array([0.75], np.float32),
+                       "three": np.array(3, np.int64)}),
+    "gelu": ([H("Gemm", ["x", "w"], ["h"], transB=1), H("Gelu", ["h"], ["g"]), H("Gelu", ["g"], ["y"], approximate="tanh")],
+             {"x": [1, 5]}, {"w": rand(6, 5, seed=23)}, 20),
+})
 CASES["gemm_transA_beta"] = ([H("Gemm", ["x", "w", "b"], ["y"], transA=1, beta=2.5, alpha=0.5)], {"x": [1, 6]},
                              {"w": rand(1, 4, seed=18), "b": rand(6, 4, seed=19)})
 # ops whose backward takes the gradient of a constant operand as well as of the activation
@@ -127,8 +142,8 @@ DIFFERENTIABLE_OPERANDS = {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div"}
 
 
 def _net(tmp_path, case, passes: bool):
-    nodes, inputs, inits = CASES[case]
-    path = make_model(tmp_path / "m.onnx", nodes, inputs, {"y": None}, inits, opset=14)
+    nodes, inputs, inits, *opset = CASES[case]
+    path = make_model(tmp_path / "m.onnx", nodes, inputs, {"y": None}, inits, opset=opset[0] if opset else 14)
     _, graph = load_model(path)
     if passes:
         run_passes(graph)
@@ -272,8 +287,12 @@ def test_retraining_refuses_what_it_cannot_train_with_clear_errors(tmp_path):
     path = make_model(tmp_path / "erf.onnx", [H("Relu", ["x"], ["r"]), H("Pad", ["r", "p"], ["y"])], {"x": [1, 4]}, {"y": None},
                       {"p": np.array([0, 1, 0, 1], np.int64)})
     _, graph = load_model(path)
-    with pytest.raises(UnsupportedOpError, match=r"retraining does not support op Pad; it supports Add, AveragePool, "
-                                                 r"BatchNormalization, Clip, Conv, Div"):
+    with pytest.raises(UnsupportedOpError, match=r"retraining does not support op Pad; it supports Abs, Add, AveragePool, "
+                                                 r"BatchNormalization, Clip, Conv, Div, Erf, Exp, Flatten, Gelu"):
+        Network(graph)
+    path = make_model(tmp_path / "pow.onnx", [H("Pow", ["x", "x"], ["y"])], {"x": [1, 4]}, {"y": None})
+    _, graph = load_model(path)
+    with pytest.raises(UnsupportedOpError, match="Pow by a constant scalar exponent only"):
         Network(graph)
     for attrs in ({"perm": [1, 0]}, {}):  # without perm, Transpose reverses the axes: the batch axis too
         path = make_model(tmp_path / "t.onnx", [H("Transpose", ["x"], ["y"], **attrs)], {"x": [1, 4]}, {"y": None})

@@ -40,6 +40,7 @@ KERNEL_SOURCES = {
     "softmax": "wl_softmax_f32.c",
     "reduce": "wl_reduce_f32.c",
     "transpose": "wl_transpose_f32.c",
+    "resize": "wl_resize_f32.c",
     "pad": "wl_pad_f32.c",
     "concat": "wl_concat_f32.c",
     "gather": "wl_gather_f32.c",
@@ -338,7 +339,8 @@ def model_config(steps, optimize: str = "speed") -> str:
     "speed") or as one group decode per case ("size"); the cases wl_weights_decode.c decodes for
     the other kernels; and that no other case occurs, so that the general decoder is not linked;
     whether a fully connected layer has a codebook encoding (its row-block loop, with speed);
-    whether any layer has a sparse stream (its decode and loop)."""
+    whether any layer has a sparse stream (its decode and loop); which elementwise ops the unary
+    and binary kernels compile in."""
     fc_codebook = optimize == "speed" and any(s.kernel in STREAMING_KERNELS and s.encoding is not None
                                               and s.encoding.kind == "codebook" for s in steps)
 
@@ -352,7 +354,20 @@ def model_config(steps, optimize: str = "speed") -> str:
             f"#define WL_BLOOMIER_LOOPS {int(optimize == 'speed')}\n"
             f"#define WL_FC_CODEBOOK {int(fc_codebook)}\n"
             f"#define WL_SPARSE {int(any(s.encoding is not None and s.encoding.kind == 'sparse' for s in steps))}\n"
-            "#define WL_BLOOMIER_ONLY_LISTED 1\n#endif\n")
+            "#define WL_BLOOMIER_ONLY_LISTED 1\n"
+            f"#define WL_UNARY_USED {op_mask(steps, 'unary')}u\n"
+            f"#define WL_BINARY_USED {op_mask(steps, 'binary')}u\n"
+            "#endif\n")
+
+
+def op_mask(steps, kernel: str) -> int:
+    """Bit op set for each op code the steps of `kernel` use: what wl_unary_f32.c and
+    wl_binary_f32.c compile in (each math function they may call is 0.3-2 KB of flash)."""
+    mask = 0
+    for s in steps:
+        if s.kernel == kernel:
+            mask |= 1 << s.params.op
+    return mask
 
 
 def render_encoded_weights(sym: str, encoding) -> str:
@@ -475,7 +490,7 @@ def render(program: Program, target: Target, weights_section: str | None = None,
             sources.update(ENCODED_SUPPORT)
             for h in ENCODED_HEADERS:
                 files[f"runtime/{h}"] = (fw / "include" / h).read_bytes()
-    if "runtime/wl_weights.h" in files:
+    if "runtime/wl_weights.h" in files or any(s.kernel in ("unary", "binary") for s in program.steps):
         files["runtime/wl_model_config.h"] = model_config(program.steps, optimize).encode()
     for src in sorted(sources):
         files[f"runtime/{src}"] = (fw / "src" / src).read_bytes()

@@ -41,7 +41,8 @@ REFUSALS = (UnsupportedOpError, ShapeError, ModelLoadError, OptionError, FitErro
 SCOPE = ("Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
          "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "LogSoftmax",
          "Add", "Sub", "Mul", "Div", "BatchNormalization", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
-         "Unsqueeze", "Pad", "ReduceMean", "Gather", "Identity", "Dropout")
+         "Unsqueeze", "Pad", "ReduceMean", "Gather", "Identity", "Dropout", "Abs", "Neg", "Sqrt", "Exp", "Log",
+         "Reciprocal", "Erf", "Gelu", "Pow", "Min", "Max", "Resize", "DepthToSpace", "SpaceToDepth")
 
 # The int8 ops of the standard: QuantizeLinear and DequantizeLinear are lowered, QLinearConv and
 # QLinearMatMul read in their QDQ form (qoperator.py).

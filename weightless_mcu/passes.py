@@ -329,6 +329,17 @@ def fuse_activations(graph: Graph) -> None:
         producers = graph.producers()
 
 
+def drop_empty_resize_operands(graph: Graph) -> None:
+    """A Resize's roi or scales given as an empty constant is the same as none given (opset 11
+    wrote them so; torch's exporter still does), but shape inference from opset 13 on refuses
+    scales next to sizes: the empty operands become absent ones."""
+    for node in graph.nodes:
+        if node.op == "Resize":
+            for k in (1, 2):
+                if k < len(node.inputs) and node.inputs[k] and (v := graph.const(node.inputs[k])) is not None and v.size == 0:
+                    node.inputs[k] = ""
+
+
 def run_passes(graph: Graph) -> Graph:
     check_tensor_sizes(graph)
     remove_identities(graph)
@@ -337,6 +348,7 @@ def run_passes(graph: Graph) -> Graph:
     # Each round adds shapes of tensors it had none for, so this ends; the bound is a backstop.
     for _ in range(len(graph.nodes) + 2):
         fold_constants(graph)
+        drop_empty_resize_operands(graph)
         graph.prune()
         if not infer_missing_shapes(graph):
             break

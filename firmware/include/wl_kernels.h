@@ -106,6 +106,9 @@ int wl_pool2d_f32(const wl_pool2d_params_t *p, const float *x, float *y);
 #define WL_BINARY_MUL 2
 #define WL_BINARY_DIV 3
 #define WL_BINARY_PRELU 4
+#define WL_BINARY_POW 5 /* powf(a, b) */
+#define WL_BINARY_MIN 6 /* NaN if either is NaN, as numpy's minimum */
+#define WL_BINARY_MAX 7
 typedef struct {
     int32_t op;
     int32_t size;
@@ -119,12 +122,34 @@ typedef struct {
 /* Broadcasting a op b; y may be a (in place). */
 int wl_binary_f32(const wl_binary_params_t *p, const float *a, const float *b, float *y);
 
+typedef struct {
+    int32_t outer, in_h, in_w, out_h, out_w;
+    int32_t linear; /* 0: nearest, 1: linear */
+} wl_resize_params_t;
+/* Resize of the last two axes through per-axis (index, index, weight, weight) tables. */
+int wl_resize_f32(const wl_resize_params_t *p, const float *x, const int32_t *h_index, const float *h_weight,
+                  const int32_t *w_index, const float *w_weight, float *y);
+
 #define WL_UNARY_CLAMP 0
 #define WL_UNARY_SIGMOID 1
 #define WL_UNARY_TANH 2
 #define WL_UNARY_LEAKY_RELU 3   /* x < 0 ? alpha * x : x */
 #define WL_UNARY_HARD_SIGMOID 4 /* max(0, min(1, alpha * x + beta)) */
 #define WL_UNARY_HARD_SWISH 5   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+#define WL_UNARY_ABS 6
+#define WL_UNARY_NEG 7
+#define WL_UNARY_SQRT 8
+#define WL_UNARY_EXP 9
+#define WL_UNARY_LOG 10
+#define WL_UNARY_RECIPROCAL 11
+#define WL_UNARY_ERF 12
+#define WL_UNARY_SQUARE 13 /* x * x */
+#define WL_UNARY_POW 14    /* powf(x, alpha) */
+#define WL_UNARY_GELU 15   /* x / 2 * (1 + erf(x / sqrt 2)) */
+#define WL_UNARY_GELU_TANH 16 /* x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))) */
+/* A generated library defines WL_UNARY_USED and WL_BINARY_USED (wl_model_config.h), bit op set
+ * for each op its steps use, so that only their math is linked (powf or erff alone is 1-2 KB);
+ * without them every op is compiled in. */
 typedef struct {
     int32_t op;
     int32_t size;

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir import Graph, Node, Tensor
-from ..op_semantics import activation, auto_pad
+from ..op_semantics import activation, auto_pad, gelu, gelu_approximate
 
 _UNARY = {
     "Relu": lambda v, n: np.maximum(v, 0),
@@ -24,6 +24,7 @@ _UNARY = {
     "Tanh": lambda v, n: np.tanh(v),
     "HardSigmoid": lambda v, n: np.clip(n.attrs.get("alpha", 0.2) * v + n.attrs.get("beta", 0.5), 0, 1),
     "HardSwish": lambda v, n: v * np.clip(v / 6 + 0.5, 0, 1),
+    "Gelu": lambda v, n: gelu(v, gelu_approximate(n)),
     "Identity": lambda v, n: v,
     "MaxPool": lambda v, n: v,  # padding is -inf: a constant map stays constant
     "GlobalMaxPool": lambda v, n: v,

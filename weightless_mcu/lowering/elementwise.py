@@ -1,21 +1,29 @@
-"""Binary ops with broadcasting (Add, Sub, Mul, Div, PRelu), unary activations (Relu,
-Clip, Sigmoid, Tanh) and a stand-alone BatchNormalization."""
+"""Binary ops with broadcasting (Add, Sub, Mul, Div, PRelu, Pow, Min, Max), unary ops
+(activations such as Relu, Clip, Sigmoid, Tanh; math such as Sqrt, Exp, Log, Erf; Pow by a
+constant exponent) and a stand-alone BatchNormalization."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
-from ..op_semantics import activation
+from ..op_semantics import activation, gelu_approximate
 from . import register
 from .shape_ops import broadcast_strides, compact_axes
 from .step import ConstArray, Lowered, Step
 
-BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4}
-UNARY_OPS = {"Sigmoid": 1, "Tanh": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5}
-UNARY_CLAMP = 0
+# The op codes of wl_kernels.h (WL_BINARY_*, WL_UNARY_*).
+BINARY_OPS = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "PRelu": 4, "Pow": 5, "Min": 6, "Max": 7}
+UNARY_OPS = {"Sigmoid": 1, "Tanh": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Abs": 6, "Neg": 7,
+             "Sqrt": 8, "Exp": 9, "Log": 10, "Reciprocal": 11, "Erf": 12}
+UNARY_CLAMP = 0  # Relu, Clip, and the identity (bounds -inf, inf)
+UNARY_SQUARE = 13  # Pow by the constant 2
+UNARY_POW = 14  # Pow by another constant scalar exponent (alpha)
+GELU = {"none": 15, "tanh": 16}  # Gelu by its approximate attribute
+# Pow by a constant scalar exponent in its cheap form (the issue of every audio front end: |X|^2, x^0.5).
+POW_FORMS = {1.0: UNARY_CLAMP, 2.0: UNARY_SQUARE, 0.5: UNARY_OPS["Sqrt"], -1.0: UNARY_OPS["Reciprocal"]}
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,49 @@ def lower_binary(node: Node, graph: Graph) -> Lowered:
     return Lowered([binary_step(node, node.op, node.inputs[0], node.inputs[1], node.outputs[0], graph)])
 
 
-@register("Relu", "Clip", *UNARY_OPS)
+@register("Pow")
+def lower_pow(node: Node, graph: Graph) -> Lowered:
+    """x ^ e: by a constant scalar e, one unary step (x^2 a multiply, x^0.5 a square root,
+    x^1 a copy, x^-1 a division); by any other e, broadcasting powf."""
+    x, e, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    exponent = graph.const(e)
+    if exponent is None or exponent.size != 1:
+        return Lowered([binary_step(node, "Pow", x, e, y, graph)])
+    value = float(np.float32(exponent.reshape(-1)[0]))
+    op = POW_FORMS.get(value, UNARY_POW)
+    lo, hi = activation(node)
+    params = UnaryParams(op, graph.tensors[y].size, value if op == UNARY_POW else 0.0, 0.0, lo, hi)
+    return Lowered([Step("unary", node.name, (x,), y, params, inplace=(0,))])
+
+
+@register("Min", "Max")
+def lower_min_max(node: Node, graph: Graph) -> Lowered:
+    """Min or Max of one or more tensors (broadcasting): a chain of binary steps, the tensors
+    computed at run time first (the first step needs one), each partial result a tensor of its own."""
+    operands = [i for i in node.inputs if i]
+    operands.sort(key=lambda name: graph.const(name) is not None)  # stable: run-time tensors first
+    y = node.outputs[0]
+    if len(operands) == 1:
+        lo, hi = activation(node)
+        params = UnaryParams(UNARY_CLAMP, graph.tensors[y].size, 0.0, 0.0, lo, hi)
+        return Lowered([Step("unary", node.name, (operands[0],), y, params, inplace=(0,))])
+    steps, shapes = [], {}
+    acc = operands[0]
+    for k, other in enumerate(operands[1:], start=1):
+        last = k == len(operands) - 1
+        out = y if last else f"{node.name}::{node.op.lower()}{k}"
+        step = binary_step(node, node.op, acc, other, out, graph, shapes)
+        if not last:
+            shape = tuple(np.broadcast_shapes(shapes.get(acc) or graph.tensors[acc].shape, graph.tensors[other].shape))
+            shapes[out] = shape
+            # the fused activation applies to the result only
+            step = replace(step, params=replace(step.params, act_min=float("-inf"), act_max=float("inf")))
+        steps.append(step)
+        acc = out
+    return Lowered(steps, shapes)
+
+
+@register("Relu", "Clip", "Gelu", *UNARY_OPS)
 def lower_unary(node: Node, graph: Graph) -> Lowered:
     x, y = node.inputs[0], node.outputs[0]
     lo, hi = activation(node)
@@ -96,6 +146,11 @@ def lower_unary(node: Node, graph: Graph) -> Lowered:
             b = tuple(vals)
         lo, hi = max(lo, b[0]), min(hi, b[1])
         op = UNARY_CLAMP
+    elif node.op == "Gelu":
+        approximate = gelu_approximate(node)
+        if approximate not in GELU:
+            raise UnsupportedOpError(f"{node.describe()}: approximate='{approximate}' is not one of none, tanh")
+        op = GELU[approximate]
     else:
         op = UNARY_OPS[node.op]
         defaults = {"LeakyRelu": (0.01, 0.0), "HardSigmoid": (0.2, 0.5)}.get(node.op, (0.0, 0.0))

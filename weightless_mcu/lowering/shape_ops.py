@@ -226,6 +226,35 @@ def lower_gather(node: Node, graph: Graph) -> Lowered:
     return Lowered([Step("gather", node.name, (x,), y, params, (ConstArray("indices", flat.astype(np.float32)),))])
 
 
+@register("GatherND")
+def lower_gather_nd(node: Node, graph: Graph) -> Lowered:
+    """GatherND with constant indices (what torch's dynamo exporter writes for a 1-D linear
+    interpolate): each index tuple names one slice of the data's leading axes, so it is a
+    Gather of rows of the data seen as [those axes flattened, the rest]."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape = graph.tensors[x].shape
+    idx = graph.const(node.inputs[1])
+    if idx is None:
+        raise UnsupportedOpError(f"{node.describe()}: only constant indices are supported")
+    if int(node.attrs.get("batch_dims", 0)) != 0:
+        raise UnsupportedOpError(f"{node.describe()}: only batch_dims 0 is supported")
+    idx = np.asarray(idx, np.int64)
+    k = idx.shape[-1] if idx.ndim else 0
+    if idx.ndim < 1 or not 1 <= k <= len(shape):
+        raise UnsupportedOpError(f"{node.describe()}: indices of shape {list(idx.shape)} do not index data of shape {list(shape)}")
+    lead = np.array(shape[:k], np.int64)
+    tuples = idx.reshape(-1, k)
+    if tuples.size and ((tuples < -lead).any() or (tuples >= lead).any()):
+        raise UnsupportedOpError(f"{node.describe()}: an index is outside the data's shape {list(shape)}")
+    tuples = np.where(tuples < 0, tuples + lead, tuples)
+    rows = np.ravel_multi_index(tuples.T, shape[:k]) if tuples.size else np.zeros(0, np.int64)
+    if rows.size == 0 or graph.tensors[y].size == 0:
+        raise UnsupportedOpError(f"{node.describe()}: an empty result is not supported")
+    params = GatherParams(1, int(np.prod(shape[:k], dtype=np.int64)), int(np.prod(shape[k:], dtype=np.int64)),
+                          int(rows.size))
+    return Lowered([Step("gather", node.name, (x,), y, params, (ConstArray("indices", rows.astype(np.float32)),))])
+
+
 @register("Slice")
 def lower_slice(node: Node, graph: Graph) -> Lowered:
     """Constant starts/ends/axes/steps (inputs since opset 10, attributes before)."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import erf, gelu, gelu_approximate
 from . import ops
 
 
@@ -28,6 +29,8 @@ class Network:
     def __init__(self, graph: Graph):
         for n in graph.nodes:
             ops.check_trainable(n)
+            if n.op == "Pow" and (graph.const(n.inputs[1]) is None or graph.const(n.inputs[1]).size != 1):
+                raise UnsupportedOpError(f"{n.describe()}: retraining supports Pow by a constant scalar exponent only")
         self.graph = graph
         self.values: dict[str, np.ndarray] = {k: t.data for k, t in graph.tensors.items() if t.is_const}
         self.params: list[str] = []
@@ -95,7 +98,7 @@ class Network:
             c = (at, bt)
         elif op == "MatMul":
             y, c = ins[0] @ ins[1], None
-        elif op in ("Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish"):
+        elif op in ops.UNARY_TRAINABLE:
             y, c = _unary_forward(node, ins)
         elif op in ("Add", "Sub", "Mul", "Div"):
             a, b = ins
@@ -168,7 +171,7 @@ class Network:
             da = dy @ np.swapaxes(b, -1, -2)
             db = (np.swapaxes(a, -1, -2) @ dy)
             return [da, db.reshape(-1, *b.shape).sum(0) if db.ndim > b.ndim else db]
-        if op in ("Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish"):
+        if op in ops.UNARY_TRAINABLE:
             return [dy * cache] + [None] * (len(ins) - 1)
         if op in ("Add", "Sub", "Mul", "Div"):
             a, b = ins
@@ -228,6 +231,41 @@ def _unary_forward(node: Node, ins: list):
         a, b = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
         z = a * x + b
         return np.clip(z, 0, 1), (((z > 0) & (z < 1)) * a).astype(x.dtype)  # a Python float: keep x's dtype
-    r = np.clip(x / 6 + 0.5, 0, 1)  # HardSwish
-    return x * r, r + x * ((x > -3) & (x < 3)) / 6
+    if op == "HardSwish":
+        r = np.clip(x / 6 + 0.5, 0, 1)
+        return x * r, r + x * ((x > -3) & (x < 3)) / 6
+    y, dydx = _math_forward(node, x, ins)
+    return y, np.asarray(dydx, x.dtype)
+
+
+def _math_forward(node: Node, x: np.ndarray, ins: list):
+    """(y, dy/dx) of the elementwise math ops."""
+    op = node.op
+    if op == "Abs":
+        return np.abs(x), np.sign(x)
+    if op == "Neg":
+        return -x, np.full_like(x, -1)
+    if op == "Sqrt":
+        y = np.sqrt(x)
+        return y, 0.5 / y
+    if op == "Exp":
+        y = np.exp(x)
+        return y, y
+    if op == "Log":
+        return np.log(x), 1 / x
+    if op == "Reciprocal":
+        y = 1 / x
+        return y, -y * y
+    if op == "Erf":
+        return erf(x), 2 / np.sqrt(np.pi) * np.exp(-np.square(x, dtype=np.float64))
+    if op == "Gelu":
+        if gelu_approximate(node) == "tanh":
+            k = np.sqrt(2 / np.pi)
+            u = k * (x + 0.044715 * x ** 3)
+            th = np.tanh(u)
+            return 0.5 * x * (1 + th), 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 3 * 0.044715 * x * x)
+        phi = np.exp(-0.5 * np.square(x, dtype=np.float64)) / np.sqrt(2 * np.pi)
+        return gelu(x), 0.5 * (1 + erf(x / np.sqrt(2))) + x * phi
+    p = float(np.asarray(ins[1]).reshape(-1)[0])  # Pow: a constant scalar (Network.__init__ checks)
+    return np.power(x, p), p * np.power(x, p - 1)
 

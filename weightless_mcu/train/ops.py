@@ -218,7 +218,10 @@ def check_trainable(node: Node) -> None:
                                  f"it supports {', '.join(sorted(TRAINABLE_OPS))}")
 
 
-TRAINABLE_OPS = {"Conv", "Gemm", "MatMul", "Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish",
+# Elementwise ops of one tensor (Pow: by a constant scalar exponent).
+UNARY_TRAINABLE = ("Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "HardSwish", "Abs", "Neg", "Sqrt", "Exp",
+                   "Log", "Reciprocal", "Erf", "Gelu", "Pow")
+TRAINABLE_OPS = {"Conv", "Gemm", "MatMul", *UNARY_TRAINABLE,
                  "Add", "Sub", "Mul", "Div", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape",
                  "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Softmax", "LogSoftmax", "BatchNormalization",
                  "ReduceMean", "ReduceSum", "Identity"}
