@@ -7,7 +7,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from .compress.settings import LayerSettings, config_text
 from .errors import OptionError, RunError
 from .static_quantize import quantized_model
 from .export import graph_to_onnx
-from .frontend import load_model
+from .frontend import InputOptions, load_model
 from .ir import Graph
 from .outdir import write_file, write_tree
 from .passes import run_passes
@@ -55,12 +55,13 @@ class Retraining:
     warn_drop: float = 5.0  # points of validation accuracy one step may cost before a warning
 
 
-def _prepare(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
+def _prepare(model: Path, inputs: InputOptions | None, name: str | None, compression: CompressionSettings | None,
              progress: Progress, retraining: Retraining | None = None, shown: str | None = None):
     """Load, run the passes and compress: (prepared ONNX model, graph, per-layer reports).
     shown: how the progress line names the model (the user's file, not a temporary one)."""
     progress(f"loading {shown or model}")
-    onnx_model, graph = load_model(model, input_shapes)
+    inputs = inputs or InputOptions()
+    onnx_model, graph = load_model(model, inputs.shapes, inputs.constants)
     if name is not None:
         if not name.isidentifier() or not name.isascii():
             raise OptionError(f"--name '{name}' is not a C identifier")
@@ -106,7 +107,7 @@ class _Prepared:
 
 
 @contextlib.contextmanager
-def _prepared(model: Path, input_shapes, name: str | None, compression: CompressionSettings | None,
+def _prepared(model: Path, inputs: InputOptions | None, name: str | None, compression: CompressionSettings | None,
               retraining: Retraining | None, quantize: str | None, calibration: Path | None, method: str,
               progress: Progress) -> Iterator[_Prepared]:
     """The model loaded, compressed and (with quantize) quantized, with the ONNX models verify
@@ -114,17 +115,23 @@ def _prepared(model: Path, input_shapes, name: str | None, compression: Compress
     first, its decoded model quantized with one scale per compressed weight tensor, and each
     table kept for its int8 layer with an int8 codebook (compress/int8_tables.py)."""
     if quantize is not None and (compression is not None or retraining is not None):
-        original, fgraph, freports = _prepare(model, input_shapes, None, compression, progress, retraining)
+        original, fgraph, freports = _prepare(model, inputs, None, compression, progress, retraining)
         forced = frozenset(r.name for r in freports if compression is not None
                            and "encoding" in compression.given_for(r.name, r.tensor))
         with quantized_compressed(fgraph, freports, model, name, quantize, calibration, method, progress,
                                   forced) as prep:
             prep.original = original
+            prep.graph.constant_inputs = fgraph.constant_inputs
             yield prep
         return
-    with quantized_model(model, quantize, calibration, method, input_shapes, progress) as (src, q, float_model):
-        onnx_model, graph, reports = _prepare(src, input_shapes, name or (model.stem if q else None), compression,
+    inputs = inputs or InputOptions()
+    with quantized_model(model, quantize, calibration, method, inputs, progress) as (src, q, float_model):
+        # the quantized model has the constant inputs as initializers already
+        onnx_model, graph, reports = _prepare(src, replace(inputs, constants={}) if q else inputs,
+                                              name or (model.stem if q else None), compression,
                                               progress, retraining, shown=f"{model}, quantized to int8" if q else None)
+        if q:
+            graph.constant_inputs = {k: list(v) for k, v in inputs.constants.items()}
         reference = graph_to_onnx(graph) if graph.encodings else onnx_model
         yield _Prepared(graph, reports, reference, onnx_model if graph.encodings or graph.removed_parameters else None,
                         float_model, q)
@@ -172,15 +179,18 @@ def compile_model(model: str | Path, out_dir: str | Path, *, target: str = DEFAU
                   compression: CompressionSettings | None = None, retraining: Retraining | None = None,
                   weights_section: str | None = None, quantize: str | None = None,
                   calibration_data: str | Path | None = None, calibration_method: str = "minmax",
-                  optimize: str = "speed", progress: Progress = _quiet) -> dict:
+                  optimize: str = "speed", constant_inputs: dict[str, tuple[float, ...]] | None = None,
+                  progress: Progress = _quiet) -> dict:
     """Compile an ONNX model into a C library in out_dir. Returns the manifest.
     weights_section: the linker section for the constant arrays (default .rodata).
     optimize: "speed" or "size", for the compressed fully connected layers (codegen.OPTIMIZE_CHOICES).
     quantize="int8": quantize the float model first (static_quantize.py), calibrated on
-    calibration_data (an .npz laid out as --inputs) or, without it, on random inputs."""
+    calibration_data (an .npz laid out as --inputs) or, without it, on random inputs.
+    constant_inputs: inputs fixed at compile time, name -> values (--constant-input), of any
+    numeric type; the library then takes only the others."""
     tgt = get_target(target)
     calibration = Path(calibration_data) if calibration_data is not None else None
-    with _prepared(Path(model), input_shapes, name, compression, retraining, quantize, calibration,
+    with _prepared(Path(model), InputOptions.of(input_shapes, constant_inputs), name, compression, retraining, quantize, calibration,
                    calibration_method, progress) as prep:
         return _generate(prep.graph, prep.reports, Path(out_dir), tgt, progress, weights_section, prep.quantization,
                          optimize)
@@ -300,7 +310,8 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
            outputs: str | Path | None = None, timeout: float = 600.0, compression: CompressionSettings | None = None,
            retraining: Retraining | None = None, data: str | Path | None = None, profile: bool = False,
            quantize: str | None = None, calibration_data: str | Path | None = None, calibration_method: str = "minmax",
-           optimize: str = "speed", progress: Progress = _quiet) -> dict:
+           optimize: str = "speed", constant_inputs: dict[str, tuple[float, ...]] | None = None,
+           progress: Progress = _quiet) -> dict:
     """Compile, build the test firmware, run it (QEMU or host) and compare with
     onnxruntime on the decoded model (the original one when not compressed).
     With labelled data, the samples are those and accuracies are reported. profile (on a
@@ -317,7 +328,8 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     labels = None
     if data is not None:
         x_data, labels = load_labelled(data)
-    with _prepared(Path(model), input_shapes, None, compression, retraining, quantize, calibration, calibration_method,
+    given = InputOptions.of(input_shapes, constant_inputs)
+    with _prepared(Path(model), given, None, compression, retraining, quantize, calibration, calibration_method,
                    progress) as prep:
         result = verify_prepared(prep, tgt, model=Path(model), inputs=inputs, samples=samples, seed=seed,
                                  tolerance=tolerance, outputs=outputs, timeout=timeout, data=data,
@@ -327,7 +339,7 @@ def verify(model: str | Path, *, target: str = DEFAULT_TARGET, inputs: str | Pat
     if compressed:
         # The whole-model ratio: what the dense model needs in flash (its weights, constants and
         # code: the same model, quantized alike, nothing compressed) over what this one needs.
-        with _prepared(Path(model), input_shapes, None, None, None, quantize, calibration, calibration_method,
+        with _prepared(Path(model), given, None, None, None, quantize, calibration, calibration_method,
                        _quiet) as dense:
             dense_flash = model_flash(dense, tgt)
         result["dense_flash_bytes"] = dense_flash
@@ -460,13 +472,13 @@ def report(path: str | Path, *, target: str | None = None, progress: Progress = 
 
 
 def init_config(model: str | Path, config: str | Path, *, input_shapes: dict[str, tuple[int, ...]] | None = None,
-                overwrite: bool = False) -> str:
+                overwrite: bool = False, constant_inputs: dict[str, tuple[float, ...]] | None = None) -> str:
     """Write a TOML compression config for the model with every default filled in and
     a table per layer with weights. Returns its text."""
     config = Path(config)
     if config.exists() and not overwrite:
         raise OptionError(f"{config} exists; remove it or pass --force to replace it")
-    _, graph = load_model(Path(model), input_shapes)
+    _, graph = load_model(Path(model), input_shapes, constant_inputs)
     run_passes(graph)
     layers = [(node.name, node.op, layout.positions) for node, _, layout in candidates(graph)]
     text = config_text(Path(model).name, layers)

@@ -19,7 +19,7 @@ from .codegen import OPTIMIZE_CHOICES
 from .train.trainer import TrainConfig
 from .compress import make_settings
 from .errors import FitError, OptionError, WeightlessError
-from .frontend import parse_input_shapes
+from .frontend import parse_constant_inputs, parse_input_shapes
 from .outdir import write_file
 from .parts import PARTS, check_limits, make_limits
 from .report_html import write_html
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--target", default=DEFAULT_TARGET, help=f"one of: {', '.join(target_names())} (default {DEFAULT_TARGET})")
         sp.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                         help="fix the shape of an input with symbolic dimensions (the batch dimension defaults to 1)")
+        sp.add_argument("--constant-input", action="append", metavar="NAME=V[,V...]",
+                        help="make an input (of any numeric type: a sample rate, a flag) a compile-time constant of its "
+                             "declared shape, so that what it feeds folds away; one value fills the shape")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
         sp.add_argument("--optimize", choices=list(OPTIMIZE_CHOICES), default="speed",
                         help="compressed fully connected layers: 'speed' (default) compiles a loop of its own for each "
@@ -142,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     ic.add_argument("-o", "--output", type=Path, default=Path("weightless.toml"), help="default weightless.toml")
     ic.add_argument("--force", action="store_true", help="replace the file if it exists")
     ic.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...")
+    ic.add_argument("--constant-input", action="append", metavar="NAME=V[,V...]")
 
     r = sub.add_parser("report", help="flash and RAM of a compiled output directory or a firmware ELF")
     r.add_argument("path", type=Path)
@@ -209,7 +213,8 @@ def _main(argv: list[str] | None) -> int:
                           name=args.name, compression=_compression(args), retraining=_retraining(args),
                           weights_section=args.weights_section, quantize=args.quantize,
                           calibration_data=args.calibration_data, calibration_method=args.calibration_method,
-                          optimize=args.optimize, progress=progress)
+                          optimize=args.optimize, constant_inputs=parse_constant_inputs(args.constant_input),
+                          progress=progress)
         _write_json(args.json, m)
         if not args.quiet:
             print(f"wrote {args.output}/: model.h, model.c, runtime/, model.mk, CMakeLists.txt ({len(m['steps'])} kernel calls, "
@@ -218,7 +223,8 @@ def _main(argv: list[str] | None) -> int:
         _print_retraining(m, args.quiet)
         return 0
     if args.command == "init-config":
-        text = init_config(args.model, args.output, input_shapes=parse_input_shapes(args.input_shape), overwrite=args.force)
+        text = init_config(args.model, args.output, input_shapes=parse_input_shapes(args.input_shape), overwrite=args.force,
+                           constant_inputs=parse_constant_inputs(args.constant_input))
         print(f"wrote {args.output} ({text.count('[layers.')} layers with weights); use it with --config {args.output}")
         return 0
     limits = _limits(args) if args.command in ("verify", "report") else None  # bad limits fail before any work
@@ -227,7 +233,8 @@ def _main(argv: list[str] | None) -> int:
                      tolerance=args.tolerance, input_shapes=parse_input_shapes(args.input_shape), outputs=args.outputs,
                      timeout=args.timeout, compression=_compression(args), retraining=_retraining(args), data=args.data,
                      profile=args.profile, quantize=args.quantize, calibration_data=args.calibration_data,
-                     calibration_method=args.calibration_method, optimize=args.optimize, progress=progress)
+                     calibration_method=args.calibration_method, optimize=args.optimize,
+                     constant_inputs=parse_constant_inputs(args.constant_input), progress=progress)
         where = "host" if res["board"] is None else f"{res['target']} on {res['board']} (QEMU)"
         print(f"{res['name']}: {where}, {res['samples']} sample(s)")
         print(f"  match           {'yes' if res['match'] else 'NO'}  (against onnxruntime on the {res['reference']}: "

@@ -470,6 +470,8 @@ def render(program: Program, target: Target, weights_section: str | None = None,
         "NAME": name.upper(),
         "inputs": io("input", graph.inputs),
         "outputs": io("output", graph.outputs),
+        "constant_inputs": {k: ", ".join(f"{v:g}" for v in vals[:8]) + (", ..." if len(vals) > 8 else "")
+                            for k, vals in graph.constant_inputs.items()},
         "steps": rsteps,
         "arena_bytes": program.arena.size,
         "version": __version__,
@@ -562,6 +564,7 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
         "target": target.name,
         "run_function": f"wl_{program.name}_run",
         "inputs": [{"name": t, "shape": list(program.shapes[t]), **_io_dtype(graph, t)} for t in graph.inputs],
+        "constant_inputs": graph.constant_inputs,
         "outputs": [{"name": t, "shape": list(program.shapes[t]), **_io_dtype(graph, t), **_output_lsb(program, t)}
                     for t in graph.outputs],
         "arena_bytes": program.arena.size,

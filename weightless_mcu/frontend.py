@@ -7,13 +7,14 @@ shapes and converts everything into the IR.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference, version_converter
 
-from .errors import ModelLoadError, ShapeError, UnsupportedOpError
+from .errors import ModelLoadError, OptionError, ShapeError, UnsupportedOpError
 from .ir import Graph, Node, Tensor
 from .qoperator import to_qdq, uses_qoperator
 from .size_limits import MAX_FOLDED_ELEMENTS, made_elements
@@ -92,6 +93,88 @@ def parse_input_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+@dataclass(frozen=True)
+class InputOptions:
+    """What the user says of the model's inputs: shapes of symbolic dimensions (--input-shape)
+    and inputs fixed at compile time (--constant-input)."""
+
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    constants: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    @staticmethod
+    def of(shapes=None, constants=None) -> "InputOptions":
+        return InputOptions(dict(shapes or {}), dict(constants or {}))
+
+
+def parse_constant_inputs(specs: list[str] | None) -> dict[str, tuple[float, ...]]:
+    """`["sr=16000", "mask=1,0,1"]` -> {"sr": (16000.0,), "mask": (1.0, 0.0, 1.0)}."""
+    constants: dict[str, tuple[float, ...]] = {}
+    for spec in specs or []:
+        name, sep, text = spec.partition("=")
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if not sep or not name or not values:
+            raise OptionError(f"--constant-input '{spec}' is not of the form NAME=V[,V...] with numbers")
+        if name in constants:
+            raise OptionError(f"--constant-input names '{name}' twice")
+        constants[name] = values
+    return constants
+
+
+def _fix_constant_inputs(model: onnx.ModelProto, constants: dict[str, tuple[float, ...]],
+                         shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Graph inputs made initializers of the given values (of any numeric type): a sample
+    rate or a flag that feeds Shape, Equal or If arithmetic then folds away at compile time.
+    The declared shape holds them (a leading symbolic dimension is the batch, 1; others take
+    --input-shape); one value fills the whole shape. Returns the arrays, by name."""
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    made: dict[str, np.ndarray] = {}
+    for name, values in constants.items():
+        if name not in names:
+            raise OptionError(f"--constant-input names '{name}', which is not an input of the model "
+                              f"(inputs: {', '.join(names)})")
+        vi = next(v for v in model.graph.input if v.name == name)
+        tt = vi.type.tensor_type
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        except (KeyError, TypeError, ValueError):
+            dtype = np.dtype(object)
+        if dtype.kind not in "biuf":
+            raise UnsupportedOpError(f"--constant-input '{name}': its element type "
+                                     f"{onnx.TensorProto.DataType.Name(tt.elem_type)} is not numeric")
+        if name in shapes:
+            shape = shapes[name]
+        else:
+            shape = []
+            for axis, d in enumerate(tt.shape.dim):
+                if d.HasField("dim_value") and d.dim_value > 0:
+                    shape.append(d.dim_value)
+                elif axis == 0:
+                    shape.append(1)
+                else:
+                    raise ShapeError(f"input '{name}' has a symbolic dimension '{d.dim_param or '?'}' at axis {axis}; "
+                                     f"give its shape with --input-shape {name}=D0,D1,...")
+            shape = tuple(shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        if len(values) not in (1, size):
+            raise ShapeError(f"--constant-input gives {len(values)} values for '{name}', of shape {list(shape)}: "
+                             f"give {size}, or one to fill it")
+        data = np.array(values, np.float64)
+        if dtype.kind in "biu":
+            info = np.iinfo(dtype) if dtype.kind != "b" else None
+            if not np.all(data == np.round(data)) or (info is not None and not np.all((data >= info.min) & (data <= info.max))):
+                raise OptionError(f"--constant-input '{name}' is of type {dtype.name}: {', '.join(f'{v:g}' for v in values)} "
+                                  f"are not all {dtype.name} values")
+        arr = (np.full(shape, data[0]) if len(values) == 1 else data.reshape(shape)).astype(dtype)
+        model.graph.initializer.append(numpy_helper.from_array(arr, name))
+        model.graph.input.remove(vi)
+        made[name] = arr
+    return made
+
+
 def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]]) -> None:
     inits = {i.name for i in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in inits]
@@ -105,7 +188,8 @@ def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]
         if tt.elem_type not in IO_TYPES:
             raise UnsupportedOpError(
                 f"input '{vi.name}' has element type {onnx.TensorProto.DataType.Name(tt.elem_type)}; "
-                f"only float32, int8 and uint8 inputs are supported"
+                f"only float32, int8 and uint8 inputs are supported (an input that is a setting, a sample rate "
+                f"say, can be fixed at compile time with --constant-input {vi.name}=V[,V...])"
             )
         dims = tt.shape.dim
         if vi.name in overrides:
@@ -254,19 +338,25 @@ def _refuse_huge_constants(model: onnx.ModelProto) -> None:
                                  f"{MAX_FOLDED_ELEMENTS:,} are not supported")
 
 
-def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None) -> tuple[onnx.ModelProto, Graph]:
+def load_model(path: str | os.PathLike, input_shapes: dict[str, tuple[int, ...]] | None = None,
+               constant_inputs: dict[str, tuple[float, ...]] | None = None) -> tuple[onnx.ModelProto, Graph]:
     """Load a model file into the IR. Returns the prepared ONNX model too (static
-    shapes, upgraded opset): it is what onnxruntime runs as the reference."""
+    shapes, upgraded opset, constant inputs as initializers): it is what onnxruntime
+    runs as the reference."""
     path = Path(path)
     model = load_onnx(path)
     _refuse_huge_constants(model)
     model = _upgrade(model, str(path))
-    _fix_input_dims(model, input_shapes or {})
+    shapes = dict(input_shapes or {})
+    fixed = _fix_constant_inputs(model, constant_inputs or {}, shapes)
+    _fix_input_dims(model, {k: v for k, v in shapes.items() if k not in fixed})
     model = _infer_shapes(model, path)
     # QOperator ops (QLinearConv, com.microsoft's QGemm, ...) are read in their QDQ form;
     # onnxruntime runs the model as it was given.
     read = _infer_shapes(to_qdq(model), path) if uses_qoperator(model) else model
-    return model, to_graph(read, model_name(path))
+    graph = to_graph(read, model_name(path))
+    graph.constant_inputs = {k: v.reshape(-1).tolist() for k, v in fixed.items()}
+    return model, graph
 
 
 def _infer_shapes(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:

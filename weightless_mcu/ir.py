@@ -65,6 +65,8 @@ class Graph:
     # The element type of each model input and output as the caller sees it: "float32" (the
     # default, not listed), "int8" or "uint8".
     io_dtypes: dict[str, str] = field(default_factory=dict)
+    # Inputs of the model fixed at compile time (--constant-input): name -> their values, flat.
+    constant_inputs: dict[str, list] = field(default_factory=dict)
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

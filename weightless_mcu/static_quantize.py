@@ -36,7 +36,7 @@ def _calibration_method(name: str):
 
 @contextlib.contextmanager
 def quantized_model(model: Path, quantize: str | None, calibration_data: Path | None, method: str,
-                    input_shapes: dict[str, tuple[int, ...]] | None,
+                    inputs: InputOptions | None,
                     progress: Callable[[str], None], overrides: dict | None = None,
                     shown: Path | None = None) -> Iterator[tuple[Path, dict | None, onnx.ModelProto | None]]:
     """Yields (the model to compile, what was done, the float model as loaded): the model itself
@@ -53,9 +53,10 @@ def quantized_model(model: Path, quantize: str | None, calibration_data: Path | 
         raise OptionError(f"--quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not '{quantize}'")
     calibrate_method = _calibration_method(method)
     from .api import load_inputs, random_inputs
-    from .frontend import load_model
+    from .frontend import InputOptions, load_model
 
-    onnx_model, graph = load_model(model, input_shapes)  # upgraded to opset 13, as per-channel int8 needs
+    given = inputs or InputOptions()
+    onnx_model, graph = load_model(model, given.shapes, given.constants)  # upgraded to opset 13, as per-channel int8 needs
     if any(n.op in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul") for n in graph.nodes):
         raise OptionError(f"{model} is quantized already; compile it without --quantize")
     inputs = [{"name": t, "shape": list(graph.tensors[t].shape)} for t in graph.inputs]
