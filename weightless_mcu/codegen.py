@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,6 +41,11 @@ KERNEL_SOURCES = {
     "reduce": "wl_reduce_f32.c",
     "transpose": "wl_transpose_f32.c",
     "resize": "wl_resize_f32.c",
+    "lstm": ("wl_recurrent_f32.c", "wl_fc_f32.c"),
+    "gru": ("wl_recurrent_f32.c", "wl_fc_f32.c"),
+    # wl_recurrent_encoded_f32.c includes wl_recurrent_f32.c
+    "lstm_encoded": ("wl_recurrent_encoded_f32.c", "wl_recurrent_f32.c", "wl_fc_encoded_f32.c", "wl_fc_f32.c"),
+    "gru_encoded": ("wl_recurrent_encoded_f32.c", "wl_recurrent_f32.c", "wl_fc_encoded_f32.c", "wl_fc_f32.c"),
     "pad": "wl_pad_f32.c",
     "concat": "wl_concat_f32.c",
     "gather": "wl_gather_f32.c",
@@ -104,6 +109,7 @@ class RenderedStep:
     weights: dict | None = None  # an encoding: its arrays and struct fields
     scratch: str = "0"
     bias: str = "0"  # C expression of the float32 bias: a constant, the arena (decoded just before), or none
+    extra: list[str] = field(default_factory=list)  # C expressions of Step.extra_outputs ("0": not written)
 
 
 @dataclass
@@ -183,7 +189,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
                 break
     life: dict[str, list[int]] = {}
     for i, s in enumerate(steps):
-        for t in [*s.inputs, s.output]:
+        for t in [*s.inputs, *s.written]:
             if not t or t in consts:
                 continue
             r = find(t)
@@ -195,7 +201,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
         return graph.tensors[t].dtype if t in graph.tensors else "float32"
 
     sizes = {r: ACTIVATION_TYPES[dtype(r)][1] * int(np.prod(shapes[r])) for r in life}
-    members = {t: find(t) for s in steps for t in [*s.inputs, s.output] if t and t not in consts and find(t) in life}
+    members = {t: find(t) for s in steps for t in [*s.inputs, *s.written] if t and t not in consts and find(t) in life}
     for i, s in enumerate(steps):  # a kernel's scratch lives during its call only
         if s.scratch:
             life[scratch_name(i)] = [i, i]
@@ -207,7 +213,7 @@ def _plan_buffers(graph: Graph, steps: list[Step], shapes: dict[str, tuple[int, 
     for i, s in enumerate(steps):
         if s.scratch:
             buffers[scratch_name(i)] = _arena_view(arena.offset[scratch_name(i)])
-        for t in [*s.inputs, s.output]:
+        for t in [*s.inputs, *s.written]:
             if not t or t in consts:
                 continue
             r = find(t)
@@ -317,7 +323,9 @@ def encoded_weights_context(sym: str, encoding) -> dict:
 
 
 # Kernels that read Bloomier tables through wl_fc_stream.h's loops, one loop per (t, hashes).
-STREAMING_KERNELS = ("fc_encoded", "fc_encoded_s8")
+# The kernels whose tables are read by the fully connected loops (wl_fc_stream.h): a recurrent
+# layer's W through wl_fc_encoded_f32 at every step.
+STREAMING_KERNELS = ("fc_encoded", "fc_encoded_s8", "lstm_encoded", "gru_encoded")
 # --optimize: "speed" compiles those loops; "size" reads every weight on its own (less code).
 OPTIMIZE_CHOICES = ("speed", "size")
 
@@ -358,6 +366,29 @@ def model_config(steps, optimize: str = "speed") -> str:
             f"#define WL_UNARY_USED {op_mask(steps, 'unary')}u\n"
             f"#define WL_BINARY_USED {op_mask(steps, 'binary')}u\n"
             "#endif\n")
+
+
+RECURRENT_KERNELS = ("lstm", "gru", "lstm_encoded", "gru_encoded")
+
+
+def state_pairs(program: Program) -> list[tuple[str, str]]:
+    """(input, output) pairs of a recurrent layer's initial and final state (h, and c of an
+    LSTM) that are model inputs and outputs, where the input is read by that layer alone: the
+    layer copies its initial state into scratch before it writes anything and its final state
+    out last, so the caller may pass one buffer as both and carry the state from call to call."""
+    readers: dict[str, int] = {}
+    for s in program.steps:
+        for t in s.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    pairs = []
+    for s in program.steps:
+        if s.kernel in RECURRENT_KERNELS:
+            for k in (1, 2):
+                if k < len(s.inputs) and k < len(s.extra_outputs):
+                    src, dst = s.inputs[k], s.extra_outputs[k]
+                    if src in program.graph.inputs and dst in program.graph.outputs and readers.get(src) == 1:
+                        pairs.append((src, dst))
+    return pairs
 
 
 def op_mask(steps, kernel: str) -> int:
@@ -449,12 +480,14 @@ def render(program: Program, target: Target, weights_section: str | None = None,
         sym = f"wl_{name}_l{i}"
         consts = {c.role: RenderedConst(f"{sym}_{c.role}", c.role, int(c.data.size), _array_lines(c.data, ctype), ctype)
                   for c in s.consts for ctype in [CONST_CTYPES[c.data.dtype.name]]}
-        ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] for k, t in enumerate(s.inputs)]
+        ins = [consts[f"input{k}"].symbol if f"input{k}" in consts else program.buffers[t] if t else "0"
+               for k, t in enumerate(s.inputs)]
+        extra = [program.buffers[t] if t else "0" for t in s.extra_outputs]
         weights = None if s.encoding is None else encoded_weights_context(sym, s.encoding)
         scratch = program.buffers.get(scratch_name(i), "0")
         bias = program.buffers[s.bias] if s.bias else consts["bias"].symbol if "bias" in consts else "0"
         rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts, weights,
-                                   scratch, bias))
+                                   scratch, bias, extra))
 
     io_names = _io_names(graph)
 
@@ -472,6 +505,7 @@ def render(program: Program, target: Target, weights_section: str | None = None,
         "outputs": io("output", graph.outputs),
         "constant_inputs": {k: ", ".join(f"{v:g}" for v in vals[:8]) + (", ..." if len(vals) > 8 else "")
                             for k, vals in graph.constant_inputs.items()},
+        "state_pairs": state_pairs(program),
         "steps": rsteps,
         "arena_bytes": program.arena.size,
         "version": __version__,

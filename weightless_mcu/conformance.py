@@ -42,7 +42,7 @@ SCOPE = ("Gemm", "MatMul", "Conv", "ConvTranspose", "MaxPool", "AveragePool", "G
          "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softmax", "LogSoftmax",
          "Add", "Sub", "Mul", "Div", "BatchNormalization", "Flatten", "Reshape", "Transpose", "Concat", "Squeeze",
          "Unsqueeze", "Pad", "ReduceMean", "Gather", "Identity", "Dropout", "Abs", "Neg", "Sqrt", "Exp", "Log",
-         "Reciprocal", "Erf", "Gelu", "Pow", "Min", "Max", "Resize", "DepthToSpace", "SpaceToDepth")
+         "Reciprocal", "Erf", "Gelu", "Pow", "Min", "Max", "Resize", "DepthToSpace", "SpaceToDepth", "LSTM", "GRU")
 
 # The int8 ops of the standard: QuantizeLinear and DequantizeLinear are lowered, QLinearConv and
 # QLinearMatMul read in their QDQ form (qoperator.py).

@@ -130,6 +130,33 @@ typedef struct {
 int wl_resize_f32(const wl_resize_params_t *p, const float *x, const int32_t *h_index, const float *h_weight,
                   const int32_t *w_index, const float *w_weight, float *y);
 
+typedef struct {
+    int32_t seq, batch, input, hidden;
+    int32_t directions;          /* 1 or 2 (bidirectional: the second runs backward) */
+    int32_t reverse;             /* the one direction runs backward */
+    int32_t layout;              /* 0: x [seq][batch][input], y [seq][dir][batch][hidden]; 1: batch first */
+    int32_t linear_before_reset; /* GRU */
+    float clip;                  /* > 0: gate pre-activations clamped to [-clip, clip] */
+} wl_recurrent_params_t;
+/* LSTM (gates i, o, f, c) and GRU (z, r, h) with ONNX semantics. w and r are each direction's
+ * W and R in fc row blocks (GRU's R: its z and r rows, then its h rows); bias is W's and R's
+ * summed (GRU under linear_before_reset: without R's h part, which is bias_h). peephole, h0,
+ * c0, y, y_h, y_c may be 0. scratch: LSTM (4 + 2 * dirs * batch) * hidden floats, GRU
+ * (4 + dirs * batch) * hidden. y_h / y_c may be the buffers of h0 / c0. */
+int wl_lstm_f32(const wl_recurrent_params_t *p, const float *x, const float *w, const float *r, const float *bias,
+                const float *peephole, const float *h0, const float *c0, float *y, float *y_h, float *y_c,
+                float *scratch);
+int wl_gru_f32(const wl_recurrent_params_t *p, const float *x, const float *w, const float *r, const float *bias,
+               const float *bias_h, const float *h0, float *y, float *y_h, float *scratch);
+/* The same with W a compressed table (wl_weights.h), one direction. */
+struct wl_encoded_weights;
+int wl_lstm_encoded_f32(const wl_recurrent_params_t *p, const float *x, const struct wl_encoded_weights *w,
+                        const float *r, const float *bias, const float *peephole, const float *h0, const float *c0,
+                        float *y, float *y_h, float *y_c, float *scratch);
+int wl_gru_encoded_f32(const wl_recurrent_params_t *p, const float *x, const struct wl_encoded_weights *w,
+                       const float *r, const float *bias, const float *bias_h, const float *h0, float *y, float *y_h,
+                       float *scratch);
+
 #define WL_UNARY_CLAMP 0
 #define WL_UNARY_SIGMOID 1
 #define WL_UNARY_TANH 2

@@ -61,7 +61,7 @@ def lower_node(node: Node, graph: Graph) -> Lowered:
     return fn(node, graph)
 
 
-from . import conv, elementwise, gemm, pool, quantized, reduce, resize, shape_ops, softmax  # noqa: E402,F401  (registration)
+from . import conv, elementwise, gemm, pool, quantized, recurrent, reduce, resize, shape_ops, softmax  # noqa: E402,F401  (registration)
 
 __all__ = ["ConstArray", "Lowered", "Step", "WeightLayout", "lower_node", "register", "register_weights",
            "supported_ops", "weight_layout"]

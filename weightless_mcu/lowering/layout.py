@@ -38,19 +38,23 @@ class WeightLayout:
     groups: int  # independent row sets (Conv groups), packed one after another
     transposed: bool  # rows are the tensor's columns (MatMul's [K, N] weights)
     natural: bool  # walked in the tensor's own order (depthwise)
+    row_axes: int = 1  # leading axes that index the rows (2 for a recurrent layer's W: [directions, gates, K])
 
     @property
     def positions(self) -> int:
         return int(np.prod(self.shape))
 
     @property
+    def n_rows(self) -> int:
+        return self.shape[1] if self.transposed else int(np.prod(self.shape[:self.row_axes]))
+
+    @property
     def block_positions(self) -> int:
         """Positions of ROW_BLOCK output rows (channels): what the kernels decode at a time."""
-        n_rows = self.shape[1] if self.transposed else self.shape[0]
-        return ROW_BLOCK * (self.positions // max(1, n_rows))
+        return ROW_BLOCK * (self.positions // max(1, self.n_rows))
 
     def _rows(self, w: np.ndarray) -> np.ndarray:
-        return w.T if self.transposed else w.reshape(self.shape[0], -1)
+        return w.T if self.transposed else w.reshape(self.n_rows, -1)
 
     def walk(self, w: np.ndarray) -> np.ndarray:
         w = np.asarray(w, np.float32).reshape(self.shape)
@@ -64,7 +68,7 @@ class WeightLayout:
         flat = np.asarray(flat, np.float32)
         if self.natural:
             return flat.reshape(self.shape)
-        n_rows = self.shape[1] if self.transposed else self.shape[0]
+        n_rows = self.n_rows
         k = self.positions // n_rows
         per = n_rows // self.groups
         rows = np.concatenate([unpack_rows(flat[g * per * k:(g + 1) * per * k], per, k) for g in range(self.groups)])

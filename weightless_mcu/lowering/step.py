@@ -32,6 +32,14 @@ class Step:
     encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
     scratch: int = 0  # bytes of arena the kernel needs during the call
     bias: str = ""  # a bias decoded into the arena by the step before (bias_operand); also among inputs
+    # A kernel that writes more than one tensor (a recurrent layer's Y, Y_h, Y_c): all of them, in
+    # the kernel's order, "" for one it need not write; `output` is the first that is written.
+    extra_outputs: tuple[str, ...] = ()
+
+    @property
+    def written(self) -> tuple[str, ...]:
+        """Every tensor the step writes."""
+        return tuple(t for t in (self.output, *self.extra_outputs) if t)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,211 @@
+"""LSTM and GRU with ONNX semantics through the generated C, against onnxruntime (and, for the
+batch-first layout onnxruntime does not run, ONNX's reference evaluator); the state carried
+across calls, chained as an application would."""
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from weightless_mcu import compile_model, verify
+from weightless_mcu.qemu import run_firmware
+from weightless_mcu.targets import get_target
+from weightless_mcu.toolchain import build_firmware
+
+GATES = {"LSTM": 4, "GRU": 3}
+
+
+def recurrent_model(path, op, *, hidden=5, inputs=3, seq=4, batch=1, direction="forward", layout=0, states="inputs",
+                    peepholes=False, head=False, opset=14, seed=0, **attrs):
+    """One LSTM or GRU (W, R, B constants), its initial states as model inputs ("inputs"),
+    constants ("constants") or absent (None); Y, Y_h (and Y_c) as outputs, or with head, a
+    Gemm on the last step's Y_h and the final states."""
+    rng = np.random.default_rng(seed)
+    nd, g = (2 if direction == "bidirectional" else 1), GATES[op]
+
+    def r(*shape):
+        return (0.5 * rng.standard_normal(shape)).astype(np.float32)
+
+    inits = [numpy_helper.from_array(r(nd, g * hidden, inputs), "W"), numpy_helper.from_array(r(nd, g * hidden, hidden), "R"),
+             numpy_helper.from_array(r(nd, 2 * g * hidden), "B")]
+    x_shape = [seq, batch, inputs] if layout == 0 else [batch, seq, inputs]
+    s_shape = [nd, batch, hidden] if layout == 0 else [batch, nd, hidden]
+    y_shape = [seq, nd, batch, hidden] if layout == 0 else [batch, seq, nd, hidden]
+    vi = helper.make_tensor_value_info
+    graph_in = [vi("x", TensorProto.FLOAT, x_shape)]
+    names = ["h0", "c0"][: 2 if op == "LSTM" else 1]
+    node_in = ["x", "W", "R", "B", ""]
+    for name in names:
+        if states == "inputs":
+            graph_in.append(vi(name, TensorProto.FLOAT, s_shape))
+        elif states == "constants":
+            inits.append(numpy_helper.from_array(r(*s_shape), name))
+        node_in.append(name if states else "")
+    if peepholes:
+        inits.append(numpy_helper.from_array(r(nd, 3 * hidden), "P"))
+        node_in += [""] * (7 - len(node_in)) + ["P"]
+    outs = ["y", "y_h", "y_c"][: 3 if op == "LSTM" else 2]
+    kw = dict(hidden_size=hidden, direction=direction, **attrs)
+    if layout:
+        kw["layout"] = layout
+    nodes = [helper.make_node(op, node_in, outs, **kw)]
+    graph_out = [vi("y", TensorProto.FLOAT, y_shape)] + [vi(o, TensorProto.FLOAT, s_shape) for o in outs[1:]]
+    if head:
+        inits.append(numpy_helper.from_array(r(3, nd * batch * hidden), "Wh"))
+        inits.append(numpy_helper.from_array(np.array([1, -1], np.int64), "flat"))
+        nodes += [helper.make_node("Reshape", ["y_h", "flat"], ["hf"]), helper.make_node("Gemm", ["hf", "Wh"], ["logits"], transB=1)]
+        graph_out = [vi("logits", TensorProto.FLOAT, [1, 3])] + graph_out[1:]
+    graph = helper.make_graph(nodes, "rnn", graph_in, graph_out, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), path)
+    return path
+
+
+CASES = {
+    "lstm_forward_states_in": dict(op="LSTM"),
+    "lstm_reverse_batch2": dict(op="LSTM", direction="reverse", batch=2, hidden=6),
+    "lstm_bidirectional": dict(op="LSTM", direction="bidirectional", batch=2, states="constants"),
+    "lstm_peepholes_clip": dict(op="LSTM", peepholes=True, clip=0.7, hidden=7),
+    "lstm_no_initial_state": dict(op="LSTM", states=None, seq=9, inputs=10, hidden=16),
+    "gru_forward": dict(op="GRU", linear_before_reset=0),
+    "gru_linear_before_reset": dict(op="GRU", linear_before_reset=1, hidden=7),
+    "gru_bidirectional_lbr": dict(op="GRU", direction="bidirectional", linear_before_reset=1, batch=2, states="constants"),
+    "gru_reverse_clip": dict(op="GRU", direction="reverse", clip=0.5, states=None),
+    "lstm_head": dict(op="LSTM", head=True, seq=6, hidden=8),
+}
+QEMU = ["lstm_forward_states_in", "lstm_bidirectional", "gru_linear_before_reset", "lstm_head"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_recurrent_layer_matches_onnxruntime_on_the_host(tmp_path, case):
+    res = verify(recurrent_model(tmp_path / "m.onnx", **CASES[case]), target="host", samples=3)
+    assert res["match"] and res["max_rel_error"] <= 1e-5, res["max_rel_error"]
+
+
+@pytest.mark.parametrize("case", QEMU)
+def test_recurrent_layer_matches_onnxruntime_under_qemu(tmp_path, case):
+    res = verify(recurrent_model(tmp_path / "m.onnx", **CASES[case]), target="cortex-m4", samples=2)
+    assert res["match"] and res["max_rel_error"] <= 1e-5, res["max_rel_error"]
+
+
+def _run(tmp_path, model, target, feeds: list[np.ndarray], tag=""):
+    out = tmp_path / f"out{tag}"
+    manifest = compile_model(model, out, target=target)
+    elf = build_firmware(out, get_target(target), tmp_path / f"build{tag}")
+    sizes = [int(np.prod(o["shape"])) for o in manifest["outputs"]]
+    flat = np.concatenate([np.asarray(f, np.float32).reshape(1, -1) for f in feeds], axis=1)
+    run = run_firmware(elf, get_target(target), flat, sum(sizes), model=manifest["name"])
+    outs = np.split(run.outputs[0], np.cumsum(sizes)[:-1])
+    return [o.reshape(m["shape"]) for o, m in zip(outs, manifest["outputs"])]
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_batch_first_layout_matches_the_onnx_reference(tmp_path, op):
+    """layout = 1 (batch first), which onnxruntime refuses: against ONNX's reference evaluator."""
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    model = recurrent_model(tmp_path / "m.onnx", op, layout=1, batch=2, direction="bidirectional", **extra)
+    rng = np.random.default_rng(3)
+    feeds = [rng.standard_normal((2, 4, 3)).astype(np.float32)] + \
+        [rng.standard_normal((2, 2, 5)).astype(np.float32) for _ in range(2 if op == "LSTM" else 1)]
+    names = ["x", "h0", "c0"][: len(feeds)]
+    want = ReferenceEvaluator(str(model)).run(None, dict(zip(names, feeds)))
+    got = _run(tmp_path, model, "host", feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_state_carried_over_ten_calls_under_qemu(tmp_path, op):
+    """Ten consecutive calls, each fed the state the one before returned, as a streaming
+    keyword spotter runs: equal to onnxruntime doing the same, call after call."""
+    model = recurrent_model(tmp_path / "m.onnx", op, head=True, seq=2, inputs=4, hidden=6)
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(5)
+    n_state = 2 if op == "LSTM" else 1
+    ours = theirs = [np.zeros((1, 1, 6), np.float32)] * n_state
+    for call in range(10):
+        x = rng.standard_normal((2, 1, 4)).astype(np.float32)
+        want = sess.run(None, dict(zip(["x", "h0", "c0"], [x, *theirs])))
+        got = _run(tmp_path, model, "cortex-m4", [x, *ours], tag=str(call))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=f"call {call}")
+        ours, theirs = got[1:], want[1:]
+    assert np.abs(theirs[0]).max() > 0.1  # the state did carry something
+
+
+def test_state_buffers_may_be_shared_between_calls(tmp_path):
+    """model.h says the final-state outputs may be the initial-state inputs' buffers: a C
+    program that passes one buffer as both, ten calls, gives onnxruntime's chained results."""
+    model = recurrent_model(tmp_path / "m.onnx", "LSTM", head=True, seq=3, inputs=4, hidden=6)
+    out = tmp_path / "out"
+    compile_model(model, out, target="host", name="kws")
+    header = (out / "model.h").read_text()
+    assert "output 'y_h' is the final state of the recurrent layer whose initial state is input 'h0'" in header
+    assert "output 'y_c' is the final state of the recurrent layer whose initial state is input 'c0'" in header
+    rng = np.random.default_rng(7)
+    xs = rng.standard_normal((10, 3, 1, 4)).astype(np.float32)
+    main = tmp_path / "main.c"
+    main.write_text(
+        '#include <stdio.h>\n#include "model.h"\n'
+        f"static const float xs[10][12] = {{{','.join('{' + ','.join(float(v).hex() for v in x.reshape(-1)) + '}' for x in xs)}}};\n"
+        "int main(void) {\n  float h[6] = {0}, c[6] = {0}, logits[3];\n"
+        "  for (int k = 0; k < 10; k++) {\n    if (wl_kws_run(xs[k], h, c, logits, h, c) != 0) return 1;\n"
+        '    for (int i = 0; i < 3; i++) printf("%.9g\\n", logits[i]);\n  }\n  return 0;\n}\n')
+    exe = tmp_path / "kws"
+    subprocess.run(["cc", "-O2", "-std=c99", "-I", str(out), "-I", str(out / "runtime"), str(main), str(out / "model.c"),
+                    *map(str, sorted((out / "runtime").glob("*.c"))), "-lm", "-o", str(exe)], check=True)
+    got = np.array(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split(), np.float32)
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    state = [np.zeros((1, 1, 6), np.float32)] * 2
+    want = []
+    for x in xs:
+        logits, *state = sess.run(None, {"x": x, "h0": state[0], "c0": state[1]})
+        want.append(logits.reshape(-1))
+    np.testing.assert_allclose(got, np.concatenate(want), rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_recurrent_settings_are_one_clear_error(tmp_path):
+    from weightless_mcu.errors import UnsupportedOpError
+
+    with pytest.raises(UnsupportedOpError, match="activations relu, tanh, tanh are not supported"):
+        compile_model(recurrent_model(tmp_path / "a.onnx", "LSTM", activations=["Relu", "Tanh", "Tanh"]), tmp_path / "o1")
+    with pytest.raises(UnsupportedOpError, match="input_forget is not supported"):
+        compile_model(recurrent_model(tmp_path / "b.onnx", "LSTM", input_forget=1), tmp_path / "o2")
+
+
+@pytest.mark.parametrize("op,encoding,target", [("LSTM", "bloomier", "cortex-m4"), ("GRU", "sparse", "cortex-m4"),
+                                                ("LSTM", "codebook", "host"), ("GRU", "bloomier", "host")])
+def test_compressed_input_weights_decode_in_the_kernel(tmp_path, op, encoding, target):
+    """A one-direction layer's W is a Weightless layer like a Gemm's: pruned, shared and stored
+    as a table the recurrent kernel reads through the fully connected one at every step; the
+    firmware equals onnxruntime on the decoded model."""
+    from weightless_mcu.compress.settings import make_settings
+
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    model = recurrent_model(tmp_path / "m.onnx", op, inputs=40, hidden=16, seq=5, **extra)
+    res = verify(model, target=target, samples=2,
+                 compression=make_settings(dict(density=0.3, clusters=8, encoding=encoding)))
+    assert res["match"] and res["max_rel_error"] <= 1e-5
+    assert [s["kernel"] for s in res["steps"]] == [f"{op.lower()}_encoded"]
+    g = GATES[op]
+    # W, R and the bias the kernel adds (W's and R's summed; GRU's R hidden-gate bias apart)
+    assert res["weights_float32_bytes"] == 4 * (g * 16 * 40 + g * 16 * 16 + g * 16 + (16 if op == "GRU" else 0))
+    assert res["weights_stored_bytes"] < res["weights_float32_bytes"] - 4 * g * 16 * 40 // 2
+
+
+def test_a_bidirectional_layer_stays_float32_and_retraining_says_it_cannot(tmp_path):
+    from weightless_mcu.api import Retraining
+    from weightless_mcu.compress.settings import make_settings
+    from weightless_mcu.errors import UnsupportedOpError
+
+    model = recurrent_model(tmp_path / "m.onnx", "LSTM", direction="bidirectional")
+    m = compile_model(model, tmp_path / "out", compression=make_settings(dict(density=0.3)))
+    assert [s["kernel"] for s in m["steps"]] == ["lstm"] and m["compression_ratio"] == 1.0
+    np.savez(tmp_path / "d.npz", x=np.zeros((8, 1, 3), np.float32), y=np.zeros(8, np.int64))
+    with pytest.raises(UnsupportedOpError, match="retraining does not support op LSTM"):
+        compile_model(recurrent_model(tmp_path / "f.onnx", "LSTM", states=None), tmp_path / "o2",
+                      compression=make_settings(dict(density=0.3)), retraining=Retraining(tmp_path / "d.npz"))
