@@ -95,3 +95,54 @@ def test_one_value_fills_a_float_input_and_the_cli_takes_the_option(tmp_path, ca
     np.testing.assert_array_equal(np.load(tmp_path / "y.npz")["y"].reshape(2, 4), np.full((2, 4), 0.25, np.float32))
     assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--constant-input", "bias=1,x", "-q"]) == 2
     assert "--constant-input 'bias=1,x' is not of the form NAME=V[,V...]" in capsys.readouterr().err
+
+
+def _nested_ifs(path):
+    """The shape of Silero VAD's graph: the whole model inside an If on the sample rate (so the
+    top-level graph has two nodes), and in it three Ifs on shapes that each fold only once the If
+    before it is inlined (five rounds of folding and inference), whose branches read tensors of
+    the graph around them by name (one only they read; one an inlined If's output)."""
+    vi = helper.make_tensor_value_info
+    t = TensorProto.FLOAT
+    inner_then = helper.make_graph([H("Mul", ["o1", "b"], ["m"])], "then3", [], [vi("m", t, None)])
+    inner_else = helper.make_graph([H("Sub", ["o1", "b"], ["m2"])], "else3", [], [vi("m2", t, None)])
+    model_nodes = [
+        H("Relu", ["x"], ["a"]), H("Sigmoid", ["x"], ["b"]),  # b: read only inside a branch
+        H("Shape", ["a"], ["s"]), H("Gather", ["s", "one"], ["n"], axis=0), H("Equal", ["n", "four"], ["c1"]),
+        H("If", ["c1"], ["o1"], then_branch=helper.make_graph([H("Identity", ["a"], ["t1"])], "then1", [], [vi("t1", t, None)]),
+          else_branch=helper.make_graph([H("Neg", ["a"], ["e1"])], "else1", [], [vi("e1", t, None)])),
+        H("Shape", ["o1"], ["s2"]), H("Size", ["s2"], ["r"]), H("Equal", ["r", "two"], ["c2"]),
+        H("If", ["c2"], ["o2"], then_branch=inner_then, else_branch=inner_else),  # reads o1 and b by name
+        H("Shape", ["o2"], ["s3"]), H("Size", ["s3"], ["r3"]), H("Equal", ["r3", "two"], ["c3"]),
+        H("If", ["c3"], ["o3"], then_branch=helper.make_graph([H("Tanh", ["o2"], ["t3"])], "then4", [], [vi("t3", t, None)]),
+          else_branch=helper.make_graph([H("Neg", ["o2"], ["e3"])], "else4", [], [vi("e3", t, None)])),
+        H("Add", ["o3", "x"], ["y_in"])]
+    whole = helper.make_graph(model_nodes, "model", [], [vi("y_in", t, None)])
+    other = helper.make_graph([H("Identity", ["x"], ["y_other"])], "other", [], [vi("y_other", t, None)])
+    nodes = [H("Equal", ["sr", "rate"], ["c0"]), H("If", ["c0"], ["y"], then_branch=whole, else_branch=other)]
+    inits = [numpy_helper.from_array(np.array(16000, np.int64), "rate"), numpy_helper.from_array(np.array(1, np.int64), "one"),
+             numpy_helper.from_array(np.array(4, np.int64), "four"), numpy_helper.from_array(np.array(2, np.int64), "two")]
+    graph = helper.make_graph(nodes, "nested", [vi("x", t, [1, 4]), vi("sr", TensorProto.INT64, [])],
+                              [vi("y", t, [1, 4])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)]), path)
+    return path
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_nested_ifs_on_a_constant_input_and_on_shapes_fold_away(tmp_path, rate):
+    """Each If folds to its branch, the tensors branches read by name survive pruning and
+    inlining, and the firmware equals ONNX's reference evaluator running the model with the rate
+    fed as an input (onnxruntime cannot run this one so: it misses o1 in the nested branch)."""
+    model = _nested_ifs(tmp_path / "nested.onnx")
+    m = compile_model(model, tmp_path / "out", constant_inputs={"sr": (rate,)})
+    kernels = [s["kernel"] for s in m["steps"]]
+    assert kernels == (["unary", "unary", "binary", "unary", "binary"] if rate == 16000 else ["copy"])
+    x = np.random.default_rng(2).standard_normal((4, 1, 4)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    res = verify(model, target="host", inputs=tmp_path / "x.npz", outputs=tmp_path / "y.npz", constant_inputs={"sr": (rate,)})
+    assert res["match"]
+    from onnx.reference import ReferenceEvaluator
+
+    ref = ReferenceEvaluator(str(model))
+    want = np.stack([ref.run(None, {"x": x[i], "sr": np.array(rate, np.int64)})[0] for i in range(4)])
+    np.testing.assert_allclose(np.load(tmp_path / "y.npz")["y"].reshape(want.shape), want, rtol=1e-6, atol=1e-7)

@@ -13,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from .errors import FoldError, ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
-from .ir import Graph, Node, Tensor
+from .ir import Graph, Node, Tensor, outer_scope_names
 from .op_semantics import ACT, activation, clip_bounds
 from .quantized import fold_qdq
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
@@ -119,8 +119,12 @@ def _inline_if(graph: Graph, node: Node, condition: bool) -> None:
              for k, (vi, out) in enumerate(zip(branch.output, node.outputs)) if out]
     at = graph.nodes.index(node)
     graph.nodes[at:at + 1] = inner + links
+    # An output another If's branches read by name (a voice detector's decoder nests them) keeps
+    # its name: renaming reaches node inputs, not the branches.
+    read_by_branches = set().union(*(outer_scope_names(n) for n in graph.nodes))
     for link in links:
-        _bypass(graph, link)
+        if link.outputs[0] not in read_by_branches:
+            _bypass(graph, link)
 
 
 def check_tensor_sizes(graph: Graph) -> None:
@@ -212,6 +216,11 @@ def infer_missing_shapes(graph: Graph) -> int:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise UnsupportedOpError(f"shape inference failed after constant folding: {str(exc).strip().splitlines()[-1]}") from None
+    return _add_shapes(graph, inferred)
+
+
+def _add_shapes(graph: Graph, inferred: onnx.ModelProto) -> int:
+    """Static shapes inference found for tensors the graph has none for; how many."""
     added = 0
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -329,6 +338,29 @@ def fuse_activations(graph: Graph) -> None:
         producers = graph.producers()
 
 
+def _node_count(node) -> int:
+    """1, plus the nodes of its branches (an ir Node or an onnx NodeProto)."""
+    graphs = []
+    if isinstance(node, Node):
+        for v in node.attrs.values():
+            graphs += [g for g in (v if isinstance(v, (list, tuple)) else [v]) if hasattr(g, "node") and hasattr(g, "initializer")]
+    else:
+        for a in node.attribute:
+            graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
+    return 1 + sum(_node_count(n) for g in graphs for n in g.node)
+
+
+def remove_float_casts(graph: Graph) -> None:
+    """A Cast to float32 of a float32 tensor computed at run time is that tensor (exporters
+    write them around shape arithmetic that folded away). Only after folding: before it, a
+    Cast's input may be an integer the folding still has to compute."""
+    for node in [n for n in graph.nodes if n.op == "Cast"]:
+        x = node.inputs[0]
+        if (int(node.attrs.get("to", 0)) == onnx.TensorProto.FLOAT and x in graph.tensors and not graph.tensors[x].is_const
+                and graph.tensors[x].dtype == "float32"):
+            _bypass(graph, node)
+
+
 def drop_empty_resize_operands(graph: Graph) -> None:
     """A Resize's roi or scales given as an empty constant is the same as none given (opset 11
     wrote them so; torch's exporter still does), but shape inference from opset 13 on refuses
@@ -345,8 +377,9 @@ def run_passes(graph: Graph) -> Graph:
     remove_identities(graph)
     fold_qdq(graph)  # before folding: the weights behind DequantizeLinear stay int8
     # Folding can reveal shapes, and shapes can make more nodes foldable (Shape).
-    # Each round adds shapes of tensors it had none for, so this ends; the bound is a backstop.
-    for _ in range(len(graph.nodes) + 2):
+    # Each round adds shapes of tensors it had none for, so this ends; the bound is a backstop
+    # (counting the nodes inside If branches, which inlining brings into the graph).
+    for _ in range(sum(_node_count(n) for n in graph.nodes) + 2):
         fold_constants(graph)
         drop_empty_resize_operands(graph)
         graph.prune()
@@ -354,6 +387,8 @@ def run_passes(graph: Graph) -> Graph:
             break
     else:
         raise ShapeError("the shapes of the model did not settle while folding its constants")
+    remove_float_casts(graph)
+    remove_identities(graph)  # those inlining kept while a branch still read their output by name
     check_tensor_sizes(graph)
     matmul_add_to_gemm(graph)
     fold_batchnorm(graph)
