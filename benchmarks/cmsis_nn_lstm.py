@@ -1,7 +1,7 @@
 """A keyword-spotting LSTM (49 steps of 10 features, 64 hidden units) side by side with
 CMSIS-NN's arm_lstm_unidirectional_f32 on cortex-m4 (mps2-an386 under QEMU, -O2, exact
-counts): ours compiled from an ONNX LSTM by weightless-mcu (dense, and with W as a Weightless
-table), CMSIS-NN's built from its source into the same harness with the same flags, fed the
+counts): ours compiled from an ONNX LSTM by weightless-mcu (dense, and with W and R as Weightless
+tables), CMSIS-NN's built from its source into the same harness with the same flags, fed the
 same weights and inputs. Each kernel call is counted alone (the profiling build's step markers).
 
     python benchmarks/cmsis_nn_lstm.py --cmsis-nn DIR [--json FILE]
@@ -60,7 +60,7 @@ def cmsis_source(w: np.ndarray, r: np.ndarray, b: np.ndarray) -> str:
     ONNX gates (i, o, f, c rows of W and R; bias W's plus R's) as CMSIS-NN's four gates."""
     h = HIDDEN
     bias = b[:4 * h] + b[4 * h:]
-    src = ['#include "arm_nnfunctions.h"\n', "void wl_profile_step(int step);\n"]
+    src = ['#define ARM_NN_ENABLE_F32 1\n#include "arm_nnfunctions.h"\n', "void wl_profile_step(int step);\n"]
     for k, gate in enumerate("iofc"):
         src.append(_c_floats(f"w_{gate}", w[k * h:(k + 1) * h]))
         src.append(_c_floats(f"r_{gate}", r[k * h:(k + 1) * h]))
@@ -121,9 +121,9 @@ def main() -> int:
         x = np.random.default_rng(1).uniform(-1, 1, (1, SEQ * INPUT)).astype(np.float32)
         np.savez(work / "x.npz", x=x.reshape(1, SEQ, 1, INPUT))
         variants = {"ours, dense": None,
-                    "ours, W as a Bloomier table (density 0.1, K=16, t=8)": make_settings(
+                    "ours, W and R as Bloomier tables (density 0.1, K=16, t=8)": make_settings(
                         dict(density=0.1, clusters=16, bits=8, encoding="bloomier")),
-                    "ours, W as a sparse stream (density 0.1, K=16)": make_settings(
+                    "ours, W and R as sparse streams (density 0.1, K=16)": make_settings(
                         dict(density=0.1, clusters=16, encoding="sparse"))}
         dense_y = None
         for name, settings in variants.items():

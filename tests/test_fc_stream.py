@@ -154,9 +154,10 @@ def test_every_t_and_hash_count_under_qemu(tmp_path, target):
 
 
 def test_a_generated_library_compiles_only_the_loops_its_tables_use():
-    class S:
+    class S:  # the parts of lowering.Step that model_config reads
         def __init__(self, kernel, enc):
             self.kernel, self.encoding = kernel, enc
+            self.encodings = [enc] if enc is not None else []
 
     a, b = bloomier_case(400, 40, 10, 16, hashes=4), bloomier_case(400, 40, 7, 16, hashes=3)
     steps = [S("fc_encoded", a), S("fc_encoded_s8", b), S("fc_encoded", a), S("conv2d_encoded", b), S("fc", None)]

@@ -110,6 +110,7 @@ class RenderedStep:
     scratch: str = "0"
     bias: str = "0"  # C expression of the float32 bias: a constant, the arena (decoded just before), or none
     extra: list[str] = field(default_factory=list)  # C expressions of Step.extra_outputs ("0": not written)
+    tables: dict = field(default_factory=dict)  # Step.extra_encodings rendered, by role
 
 
 @dataclass
@@ -335,9 +336,9 @@ def bloomier_cases(steps, streaming: bool = True) -> list[tuple[int, int]]:
     the other encoded kernels decode through wl_weights_decode.c."""
     cases = set()
     for s in steps:
-        if (s.encoding is not None and s.encoding.kind == "bloomier"
-                and (s.kernel in STREAMING_KERNELS) == streaming):
-            cases.add((int(s.encoding.table.bits), int(s.encoding.table.hashes)))
+        for e in s.encodings:
+            if e.kind == "bloomier" and (s.kernel in STREAMING_KERNELS) == streaming:
+                cases.add((int(e.table.bits), int(e.table.hashes)))
     return sorted(cases)
 
 
@@ -349,8 +350,8 @@ def model_config(steps, optimize: str = "speed") -> str:
     whether a fully connected layer has a codebook encoding (its row-block loop, with speed);
     whether any layer has a sparse stream (its decode and loop); which elementwise ops the unary
     and binary kernels compile in."""
-    fc_codebook = optimize == "speed" and any(s.kernel in STREAMING_KERNELS and s.encoding is not None
-                                              and s.encoding.kind == "codebook" for s in steps)
+    fc_codebook = optimize == "speed" and any(s.kernel in STREAMING_KERNELS and e.kind == "codebook"
+                                              for s in steps for e in s.encodings)
 
     def listed(streaming):
         return " ".join(f"X({t}, {h})" for t, h in bloomier_cases(steps, streaming))
@@ -361,7 +362,7 @@ def model_config(steps, optimize: str = "speed") -> str:
             f"#define WL_BLOOMIER_DECODE_CASES(X) {listed(False)}\n"
             f"#define WL_BLOOMIER_LOOPS {int(optimize == 'speed')}\n"
             f"#define WL_FC_CODEBOOK {int(fc_codebook)}\n"
-            f"#define WL_SPARSE {int(any(s.encoding is not None and s.encoding.kind == 'sparse' for s in steps))}\n"
+            f"#define WL_SPARSE {int(any(e.kind == 'sparse' for s in steps for e in s.encodings))}\n"
             "#define WL_BLOOMIER_ONLY_LISTED 1\n"
             f"#define WL_UNARY_USED {op_mask(steps, 'unary')}u\n"
             f"#define WL_BINARY_USED {op_mask(steps, 'binary')}u\n"
@@ -432,7 +433,7 @@ def c_struct(params, layer: str = "") -> str:
 
 def flash_bytes_of_consts(program: Program) -> int:
     return sum(c.data.nbytes for s in program.steps for c in s.consts) + \
-        sum(s.encoding.nbytes() for s in program.steps if s.encoding is not None)
+        sum(e.nbytes() for s in program.steps for e in s.encodings)
 
 
 def check_fits(program: Program, target: Target) -> None:
@@ -484,10 +485,11 @@ def render(program: Program, target: Target, weights_section: str | None = None,
                for k, t in enumerate(s.inputs)]
         extra = [program.buffers[t] if t else "0" for t in s.extra_outputs]
         weights = None if s.encoding is None else encoded_weights_context(sym, s.encoding)
+        tables = {role: encoded_weights_context(f"{sym}_{role}", e) for role, e in s.extra_encodings}
         scratch = program.buffers.get(scratch_name(i), "0")
         bias = program.buffers[s.bias] if s.bias else consts["bias"].symbol if "bias" in consts else "0"
         rsteps.append(RenderedStep(i, s.kernel, s.layer, sym, s.params, ins, program.buffers[s.output], consts, weights,
-                                   scratch, bias, extra))
+                                   scratch, bias, extra, tables))
 
     io_names = _io_names(graph)
 
@@ -509,7 +511,7 @@ def render(program: Program, target: Target, weights_section: str | None = None,
         "steps": rsteps,
         "arena_bytes": program.arena.size,
         "version": __version__,
-        "encoded": any(s.weights for s in rsteps),
+        "encoded": any(s.weights or s.tables for s in rsteps),
         "weights_attr": f'__attribute__((section("{weights_section}")))' if weights_section else "",
     }
     files: dict[str, bytes] = {
@@ -548,9 +550,9 @@ def weight_bytes(program: Program) -> tuple[int, int]:
         consts = sum(int(c.data.nbytes) for c in s.consts)
         original += 4 * s.params.n if s.kernel == "bias_decode" else consts
         stored += consts
-        if s.encoding is not None:
-            original += s.encoding.dense_bytes()
-            stored += s.encoding.nbytes()
+        for e in s.encodings:
+            original += e.dense_bytes()
+            stored += e.nbytes()
     return original, stored
 
 
@@ -614,7 +616,8 @@ def manifest(program: Program, target: Target, rsteps: list[RenderedStep]) -> di
                 "symbol_prefix": s.sym,
                 "consts": {c.role: {"symbol": s.consts[c.role].symbol, "elements": int(c.data.size), "bytes": int(c.data.nbytes)}
                            for c in program.steps[s.index].consts},
-                "encoding": None if s.weights is None else {"symbol": s.weights["symbol"], "bytes": program.steps[s.index].encoding.nbytes()},
+                "encoding": None if s.weights is None else {"symbol": s.weights["symbol"], "bytes": sum(
+                    e.nbytes() for e in program.steps[s.index].encodings)},
                 "macs": step_macs(program.steps[s.index]),
             }
             for s in rsteps

@@ -138,24 +138,31 @@ typedef struct {
     int32_t linear_before_reset; /* GRU */
     float clip;                  /* > 0: gate pre-activations clamped to [-clip, clip] */
 } wl_recurrent_params_t;
-/* LSTM (gates i, o, f, c) and GRU (z, r, h) with ONNX semantics. w and r are each direction's
- * W and R in fc row blocks (GRU's R: its z and r rows, then its h rows); bias is W's and R's
- * summed (GRU under linear_before_reset: without R's h part, which is bias_h). peephole, h0,
- * c0, y, y_h, y_c may be 0. scratch: LSTM (4 + 2 * dirs * batch) * hidden floats, GRU
- * (4 + dirs * batch) * hidden. y_h / y_c may be the buffers of h0 / c0. */
-int wl_lstm_f32(const wl_recurrent_params_t *p, const float *x, const float *w, const float *r, const float *bias,
-                const float *peephole, const float *h0, const float *c0, float *y, float *y_h, float *y_c,
-                float *scratch);
-int wl_gru_f32(const wl_recurrent_params_t *p, const float *x, const float *w, const float *r, const float *bias,
-               const float *bias_h, const float *h0, float *y, float *y_h, float *scratch);
-/* The same with W a compressed table (wl_weights.h), one direction. */
+/* A recurrent layer's W or R: its row blocks (dense, each direction's after the one before), or
+ * a compressed table of one direction (wl_weights.h, read through wl_fc_encoded_f32): one of
+ * the two is 0. */
 struct wl_encoded_weights;
-int wl_lstm_encoded_f32(const wl_recurrent_params_t *p, const float *x, const struct wl_encoded_weights *w,
-                        const float *r, const float *bias, const float *peephole, const float *h0, const float *c0,
-                        float *y, float *y_h, float *y_c, float *scratch);
-int wl_gru_encoded_f32(const wl_recurrent_params_t *p, const float *x, const struct wl_encoded_weights *w,
-                       const float *r, const float *bias, const float *bias_h, const float *h0, float *y, float *y_h,
-                       float *scratch);
+typedef struct {
+    const float *dense;
+    const struct wl_encoded_weights *table;
+} wl_matrix_f32_t;
+/* LSTM (gates i, o, f, c) and GRU (z, r, h) with ONNX semantics. Dense GRU R is packed as its
+ * z and r rows, then its h rows; a GRU R table (linear_before_reset only) holds the rows in
+ * order. bias is W's and R's summed (GRU under linear_before_reset: without R's h part, which
+ * is bias_h). peephole, h0, c0, y, y_h, y_c may be 0. scratch: LSTM (4 + 2 * dirs * batch) *
+ * hidden floats, GRU (6 + dirs * batch) * hidden. y_h / y_c may be the buffers of h0 / c0. The
+ * _encoded variants (wl_recurrent_encoded_f32.c) also read tables; the others only row blocks. */
+int wl_lstm_f32(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w, const wl_matrix_f32_t *r,
+                const float *bias, const float *peephole, const float *h0, const float *c0, float *y, float *y_h,
+                float *y_c, float *scratch);
+int wl_gru_f32(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w, const wl_matrix_f32_t *r,
+               const float *bias, const float *bias_h, const float *h0, float *y, float *y_h, float *scratch);
+int wl_lstm_encoded_f32(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w,
+                        const wl_matrix_f32_t *r, const float *bias, const float *peephole, const float *h0,
+                        const float *c0, float *y, float *y_h, float *y_c, float *scratch);
+int wl_gru_encoded_f32(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w,
+                       const wl_matrix_f32_t *r, const float *bias, const float *bias_h, const float *h0, float *y,
+                       float *y_h, float *scratch);
 
 #define WL_UNARY_CLAMP 0
 #define WL_UNARY_SIGMOID 1

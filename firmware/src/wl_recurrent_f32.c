@@ -9,22 +9,32 @@
 
 #include "wl_kernels.h"
 
-/* wl_recurrent_encoded_f32.c compiles this file again with WL_RECURRENT_ENCODED: W is then a
- * compressed table (one direction), read by the encoded fully connected kernel. */
+/* wl_recurrent_encoded_f32.c compiles this file again with WL_RECURRENT_ENCODED: W and R may
+ * then be compressed tables (one direction), read by the encoded fully connected kernel. */
 #ifdef WL_RECURRENT_ENCODED
 #include "wl_weights.h"
-typedef const struct wl_encoded_weights *wl_w_t;
-#define WL_W_PRODUCT(p, x, w, d, b, y) wl_fc_encoded_f32(p, x, w, b, y)
 #define WL_LSTM wl_lstm_encoded_f32
 #define WL_GRU wl_gru_encoded_f32
-#define WL_W_DIRECTIONS 1
+#define WL_TABLE(m) ((m)->table)
 #else
-typedef const float *wl_w_t;
-#define WL_W_PRODUCT(p, x, w, d, b, y) wl_fc_f32(p, x, (w) + (d) * (p)->out_features * (p)->in_features, b, y)
 #define WL_LSTM wl_lstm_f32
 #define WL_GRU wl_gru_f32
-#define WL_W_DIRECTIONS 2
+#define WL_TABLE(m) ((const struct wl_encoded_weights *)0)
 #endif
+
+/* y = m x + b for direction d of a matrix with p->out_features rows of p->in_features: its
+ * table, or its row blocks (each direction's after the one before). */
+static inline void wl_product(const wl_fc_params_t *p, const float *x, const wl_matrix_f32_t *m, int32_t d,
+                              const float *b, float *y)
+{
+#ifdef WL_RECURRENT_ENCODED
+    if (m->table != 0) {
+        wl_fc_encoded_f32(p, x, m->table, b, y);
+        return;
+    }
+#endif
+    wl_fc_f32(p, x, m->dense + d * p->out_features * p->in_features, b, y);
+}
 
 static inline float wl_sigmoid(float v) { return 1.0f / (1.0f + expf(-v)); }
 
@@ -44,11 +54,15 @@ static inline int32_t wl_state_at(const wl_recurrent_params_t *p, int32_t d, int
     return (p->layout ? b * p->directions + d : d * p->batch + b) * p->hidden;
 }
 
-static int wl_recurrent_check(const wl_recurrent_params_t *p, const float *x, wl_w_t w, const float *r,
-                              const float *scratch)
+static int wl_recurrent_check(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w,
+                              const wl_matrix_f32_t *r, const float *scratch)
 {
-    return p == 0 || x == 0 || w == 0 || r == 0 || scratch == 0 || p->seq < 1 || p->batch < 1 || p->input < 1
-           || p->hidden < 1 || p->directions < 1 || p->directions > WL_W_DIRECTIONS;
+    if (p == 0 || x == 0 || w == 0 || r == 0 || scratch == 0 || p->seq < 1 || p->batch < 1 || p->input < 1
+        || p->hidden < 1 || p->directions < 1 || p->directions > 2)
+        return 1;
+    /* a table holds one direction; a matrix is one or the other */
+    return (w->dense == 0) == (WL_TABLE(w) == 0) || (r->dense == 0) == (WL_TABLE(r) == 0)
+           || ((WL_TABLE(w) != 0 || WL_TABLE(r) != 0) && p->directions != 1);
 }
 
 /* The state, [d][b][hidden] in scratch, from the initial state (zeros without one). */
@@ -74,7 +88,8 @@ static void wl_state_out(const wl_recurrent_params_t *p, const float *state, flo
             memcpy(out + wl_state_at(p, d, b), state + (d * p->batch + b) * p->hidden, (size_t)p->hidden * sizeof(float));
 }
 
-int WL_LSTM(const wl_recurrent_params_t *p, const float *x, wl_w_t w, const float *r, const float *bias,
+int WL_LSTM(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w, const wl_matrix_f32_t *r,
+            const float *bias,
                 const float *peephole, const float *h0, const float *c0, float *y, float *y_h, float *y_c,
                 float *scratch)
 {
@@ -88,12 +103,12 @@ int WL_LSTM(const wl_recurrent_params_t *p, const float *x, wl_w_t w, const floa
     for (int32_t k = 0; k < p->seq; k++) {
         for (int32_t d = 0; d < p->directions; d++) {
             const int32_t t = (d == 1 || p->reverse) ? p->seq - 1 - k : k;
-            const float *rd = r + d * G * H, *bd = bias + d * G;
+            const float *bd = bias + d * G;
             const float *pd = peephole != 0 ? peephole + d * 3 * H : 0;
             for (int32_t b = 0; b < p->batch; b++) {
                 float *h = hs + (d * p->batch + b) * H, *c = cs + (d * p->batch + b) * H;
-                WL_W_PRODUCT(&px, x + wl_x_at(p, t, b), w, d, bd, gates);
-                wl_fc_f32(&ph, h, rd, gates, gates);
+                wl_product(&px, x + wl_x_at(p, t, b), w, d, bd, gates);
+                wl_product(&ph, h, r, d, gates, gates);
                 /* ONNX gate order: input, output, forget, cell */
                 for (int32_t j = 0; j < H; j++) {
                     const float cp = c[j];
@@ -119,32 +134,48 @@ int WL_LSTM(const wl_recurrent_params_t *p, const float *x, wl_w_t w, const floa
     return WL_OK;
 }
 
-int WL_GRU(const wl_recurrent_params_t *p, const float *x, wl_w_t w, const float *r, const float *bias,
+int WL_GRU(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w, const wl_matrix_f32_t *r,
+           const float *bias,
                const float *bias_h, const float *h0, float *y, float *y_h, float *scratch)
 {
     if (wl_recurrent_check(p, x, w, r, scratch) || bias == 0 || (p->linear_before_reset && bias_h == 0))
         return WL_ERR_ARG;
-    const int32_t H = p->hidden, G = 3 * H, states = p->directions * p->batch * H;
-    float *gates = scratch, *tmp = scratch + G, *hs = tmp + H;
+    const int32_t H = p->hidden, G = 3 * H;
+    float *gates = scratch, *tmp = scratch + G, *hs = tmp + G;
     wl_state_in(p, h0, hs);
     const wl_fc_params_t px = {1, p->input, G, -INFINITY, INFINITY}, pzr = {1, H, 2 * H, -INFINITY, INFINITY},
-                         pn = {1, H, H, -INFINITY, INFINITY};
-    (void)states;
+                         pn = {1, H, H, -INFINITY, INFINITY}, pr = {1, H, G, -INFINITY, INFINITY};
+    /* a table holds R's rows in order (update, reset, hidden), read in one product (only under
+       linear_before_reset, where all three multiply h); dense R is packed as update and reset
+       rows, then hidden rows */
+    const struct wl_encoded_weights *r_table = WL_TABLE(r);
+    if (r_table != 0 && !p->linear_before_reset)
+        return WL_ERR_ARG;
     for (int32_t k = 0; k < p->seq; k++) {
         for (int32_t d = 0; d < p->directions; d++) {
             const int32_t t = (d == 1 || p->reverse) ? p->seq - 1 - k : k;
             /* R is packed as its update and reset rows, then its hidden rows (two fc layouts) */
-            const float *rzr = r + d * G * H, *rn = rzr + 2 * H * H, *bd = bias + d * G;
+            const float *rzr = r->dense != 0 ? r->dense + d * G * H : 0, *rn = rzr != 0 ? rzr + 2 * H * H : 0;
+            const float *bd = bias + d * G;
             for (int32_t b = 0; b < p->batch; b++) {
                 float *h = hs + (d * p->batch + b) * H;
-                WL_W_PRODUCT(&px, x + wl_x_at(p, t, b), w, d, bd, gates);
-                wl_fc_f32(&pzr, h, rzr, gates, gates);
+                wl_product(&px, x + wl_x_at(p, t, b), w, d, bd, gates);
+                if (r_table != 0) {
+                    wl_product(&pr, h, r, 0, 0, tmp);
+                    for (int32_t j = 0; j < 2 * H; j++)
+                        gates[j] += tmp[j];
+                    for (int32_t j = 0; j < H; j++)
+                        tmp[j] = tmp[2 * H + j] + bias_h[j];
+                } else {
+                    wl_fc_f32(&pzr, h, rzr, gates, gates);
+                    if (p->linear_before_reset)
+                        wl_fc_f32(&pn, h, rn, bias_h + d * H, tmp);
+                }
                 for (int32_t j = 0; j < 2 * H; j++) /* ONNX gate order: update, reset, hidden */
                     gates[j] = wl_sigmoid(wl_clip_gate(gates[j], p->clip));
                 const float *z = gates, *rs = gates + H;
                 float *n = gates + 2 * H;
                 if (p->linear_before_reset) {
-                    wl_fc_f32(&pn, h, rn, bias_h + d * H, tmp);
                     for (int32_t j = 0; j < H; j++)
                         n[j] += rs[j] * tmp[j];
                 } else {

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..ir import Graph, Node
-from ..lowering import WeightLayout, weight_layout
+from ..lowering import WeightLayout, weight_layouts
 from .bloomier import build_table
 from .channels import channel_chain, cut_channels, strongest_channels
 from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding, SparseEncoding
@@ -57,9 +57,9 @@ def candidates(graph: Graph) -> list[tuple[Node, str, WeightLayout]]:
             uses[i] = uses.get(i, 0) + 1
     found = []
     for node in graph.nodes:
-        wl = weight_layout(node, graph)
-        if wl is not None and uses.get(wl[0], 0) == 1:  # shared weights stay dense
-            found.append((node, *wl))
+        for wl in weight_layouts(node, graph):
+            if uses.get(wl[0], 0) == 1:  # shared weights stay dense
+                found.append((node, *wl))
     return found
 
 

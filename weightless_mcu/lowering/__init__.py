@@ -35,10 +35,20 @@ def register_weights(*ops: str):
     return wrap
 
 
-def weight_layout(node: Node, graph: Graph) -> "tuple[str, WeightLayout] | None":
-    """(weight tensor, layout) of a node whose kernel can decode compressed weights, else None."""
+def weight_layouts(node: Node, graph: Graph) -> "list[tuple[str, WeightLayout]]":
+    """(weight tensor, layout) of each tensor of a node that its kernel can read compressed (a
+    recurrent layer has two: W and R), in the node's order; none for other nodes."""
     fn = _WEIGHTS.get(node.op)
-    return fn(node, graph) if fn else None
+    found = fn(node, graph) if fn else None
+    if found is None:
+        return []
+    return list(found) if isinstance(found, list) else [found]
+
+
+def weight_layout(node: Node, graph: Graph) -> "tuple[str, WeightLayout] | None":
+    """The first of weight_layouts, or None."""
+    found = weight_layouts(node, graph)
+    return found[0] if found else None
 
 
 # Ops the passes make (not ONNX ops a model can hold): lowered, never listed as supported.
@@ -64,4 +74,4 @@ def lower_node(node: Node, graph: Graph) -> Lowered:
 from . import conv, elementwise, gemm, pool, quantized, recurrent, reduce, resize, shape_ops, softmax  # noqa: E402,F401  (registration)
 
 __all__ = ["ConstArray", "Lowered", "Step", "WeightLayout", "lower_node", "register", "register_weights",
-           "supported_ops", "weight_layout"]
+           "supported_ops", "weight_layout", "weight_layouts"]

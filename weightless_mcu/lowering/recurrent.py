@@ -45,14 +45,18 @@ def _operand(graph: Graph, node: Node, k: int):
 
 @register_weights("LSTM", "GRU")
 def recurrent_weights(node: Node, graph: Graph):
-    """W of a one-direction layer, walked as the fully connected kernel the recurrent one calls
-    every step reads it: [gates x hidden] rows of [inputs]. (R stays float32: it is read at
-    every step too, and is the product the step waits on. A bidirectional layer's W stays
-    float32: the table would have to be read from the second direction's first row.)"""
-    w = graph.const(node.inputs[1])
+    """W and R of a one-direction layer, each walked as the fully connected kernel the recurrent
+    one calls every step reads it: [gates x hidden] rows of [inputs] (W) or of [hidden] (R). A
+    GRU's R only under linear_before_reset, where all its rows multiply h in one product. (A
+    bidirectional layer stays float32: a table would have to be read from the second
+    direction's first row.)"""
+    w, r = graph.const(node.inputs[1]), graph.const(node.inputs[2])
     if w is None or w.ndim != 3 or w.shape[0] != 1 or graph.tensors[node.inputs[0]].is_const:
         return None
-    return node.inputs[1], WeightLayout(tuple(w.shape), 1, False, False, row_axes=2)
+    found = [(node.inputs[1], WeightLayout(tuple(w.shape), 1, False, False, row_axes=2))]
+    if r is not None and r.ndim == 3 and (node.op == "LSTM" or int(node.attrs.get("linear_before_reset", 0))):
+        found.append((node.inputs[2], WeightLayout(tuple(r.shape), 1, False, False, row_axes=2)))
+    return found
 
 
 @register("LSTM", "GRU")
@@ -105,9 +109,10 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
                                    for d in range(nd)])
     else:
         r_packed = np.concatenate([pack_rows(r[d]) for d in range(nd)])
-    encoding = graph.encodings.get(node.inputs[1])
+    encoding, r_encoding = graph.encodings.get(node.inputs[1]), graph.encodings.get(node.inputs[2])
     consts = [] if encoding is not None else [ConstArray("w", w_packed)]
-    consts += [ConstArray("r", r_packed), ConstArray("bias", bias.astype(np.float32).reshape(-1))]
+    consts += [] if r_encoding is not None else [ConstArray("r", r_packed)]
+    consts += [ConstArray("bias", bias.astype(np.float32).reshape(-1))]
     if op == "GRU" and lbr:
         consts.append(ConstArray("bias_h", bias_h.astype(np.float32).reshape(-1)))
     if op == "LSTM" and _operand(graph, node, 7):
@@ -132,7 +137,10 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
     first = next(o for o in outs if o)
     params = RecurrentParams(seq, batch, n_in, hidden, nd, int(direction == "reverse"), layout, lbr,
                              float(node.attrs.get("clip", 0.0)))
-    scratch = 4 * (g * hidden + (hidden if op == "GRU" else 0) + (1 if op == "GRU" else 2) * nd * batch * hidden)
-    kernel = op.lower() + ("_encoded" if encoding is not None else "")
+    # gates (and, for a GRU, R's product) and the state: wl_kernels.h
+    scratch = 4 * ((4 * hidden + 2 * nd * batch * hidden) if op == "LSTM" else (6 * hidden + nd * batch * hidden))
+    encoded = encoding is not None or r_encoding is not None
+    kernel = op.lower() + ("_encoded" if encoded else "")
     return Lowered([Step(kernel, node.name, tuple(inputs), first, params, tuple(consts), scratch=scratch,
-                         encoding=encoding, extra_outputs=tuple(outs))])
+                         encoding=encoding, extra_encodings=(("r", r_encoding),) if r_encoding is not None else (),
+                         extra_outputs=tuple(outs))])

@@ -30,11 +30,18 @@ class Step:
     view: bool = False  # the output is the first input, reinterpreted (no code)
     inplace: tuple[int, ...] = ()  # inputs whose buffer the output may take over (each read at the output's index)
     encoding: object | None = None  # compressed weights (compress/encodings.py) the kernel decodes
+    # further compressed tensors the kernel reads (a recurrent layer's R): role -> encoding
+    extra_encodings: tuple[tuple[str, object], ...] = ()
     scratch: int = 0  # bytes of arena the kernel needs during the call
     bias: str = ""  # a bias decoded into the arena by the step before (bias_operand); also among inputs
     # A kernel that writes more than one tensor (a recurrent layer's Y, Y_h, Y_c): all of them, in
     # the kernel's order, "" for one it need not write; `output` is the first that is written.
     extra_outputs: tuple[str, ...] = ()
+
+    @property
+    def encodings(self) -> list:
+        """Every compressed tensor the kernel reads: encoding, then extra_encodings."""
+        return ([self.encoding] if self.encoding is not None else []) + [e for _, e in self.extra_encodings]
 
     @property
     def written(self) -> tuple[str, ...]:
