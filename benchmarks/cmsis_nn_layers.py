@@ -183,18 +183,21 @@ int bench_run(const float *x, float *y)
     return "".join(src)
 
 
-def cmsis_library(cmsis: Path, work: Path) -> Path:
-    """CMSIS-NN's int sources (not the f16 and f32 ones) compiled with the target's flags into a static library."""
+def cmsis_library(cmsis: Path, work: Path, float32: bool = False) -> Path:
+    """CMSIS-NN compiled with the target's flags into a static library: its int sources, or with
+    float32, those and its f32 ones (ARM_NN_ENABLE_F32); never the f16 ones."""
     tgt = get_target(TARGET)
-    sources = [s for s in sorted((cmsis / "Source").rglob("*.c")) if not s.name.endswith(("_f16.c", "_f32.c"))]
+    skip = ("_f16.c",) if float32 else ("_f16.c", "_f32.c")
+    sources = [s for s in sorted((cmsis / "Source").rglob("*.c")) if not s.name.endswith(skip)]
     objdir = work / "cmsis-nn-obj"
     objdir.mkdir(parents=True, exist_ok=True)
+    defines = ["-DARM_NN_ENABLE_F32=1"] if float32 else []
 
     def one(k_src):
         k, src = k_src
         obj = objdir / f"{k}_{src.stem}.o"
-        subprocess.run([tgt.cc, *tgt.board.cflags, *OPT_FLAGS, "-w", f"-I{cmsis / 'Include'}", "-c", str(src), "-o", str(obj)],
-                       check=True)
+        subprocess.run([tgt.cc, *tgt.board.cflags, *OPT_FLAGS, "-w", *defines, f"-I{cmsis / 'Include'}", "-c", str(src),
+                        "-o", str(obj)], check=True)
         return obj
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -14,10 +14,8 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +27,9 @@ from weightless_mcu.compress.settings import make_settings
 from weightless_mcu.qemu import run_firmware
 from weightless_mcu.resources import firmware_dir
 from weightless_mcu.targets import get_target
-from weightless_mcu.toolchain import OPT_FLAGS, build_image
+from weightless_mcu.toolchain import build_image
 
-TARGET = "cortex-m4"
+from cmsis_nn_layers import TARGET, cmsis_library
 SEQ, INPUT, HIDDEN = 49, 10, 64
 
 
@@ -82,27 +80,6 @@ int bench_run(const float *x, float *y)
     return "".join(src)
 
 
-def cmsis_library(cmsis: Path, work: Path) -> Path:
-    """CMSIS-NN's sources but the f16 ones, float32 kernels enabled, compiled with the target's flags."""
-    tgt = get_target(TARGET)
-    sources = [s for s in sorted((cmsis / "Source").rglob("*.c")) if not s.name.endswith("_f16.c")]
-    objdir = work / "cmsis-nn-obj"
-    objdir.mkdir(parents=True, exist_ok=True)
-
-    def one(k_src):
-        k, src = k_src
-        obj = objdir / f"{k}_{src.stem}.o"
-        subprocess.run([tgt.cc, *tgt.board.cflags, *OPT_FLAGS, "-w", "-DARM_NN_ENABLE_F32=1", f"-I{cmsis / 'Include'}",
-                        "-c", str(src), "-o", str(obj)], check=True)
-        return obj
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        objects = list(pool.map(one, enumerate(sources)))
-    lib = work / "libcmsis-nn.a"
-    subprocess.run(["arm-none-eabi-ar", "rcs", str(lib), *map(str, objects)], check=True)
-    return lib
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cmsis-nn", type=Path, required=True, help="CMSIS-NN source tree (Include/, Source/)")
@@ -137,7 +114,7 @@ def main() -> int:
             print(f"{name}: {step['instructions']:,} instructions ({step['instructions'] / macs:.2f}/MAC), "
                   f"equals onnxruntime: {res['match']}", flush=True)
         print("building CMSIS-NN", flush=True)
-        lib = cmsis_library(args.cmsis_nn, work)
+        lib = cmsis_library(args.cmsis_nn, work, float32=True)
         c_file = work / "cmsis_lstm.c"
         c_file.write_text(cmsis_source(w, r, b))
         out_size = SEQ * HIDDEN
