@@ -204,15 +204,57 @@ def test_compressed_weights_decode_in_the_kernel(tmp_path, op, encoding, target,
         assert r_bytes < stored < r_bytes + 0.5 * w_bytes  # R float32 (the reset gate multiplies h first)
 
 
-def test_a_bidirectional_layer_stays_float32_and_retraining_says_it_cannot(tmp_path):
+@pytest.mark.parametrize("op,target", [("LSTM", "host"), ("GRU", "cortex-m4")])
+def test_a_bidirectional_layer_is_compressed_one_direction_at_a_time(tmp_path, op, target):
+    """Compressed, a bidirectional layer becomes one layer per direction (its initial states
+    sliced) and a Concat of their outputs, each direction's W and R in tables of their own; the
+    firmware equals onnxruntime on the decoded model. Dense, it stays one kernel call."""
+    from weightless_mcu.compress.settings import make_settings
+
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    model = recurrent_model(tmp_path / "m.onnx", op, direction="bidirectional", batch=2, inputs=20, hidden=8, **extra)
+    res = verify(model, target=target, samples=2, compression=make_settings(dict(density=0.3, clusters=8)))
+    assert res["match"] and res["max_rel_error"] <= 1e-5
+    kernels = [s["kernel"] for s in res["steps"]]
+    assert kernels.count(f"{op.lower()}_encoded") == 2 and kernels.count("concat") == (3 if op == "LSTM" else 2)
+    assert res["weights_stored_bytes"] < 0.4 * res["weights_float32_bytes"]
+    dense = compile_model(model, tmp_path / "dense")
+    assert [s["kernel"] for s in dense["steps"]] == [op.lower()]
+
+
+def test_retraining_says_it_cannot_train_a_recurrent_layer(tmp_path):
     from weightless_mcu.api import Retraining
     from weightless_mcu.compress.settings import make_settings
     from weightless_mcu.errors import UnsupportedOpError
 
-    model = recurrent_model(tmp_path / "m.onnx", "LSTM", direction="bidirectional")
-    m = compile_model(model, tmp_path / "out", compression=make_settings(dict(density=0.3)))
-    assert [s["kernel"] for s in m["steps"]] == ["lstm"] and m["compression_ratio"] == 1.0
     np.savez(tmp_path / "d.npz", x=np.zeros((8, 1, 3), np.float32), y=np.zeros(8, np.int64))
     with pytest.raises(UnsupportedOpError, match="retraining does not support op LSTM"):
         compile_model(recurrent_model(tmp_path / "f.onnx", "LSTM", states=None), tmp_path / "o2",
                       compression=make_settings(dict(density=0.3)), retraining=Retraining(tmp_path / "d.npz"))
+
+
+@pytest.mark.parametrize("op,states", [("LSTM", "inputs"), ("LSTM", "constants"), ("GRU", "inputs"), ("GRU", None)])
+def test_splitting_the_directions_computes_the_same_function(tmp_path, op, states):
+    """The rewrite itself against the model as given: onnxruntime on the split graph (two
+    one-direction layers, sliced initial states, Concats) equals onnxruntime on the bidirectional
+    original, on every output (the firmware check above compares with the split graph)."""
+    from weightless_mcu.compress.directions import split_directions
+    from weightless_mcu.export import graph_to_onnx
+    from weightless_mcu.frontend import load_model
+    from weightless_mcu.passes import run_passes
+
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    model = recurrent_model(tmp_path / "m.onnx", op, direction="bidirectional", batch=2, states=states,
+                            peepholes=op == "LSTM", clip=0.9, **extra)
+    _, graph = load_model(model)
+    run_passes(graph)
+    assert split_directions(graph) == 1
+    assert [n.op for n in graph.nodes].count(op) == 2
+    rng = np.random.default_rng(4)
+    feeds = {"x": rng.standard_normal((4, 2, 3)).astype(np.float32)}
+    if states == "inputs":
+        feeds.update({n: rng.standard_normal((2, 2, 5)).astype(np.float32) for n in ["h0", "c0"][: 2 if op == "LSTM" else 1]})
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = ort.InferenceSession(graph_to_onnx(graph).SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import OptionError
 from ..ir import Graph, Node
 from ..lowering import WeightLayout, weight_layouts
+from .directions import split_directions
 from .bloomier import build_table
 from .channels import channel_chain, cut_channels, strongest_channels
 from .encodings import BloomierEncoding, CodebookEncoding, DenseEncoding, SparseEncoding
@@ -133,6 +134,8 @@ def dense_report(node: Node, tensor: str, layout: WeightLayout) -> LayerReport:
 
 
 def compress_graph(graph: Graph, settings: CompressionSettings, progress: Callable[[str], None] = lambda _: None) -> list[LayerReport]:
+    if settings.defaults.encoding != "dense" and split_directions(graph):
+        progress("bidirectional recurrent layers split into one layer per direction, so that each has tables of its own")
     cands, per_layer, active = plan_layers(graph, settings)
     for i in active:  # structured pruning first: it changes the shapes of the layers after
         node = cands[i][0]
