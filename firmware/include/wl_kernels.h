@@ -147,10 +147,10 @@ typedef struct {
     const struct wl_encoded_weights *table;
 } wl_matrix_f32_t;
 /* LSTM (gates i, o, f, c) and GRU (z, r, h) with ONNX semantics. Dense GRU R is packed as its
- * z and r rows, then its h rows; a GRU R table (linear_before_reset only) holds the rows in
- * order. bias is W's and R's summed (GRU under linear_before_reset: without R's h part, which
+ * z and r rows, then its h rows; a GRU R table holds the rows in order (read twice per step
+ * without linear_before_reset). bias is W's and R's summed (GRU under linear_before_reset: without R's h part, which
  * is bias_h). peephole, h0, c0, y, y_h, y_c may be 0. scratch: LSTM (4 + 2 * dirs * batch) *
- * hidden floats, GRU (6 + dirs * batch) * hidden. y_h / y_c may be the buffers of h0 / c0. The
+ * hidden floats, GRU (7 + dirs * batch) * hidden. y_h / y_c may be the buffers of h0 / c0. The
  * _encoded variants (wl_recurrent_encoded_f32.c) also read tables; the others only row blocks. */
 int wl_lstm_f32(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t *w, const wl_matrix_f32_t *r,
                 const float *bias, const float *peephole, const float *h0, const float *c0, float *y, float *y_h,

@@ -141,16 +141,16 @@ int WL_GRU(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t
     if (wl_recurrent_check(p, x, w, r, scratch) || bias == 0 || (p->linear_before_reset && bias_h == 0))
         return WL_ERR_ARG;
     const int32_t H = p->hidden, G = 3 * H;
-    float *gates = scratch, *tmp = scratch + G, *hs = tmp + G;
+    float *gates = scratch, *tmp = scratch + G, *hs = tmp + G + H;
     wl_state_in(p, h0, hs);
     const wl_fc_params_t px = {1, p->input, G, -INFINITY, INFINITY}, pzr = {1, H, 2 * H, -INFINITY, INFINITY},
                          pn = {1, H, H, -INFINITY, INFINITY}, pr = {1, H, G, -INFINITY, INFINITY};
-    /* a table holds R's rows in order (update, reset, hidden), read in one product (only under
-       linear_before_reset, where all three multiply h); dense R is packed as update and reset
-       rows, then hidden rows */
+    /* a table holds R's rows in order (update, reset, hidden) and is read whole: without
+       linear_before_reset the hidden rows multiply r * h, not h, so the table is read a second
+       time on r * h and only its hidden rows kept. Dense R is packed as update and reset rows,
+       then hidden rows. */
     const struct wl_encoded_weights *r_table = WL_TABLE(r);
-    if (r_table != 0 && !p->linear_before_reset)
-        return WL_ERR_ARG;
+    float *rh = tmp + G; /* r * h for the second reading */
     for (int32_t k = 0; k < p->seq; k++) {
         for (int32_t d = 0; d < p->directions; d++) {
             const int32_t t = (d == 1 || p->reverse) ? p->seq - 1 - k : k;
@@ -164,8 +164,9 @@ int WL_GRU(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t
                     wl_product(&pr, h, r, 0, 0, tmp);
                     for (int32_t j = 0; j < 2 * H; j++)
                         gates[j] += tmp[j];
-                    for (int32_t j = 0; j < H; j++)
-                        tmp[j] = tmp[2 * H + j] + bias_h[j];
+                    if (p->linear_before_reset)
+                        for (int32_t j = 0; j < H; j++)
+                            tmp[j] = tmp[2 * H + j] + bias_h[j];
                 } else {
                     wl_fc_f32(&pzr, h, rzr, gates, gates);
                     if (p->linear_before_reset)
@@ -178,6 +179,12 @@ int WL_GRU(const wl_recurrent_params_t *p, const float *x, const wl_matrix_f32_t
                 if (p->linear_before_reset) {
                     for (int32_t j = 0; j < H; j++)
                         n[j] += rs[j] * tmp[j];
+                } else if (r_table != 0) {
+                    for (int32_t j = 0; j < H; j++)
+                        rh[j] = rs[j] * h[j];
+                    wl_product(&pr, rh, r, 0, 0, tmp);
+                    for (int32_t j = 0; j < H; j++)
+                        n[j] += tmp[2 * H + j];
                 } else {
                     for (int32_t j = 0; j < H; j++)
                         tmp[j] = rs[j] * h[j];

@@ -46,15 +46,15 @@ def _operand(graph: Graph, node: Node, k: int):
 @register_weights("LSTM", "GRU")
 def recurrent_weights(node: Node, graph: Graph):
     """W and R of a one-direction layer, each walked as the fully connected kernel the recurrent
-    one calls every step reads it: [gates x hidden] rows of [inputs] (W) or of [hidden] (R). A
-    GRU's R only under linear_before_reset, where all its rows multiply h in one product. (A
-    bidirectional layer stays float32: a table would have to be read from the second
-    direction's first row.)"""
+    one calls every step reads it: [gates x hidden] rows of [inputs] (W) or of [hidden] (R); a
+    GRU's R table without linear_before_reset is read twice a step (its hidden rows multiply
+    r * h). (A bidirectional layer is split into one layer per direction when it is compressed:
+    compress/directions.py.)"""
     w, r = graph.const(node.inputs[1]), graph.const(node.inputs[2])
     if w is None or w.ndim != 3 or w.shape[0] != 1 or graph.tensors[node.inputs[0]].is_const:
         return None
     found = [(node.inputs[1], WeightLayout(tuple(w.shape), 1, False, False, row_axes=2))]
-    if r is not None and r.ndim == 3 and (node.op == "LSTM" or int(node.attrs.get("linear_before_reset", 0))):
+    if r is not None and r.ndim == 3:
         found.append((node.inputs[2], WeightLayout(tuple(r.shape), 1, False, False, row_axes=2)))
     return found
 
@@ -138,7 +138,7 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
     params = RecurrentParams(seq, batch, n_in, hidden, nd, int(direction == "reverse"), layout, lbr,
                              float(node.attrs.get("clip", 0.0)))
     # gates (and, for a GRU, R's product) and the state: wl_kernels.h
-    scratch = 4 * ((4 * hidden + 2 * nd * batch * hidden) if op == "LSTM" else (6 * hidden + nd * batch * hidden))
+    scratch = 4 * ((4 * hidden + 2 * nd * batch * hidden) if op == "LSTM" else (7 * hidden + nd * batch * hidden))
     encoded = encoding is not None or r_encoding is not None
     kernel = op.lower() + ("_encoded" if encoded else "")
     return Lowered([Step(kernel, node.name, tuple(inputs), first, params, tuple(consts), scratch=scratch,
