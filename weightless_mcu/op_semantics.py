@@ -33,10 +33,18 @@ def clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
     return (float(lo), float(hi))
 
 
+def text(value) -> str:
+    """An ONNX string attribute (or one item of a list of them) as text: they arrive as bytes."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def text_attr(node: Node, name: str, default: str) -> str:
+    """A node's string attribute as text, or default."""
+    return text(node.attrs.get(name, default))
+
+
 def auto_pad(node: Node) -> str:
-    """A node's auto_pad as text (ONNX string attributes arrive as bytes)."""
-    auto = node.attrs.get("auto_pad", "NOTSET")
-    return auto.decode() if isinstance(auto, bytes) else auto
+    return text_attr(node, "auto_pad", "NOTSET")
 
 
 def spatial_pads(node: Node, in_hw, out_hw, k_hw, strides, dils) -> list[int]:
@@ -71,8 +79,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 def gelu_approximate(node: Node) -> str:
     """A Gelu node's approximate attribute: "none" or "tanh"."""
-    value = node.attrs.get("approximate", "none")
-    return value.decode() if isinstance(value, bytes) else value
+    return text_attr(node, "approximate", "none")
 
 
 def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:

@@ -7,10 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Node, Tensor
-
-
-def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+from ..op_semantics import text_attr
 
 
 def split_directions(graph: Graph) -> int:
@@ -18,7 +15,7 @@ def split_directions(graph: Graph) -> int:
     whose sequence_lens is absent; returns how many."""
     done = 0
     for node in [n for n in graph.nodes if n.op in ("LSTM", "GRU")]:
-        if _text(node.attrs.get("direction", "forward")) != "bidirectional":
+        if text_attr(node, "direction", "forward") != "bidirectional":
             continue
         ins = list(node.inputs) + [""] * (8 - len(node.inputs))
         consts = [graph.const(ins[k]) if ins[k] else None for k in (1, 2, 3, 7)]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import text, text_attr
 from . import register, register_weights
 from .layout import WeightLayout, pack_rows
 from .step import ConstArray, Lowered, Step
@@ -35,11 +36,7 @@ class RecurrentParams:
     clip: float  # > 0: every gate's pre-activation clamped to [-clip, clip]
 
 
-def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _operand(graph: Graph, node: Node, k: int):
+def _operand(node: Node, k: int) -> str:
     return node.inputs[k] if len(node.inputs) > k and node.inputs[k] else ""
 
 
@@ -66,11 +63,11 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
     w, r = graph.const(node.inputs[1]), graph.const(node.inputs[2])
     if w is None or r is None:
         raise UnsupportedOpError(f"{node.describe()}: only constant W and R are supported")
-    direction = _text(node.attrs.get("direction", "forward"))
+    direction = text_attr(node, "direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
         raise UnsupportedOpError(f"{node.describe()}: direction '{direction}' is not one of forward, reverse, bidirectional")
     nd = 2 if direction == "bidirectional" else 1
-    acts = tuple(_text(a).lower() for a in node.attrs.get("activations", ()))
+    acts = tuple(text(a).lower() for a in node.attrs.get("activations", ()))
     if acts and acts != DEFAULT_ACTIVATIONS[op] * nd:
         raise UnsupportedOpError(f"{node.describe()}: activations {', '.join(acts)} are not supported; only the default "
                                  f"{', '.join(DEFAULT_ACTIVATIONS[op])}")
@@ -87,12 +84,12 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
     if w.shape != (nd, g * hidden, n_in) or r.shape != (nd, g * hidden, hidden):
         raise UnsupportedOpError(f"{node.describe()}: W {list(w.shape)} or R {list(r.shape)} do not fit {nd} direction(s), "
                                  f"hidden size {hidden} and {n_in} inputs")
-    seq_lens = _operand(graph, node, 4)
+    seq_lens = _operand(node, 4)
     if seq_lens:
         lens = graph.const(seq_lens)
         if lens is None or not np.all(np.asarray(lens) == seq):
             raise UnsupportedOpError(f"{node.describe()}: sequence_lens other than the whole sequence ({seq}) are not supported")
-    bname = _operand(graph, node, 3)
+    bname = _operand(node, 3)
     b = graph.const(bname) if bname else np.zeros((nd, 2 * g * hidden), np.float32)
     if b is None:
         raise UnsupportedOpError(f"{node.describe()}: only a constant B is supported")
@@ -115,13 +112,13 @@ def lower_recurrent(node: Node, graph: Graph) -> Lowered:
     consts += [ConstArray("bias", bias.astype(np.float32).reshape(-1))]
     if op == "GRU" and lbr:
         consts.append(ConstArray("bias_h", bias_h.astype(np.float32).reshape(-1)))
-    if op == "LSTM" and _operand(graph, node, 7):
-        peep = graph.const(_operand(graph, node, 7))
+    if op == "LSTM" and _operand(node, 7):
+        peep = graph.const(_operand(node, 7))
         if peep is None:
             raise UnsupportedOpError(f"{node.describe()}: only constant peepholes are supported")
         consts.append(ConstArray("peephole", np.asarray(peep, np.float32).reshape(-1)))
     # initial states: activations, or constants in their place (ConstArray "input<k>")
-    states = [_operand(graph, node, 5)] + ([_operand(graph, node, 6)] if op == "LSTM" else [])
+    states = [_operand(node, 5)] + ([_operand(node, 6)] if op == "LSTM" else [])
     inputs = [x]
     for k, name in enumerate(states, start=1):
         data = graph.const(name) if name else None

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph, Node
+from ..op_semantics import text_attr
 from . import register
 from .shape_ops import transpose_step
 from .step import ConstArray, Lowered, Step
@@ -30,11 +31,6 @@ class ResizeParams:
     out_h: int
     out_w: int
     linear: int  # 0: nearest (the first index of each pair), 1: linear
-
-
-def _text(node: Node, name: str, default: str) -> str:
-    v = node.attrs.get(name, default)
-    return v.decode() if isinstance(v, bytes) else v
 
 
 def original_coordinate(mode: str, out: int, scale, length_out, length_in: int) -> np.ndarray:
@@ -89,9 +85,9 @@ def lower_resize(node: Node, graph: Graph) -> Lowered:
     x, y = node.inputs[0], node.outputs[0]
     in_shape, out_shape = graph.tensors[x].shape, graph.tensors[y].shape
     rank = len(in_shape)
-    mode = _text(node, "mode", "nearest")
-    coord = _text(node, "coordinate_transformation_mode", "half_pixel")
-    nearest = _text(node, "nearest_mode", "round_prefer_floor")
+    mode = text_attr(node, "mode", "nearest")
+    coord = text_attr(node, "coordinate_transformation_mode", "half_pixel")
+    nearest = text_attr(node, "nearest_mode", "round_prefer_floor")
     if mode not in ("nearest", "linear"):
         raise UnsupportedOpError(f"{node.describe()}: mode '{mode}' is not supported (nearest and linear are)")
     if coord not in COORDINATE_MODES:
@@ -99,7 +95,7 @@ def lower_resize(node: Node, graph: Graph) -> Lowered:
                                  f"({', '.join(COORDINATE_MODES)} are)")
     if nearest not in NEAREST_MODES:
         raise UnsupportedOpError(f"{node.describe()}: nearest_mode '{nearest}' is not supported")
-    if _text(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+    if text_attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
         raise UnsupportedOpError(f"{node.describe()}: only keep_aspect_ratio_policy 'stretch' is supported")
     operands = [graph.const(n) if n else None for n in (list(node.inputs) + ["", "", ""])[1:4]]
     if node.inputs[1:] and any(n and graph.const(n) is None for n in node.inputs[1:]):
@@ -139,9 +135,9 @@ def lower_depth_space(node: Node, graph: Graph) -> Lowered:
     n, c, h, w = shape
     b = int(node.attrs["blocksize"])
     if node.op == "SpaceToDepth":
-        crd = _text(node, "mode", "DCR") == "CRD"
+        crd = text_attr(node, "mode", "DCR") == "CRD"
         view, perm = (n, c, h // b, b, w // b, b), ((0, 1, 3, 5, 2, 4) if crd else (0, 3, 5, 1, 2, 4))
-    elif _text(node, "mode", "DCR") == "CRD":
+    elif text_attr(node, "mode", "DCR") == "CRD":
         view, perm = (n, c // (b * b), b, b, h, w), (0, 1, 4, 2, 5, 3)
     else:
         view, perm = (n, b, b, c // (b * b), h, w), (0, 3, 4, 1, 5, 2)
