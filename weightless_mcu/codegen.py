@@ -323,9 +323,8 @@ def encoded_weights_context(sym: str, encoding) -> dict:
     return {"symbol": f"{sym}_weights", "arrays": arrays, "fields": encoding.c_fields()}
 
 
-# Kernels that read Bloomier tables through wl_fc_stream.h's loops, one loop per (t, hashes).
-# The kernels whose tables are read by the fully connected loops (wl_fc_stream.h): a recurrent
-# layer's W through wl_fc_encoded_f32 at every step.
+# Kernels that read Bloomier tables through wl_fc_stream.h's loops, one loop per (t, hashes): a
+# recurrent layer's W and R through wl_fc_encoded_f32 at every step.
 STREAMING_KERNELS = ("fc_encoded", "fc_encoded_s8", "lstm_encoded", "gru_encoded")
 # --optimize: "speed" compiles those loops; "size" reads every weight on its own (less code).
 OPTIMIZE_CHOICES = ("speed", "size")

@@ -101,27 +101,26 @@ class Graph:
         self.tensors = {k: v for k, v in self.tensors.items() if k in live}
 
 
-def outer_scope_names(node: Node) -> set[str]:
+def branch_graphs(node) -> list:
+    """The GraphProtos an If's (or a loop's) attributes hold: of an IR Node or an onnx NodeProto."""
+    if isinstance(node, Node):
+        values = [v for value in node.attrs.values() for v in (value if isinstance(value, (list, tuple)) else [value])]
+        return [g for g in values if hasattr(g, "node") and hasattr(g, "initializer")]
+    return [g for a in node.attribute for g in ([a.g] if a.HasField("g") else []) + list(a.graphs)]
+
+
+def outer_scope_names(node) -> set[str]:
     """Names an If's (or a loop's) branches read from the graph around them: inputs of their
     nodes that no node, input or initializer of the branch defines. They are the node's inputs
     too, though not in its input list (an If that folds later is replaced by a branch that reads them)."""
     names: set[str] = set()
-    for value in node.attrs.values():
-        graphs = value if isinstance(value, (list, tuple)) else [value]
-        for g in graphs:
-            if hasattr(g, "node") and hasattr(g, "initializer"):
-                names |= _graph_outer_names(g)
+    for g in branch_graphs(node):
+        defined = {i.name for i in g.initializer} | {i.name for i in g.input}
+        used: set[str] = set()
+        for n in g.node:
+            used.update(i for i in n.input if i)
+            used |= outer_scope_names(n)
+            defined.update(n.output)
+        used.update(o.name for o in g.output)
+        names |= used - defined
     return names
-
-
-def _graph_outer_names(g) -> set[str]:
-    defined = {i.name for i in g.initializer} | {i.name for i in g.input}
-    used: set[str] = set()
-    for n in g.node:
-        used.update(i for i in n.input if i)
-        for a in n.attribute:
-            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                used |= _graph_outer_names(sub)
-        defined.update(n.output)
-    used.update(o.name for o in g.output)
-    return used - defined

@@ -13,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 from .errors import FoldError, ShapeError, UnsupportedOpError
 from .frontend import convert_nodes, initializer_array
-from .ir import Graph, Node, Tensor, outer_scope_names
+from .ir import Graph, Node, Tensor, branch_graphs, outer_scope_names
 from .op_semantics import ACT, activation, clip_bounds
 from .quantized import fold_qdq
 from .size_limits import MAX_FOLDED_ELEMENTS, MAX_TENSOR_ELEMENTS, made_elements
@@ -216,11 +216,6 @@ def infer_missing_shapes(graph: Graph) -> int:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as exc:
         raise UnsupportedOpError(f"shape inference failed after constant folding: {str(exc).strip().splitlines()[-1]}") from None
-    return _add_shapes(graph, inferred)
-
-
-def _add_shapes(graph: Graph, inferred: onnx.ModelProto) -> int:
-    """Static shapes inference found for tensors the graph has none for; how many."""
     added = 0
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -340,14 +335,7 @@ def fuse_activations(graph: Graph) -> None:
 
 def _node_count(node) -> int:
     """1, plus the nodes of its branches (an ir Node or an onnx NodeProto)."""
-    graphs = []
-    if isinstance(node, Node):
-        for v in node.attrs.values():
-            graphs += [g for g in (v if isinstance(v, (list, tuple)) else [v]) if hasattr(g, "node") and hasattr(g, "initializer")]
-    else:
-        for a in node.attribute:
-            graphs += ([a.g] if a.HasField("g") else []) + list(a.graphs)
-    return 1 + sum(_node_count(n) for g in graphs for n in g.node)
+    return 1 + sum(_node_count(n) for g in branch_graphs(node) for n in g.node)
 
 
 def remove_float_casts(graph: Graph) -> None:
