@@ -93,6 +93,9 @@ def test_one_value_fills_a_float_input_and_the_cli_takes_the_option(tmp_path, ca
     assert main(["verify", str(path), "--target", "host", "--inputs", str(tmp_path / "x.npz"), "--constant-input",
                  "bias=0.25", "--outputs", str(tmp_path / "y.npz"), "-q"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "y.npz")["y"].reshape(2, 4), np.full((2, 4), 0.25, np.float32))
+    # its --input-shape is checked as any input's is
+    with pytest.raises(ShapeError, match="--input-shape gives 3 dimensions for 'bias', which has 2"):
+        compile_model(path, tmp_path / "o3", input_shapes={"bias": (1, 4, 1)}, constant_inputs={"bias": (0.25,)})
     assert main(["compile", str(path), "-o", str(tmp_path / "out"), "--constant-input", "bias=1,x", "-q"]) == 2
     assert "--constant-input 'bias=1,x' is not of the form NAME=V[,V...]" in capsys.readouterr().err
 

@@ -127,8 +127,7 @@ def _fix_constant_inputs(model: onnx.ModelProto, constants: dict[str, tuple[floa
                          shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """Graph inputs made initializers of the given values (of any numeric type): a sample
     rate or a flag that feeds Shape, Equal or If arithmetic then folds away at compile time.
-    The declared shape holds them (a leading symbolic dimension is the batch, 1; others take
-    --input-shape); one value fills the whole shape. Returns the arrays, by name."""
+    The input's static shape holds them (_static_shape); one value fills the whole shape. Returns the arrays, by name."""
     inits = {i.name for i in model.graph.initializer}
     names = [i.name for i in model.graph.input if i.name not in inits]
     made: dict[str, np.ndarray] = {}
@@ -145,19 +144,7 @@ def _fix_constant_inputs(model: onnx.ModelProto, constants: dict[str, tuple[floa
         if dtype.kind not in "biuf":
             raise UnsupportedOpError(f"--constant-input '{name}': its element type "
                                      f"{onnx.TensorProto.DataType.Name(tt.elem_type)} is not numeric")
-        if name in shapes:
-            shape = shapes[name]
-        else:
-            shape = []
-            for axis, d in enumerate(tt.shape.dim):
-                if d.HasField("dim_value") and d.dim_value > 0:
-                    shape.append(d.dim_value)
-                elif axis == 0:
-                    shape.append(1)
-                else:
-                    raise ShapeError(f"input '{name}' has a symbolic dimension '{d.dim_param or '?'}' at axis {axis}; "
-                                     f"give its shape with --input-shape {name}=D0,D1,...")
-            shape = tuple(shape)
+        shape = _static_shape(vi, shapes.get(name))
         size = int(np.prod(shape, dtype=np.int64))
         if len(values) not in (1, size):
             raise ShapeError(f"--constant-input gives {len(values)} values for '{name}', of shape {list(shape)}: "
@@ -173,6 +160,29 @@ def _fix_constant_inputs(model: onnx.ModelProto, constants: dict[str, tuple[floa
         model.graph.input.remove(vi)
         made[name] = arr
     return made
+
+
+def _static_shape(vi: onnx.ValueInfoProto, override: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The static shape of a model input: the --input-shape given for it (which must agree with
+    the dimensions the model fixes), or its own, a symbolic first dimension (the batch) being 1."""
+    dims = vi.type.tensor_type.shape.dim
+    if override is not None:
+        if len(override) != len(dims):
+            raise ShapeError(f"--input-shape gives {len(override)} dimensions for '{vi.name}', which has {len(dims)}")
+        for d, v in zip(dims, override):
+            if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
+                raise ShapeError(f"--input-shape sets a dimension of '{vi.name}' to {v}, but the model fixes it to {d.dim_value}")
+        return tuple(override)
+    shape = []
+    for axis, d in enumerate(dims):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            shape.append(d.dim_value)
+        elif axis == 0:
+            shape.append(1)  # the batch dimension
+        else:
+            raise ShapeError(f"input '{vi.name}' has a symbolic dimension '{d.dim_param or '?'}' at axis {axis}; "
+                             f"fix it with --input-shape {vi.name}=D0,D1,...")
+    return tuple(shape)
 
 
 def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]]) -> None:
@@ -191,29 +201,9 @@ def _fix_input_dims(model: onnx.ModelProto, overrides: dict[str, tuple[int, ...]
                 f"only float32, int8 and uint8 inputs are supported (an input that is a setting, a sample rate "
                 f"say, can be fixed at compile time with --constant-input {vi.name}=V[,V...])"
             )
-        dims = tt.shape.dim
-        if vi.name in overrides:
-            want = overrides[vi.name]
-            if len(want) != len(dims):
-                raise ShapeError(f"--input-shape gives {len(want)} dimensions for '{vi.name}', which has {len(dims)}")
-            for d, v in zip(dims, want):
-                if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != v:
-                    raise ShapeError(f"--input-shape sets a dimension of '{vi.name}' to {v}, but the model fixes it to {d.dim_value}")
-                d.Clear()
-                d.dim_value = v
-            continue
-        for axis, d in enumerate(dims):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                continue
-            if axis == 0:
-                d.Clear()
-                d.dim_value = 1  # the batch dimension
-                continue
-            label = d.dim_param or "?"
-            raise ShapeError(
-                f"input '{vi.name}' has a symbolic dimension '{label}' at axis {axis}; "
-                f"fix it with --input-shape {vi.name}=D0,D1,..."
-            )
+        for d, v in zip(tt.shape.dim, _static_shape(vi, overrides.get(vi.name))):
+            d.Clear()
+            d.dim_value = v
     # Outputs and value_info may carry stale symbolic dims: shape inference recomputes them.
     for vi in list(model.graph.output) + list(model.graph.value_info):
         for d in vi.type.tensor_type.shape.dim:
