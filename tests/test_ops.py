@@ -75,6 +75,9 @@ CASES = {
     "gelu_op": ([H("Gelu", ["x"], ["g"]), H("Gelu", ["g"], ["y"], approximate="tanh")], {"x": [1, 30]}, {"y": None}, {}, 20),
     "min_max_broadcast": ([H("Max", ["x", "z", "c"], ["m"]), H("Min", ["m", "d"], ["y"])],
                           {"x": [1, 3, 4], "z": [1, 1, 4]}, {"y": None}, {"c": rand(3, 1, seed=5), "d": rand(4, seed=6)}),
+    # two constants before the run-time tensor: the chain starts from the run-time one
+    "min_constants_first": ([H("Min", ["c", "d", "x"], ["y"])], {"x": [1, 2, 5]}, {"y": None},
+                            {"c": rand(5, seed=7), "d": rand(2, 1, seed=8)}),
     "max_one_input_relu": ([H("Max", ["x"], ["m"]), H("Relu", ["m"], ["y"])], {"x": [1, 10]}, {"y": None}, {}),
     # Resize as torch writes it: F.interpolate / nn.Upsample nearest (asymmetric, floor), bilinear
     # (pytorch_half_pixel or align_corners), by scales or by sizes; a sequence resized (3-D).
