@@ -212,10 +212,10 @@ def _model_flash(out_dir: Path, tmp: Path) -> int:
 
 
 def auto(graph, dataset: Dataset, cfg: TrainConfig, budget: float, jobs: int, log, tmp: Path, final_epochs: float,
-         teacher_weight: float) -> int:
+         teacher_weight: float, search: str = "layers") -> int:
     cs = CompressionSettings(LayerSettings(hashes=4, cells_per_key=1.03, min_positions=0), {})
     opts = RetrainOptions(cfg, seeds=4, accuracy_budget=budget, final_epochs=final_epochs, teacher_weight=teacher_weight,
-                          jobs=jobs)
+                          jobs=jobs, search=search)
     reports = retrain_compress(graph, cs, dataset, opts, log)
     manifest = _generate(graph, reports, tmp / "out-auto", get_target("cortex-m4"), log)
     graph.compression_summary["model_flash_bytes"] = _model_flash(tmp / "out-auto", tmp)
@@ -282,6 +282,8 @@ def main() -> int:
     ap.add_argument("--auto-teacher-weight", type=float, default=0.5,
                     help="auto: weight of distillation from the original model (default 0.5, not tuned)")
     ap.add_argument("--jobs", type=int, default=2, help="auto: trial processes")
+    ap.add_argument("--auto-search", choices=["layers", "plan"], default="layers",
+                    help="auto: the budget search (layers: one layer at a time; plan: whole plans checked)")
     ap.add_argument("--auto-first-seed", type=int, default=0,
                     help="auto: the first retraining seed (runs are deterministic: seeds 0 and 1 as two invocations "
                          "give what --seeds 2 gives in one)")
@@ -390,7 +392,8 @@ def main() -> int:
                     runs = []
                     for seed in range(args.auto_first_seed, args.auto_first_seed + args.seeds):
                         g, r = timed(method, lambda g, seed=seed: auto(g, dataset, replace(acfg, seed=seed), budget, args.jobs,
-                                                                       log, tmp, args.final_epochs, args.auto_teacher_weight))
+                                                                       log, tmp, args.final_epochs, args.auto_teacher_weight,
+                                                                       args.auto_search))
                         r["budget"] = g.compression_summary.get("budget")
                         r["layers"] = g.compression_summary.get("layers")
                         runs.append(test(g, r))

@@ -53,6 +53,7 @@ class Retraining:
     final_epochs: float = 0.0  # a last retraining at lr / 10 with every table fixed
     jobs: int | None = None  # parallel trial processes of the budget search (None: the cores)
     warn_drop: float = 5.0  # points of validation accuracy one step may cost before a warning
+    search: str = "layers"  # the budget search: layers (one layer at a time) | plan (whole plans checked)
 
 
 def _prepare(model: Path, inputs: InputOptions | None, name: str | None, compression: CompressionSettings | None,
@@ -82,9 +83,11 @@ def _prepare(model: Path, inputs: InputOptions | None, name: str | None, compres
             raise OptionError(f"--jobs must be at least 1, not {jobs}")
         if retraining.warn_drop < 0:
             raise OptionError(f"--warn-drop must be >= 0, not {retraining.warn_drop}")
+        if retraining.search not in ("layers", "plan"):
+            raise OptionError(f"--budget-search must be layers or plan, not {retraining.search!r}")
         opts = RetrainOptions(retraining.config.validate(), retraining.seeds, accuracy_budget=retraining.accuracy_budget,
                               teacher_weight=retraining.teacher_weight, final_epochs=retraining.final_epochs, jobs=jobs,
-                              warn_drop=retraining.warn_drop)
+                              warn_drop=retraining.warn_drop, search=retraining.search)
         return onnx_model, graph, retrain_compress(graph, compression, data, opts, progress)
     int8_layers = [n.name for n in graph.nodes if n.op in (QFC, QCONV)]
     if compression is not None and int8_layers:

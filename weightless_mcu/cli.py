@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--target-accuracy-drop", type=float, metavar="P",
                        help="accuracy budget in percentage points of validation accuracy: each layer's channels, density, "
                             "K, t and encoding are searched, from the input side, for the fewest bytes within its share")
+        r.add_argument("--budget-search", choices=["layers", "plan"], default="layers",
+                       help="how the budget is searched: layers, one at a time from the input side, each within its share "
+                            "(default), or plan: every layer measured alone, whole-model plans checked on validation")
         r.add_argument("--jobs", type=int, help="trials of the budget search run in this many processes (default: the cores)")
         r.add_argument("--warn-drop", type=float, default=5.0, metavar="POINTS",
                        help="warn when one compression step costs more than this many points of validation accuracy "
@@ -170,7 +173,7 @@ def _retraining(args):
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                       weight_decay=args.weight_decay, schedule=args.schedule)
     return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs,
-                      args.jobs, args.warn_drop)
+                      args.jobs, args.warn_drop, args.budget_search)
 
 
 def _limits(args):

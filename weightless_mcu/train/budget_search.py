@@ -114,6 +114,8 @@ def bits_for(density: float, clusters: int) -> int:
 def run_trial(ctx: Context, net: Network, trial: Trial) -> TrialResult:
     """One trial on `net` (the caller's copy of the saved state). Never raises for
     a setting that cannot be built: the result carries the error instead."""
+    if not isinstance(trial, Trial):  # a trial of another search, which knows how to run itself
+        return trial.run(ctx, net)
     t0 = time.perf_counter()
     step = Step(net, ctx)
     node, tensor, layout = candidates(net.graph)[trial.layer]
@@ -320,7 +322,7 @@ def channel_cuts(runner: TrialRunner, saved: Network, fractions: list[float], ma
     return best, min(deeper, key=lambda r: r.trial.value, default=None)
 
 
-def _control(net: Network, ctx: Context, baseline: float, budget: float) -> float:
+def _control(net: Network, ctx: Context, baseline: float, budget: float) -> tuple[float, Network]:
     """One retraining step of the uncompressed model: what the recipe alone does to the
     validation accuracy. When it spends a good part of the budget, the user should know.
     (The search does not lower the learning rate itself: on LeNet-5 a rate low enough for
@@ -335,7 +337,7 @@ def _control(net: Network, ctx: Context, baseline: float, budget: float) -> floa
                  f"{100 * control:.2f}%: {100 * (baseline - control):.2f} of the {100 * budget:g} points of the budget; "
                  f"a lower --lr (the model may be past the learning rate it was trained down to) or other --epochs "
                  f"may leave more of it for compression")
-    return control
+    return control, step.net
 
 
 def budget_shares(positions) -> np.ndarray:
@@ -369,7 +371,16 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
     budget = opts.accuracy_budget / 100
     progress(f"original model: {step.scorer.describe(baseline)}; budget {opts.accuracy_budget:g} points over "
              f"{len(active)} layers, {opts.jobs} trial process{'es' if opts.jobs > 1 else ''}")
-    control = _control(net, ctx, baseline, budget)
+    control, control_net = _control(net, ctx, baseline, budget)
+    if opts.search == "plan":
+        from .plan_search import plan_search
+
+        runner = TrialRunner(ctx, opts.jobs)
+        try:
+            net, reports, dense_layers = plan_search(graph, settings, ctx, runner, baseline, control_net, control)
+        finally:
+            runner.close()
+        return _conclude(graph, net, ctx, reports, baseline, control, dense_layers, True)
     shares = budget_shares([cands[i][2].positions for i in active])
     small = set(protected_layers(graph, replace(settings, protect="auto", given=frozenset()), cands, per_layer))
     reports: dict[int, LayerReport] = {}
@@ -464,6 +475,14 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
                                          {i: w for i, w in unpruned.items() if i in chosen}, show)
     finally:
         runner.close()
+    return _conclude(graph, net, ctx, reports, baseline, control, dense_layers, retrained)
+
+
+def _conclude(graph: Graph, net: Network, ctx: Context, reports: dict[int, LayerReport], baseline: float,
+              control: float, dense_layers: list[str], retrained: bool) -> list[LayerReport]:
+    """The searched network becomes the caller's graph; the final retraining (unless it has
+    had it), the whole model's drop checked against the budget and said plainly if missed."""
+    opts, progress = ctx.opts, ctx.progress
     cands = candidates(net.graph)
     graph.__dict__.update(net.graph.__dict__)  # the caller's graph becomes the searched one
     net.graph = graph
@@ -478,9 +497,11 @@ def budget_search(graph: Graph, settings: CompressionSettings, ctx: Context) -> 
         progress(f"budget met: validation accuracy dropped {drop:.2f} of {opts.accuracy_budget:g} points")
     else:
         instead = (f"layers {', '.join(dense_layers)} stayed float32 and " if dense_layers else "")
+        how = ("each other layer kept the cheapest setting that met its share when it was tried" if opts.search == "layers"
+               else "no plan that was checked kept the budget, and this is the most accurate of them")
         ctx.warn(f"the budget was NOT met: validation accuracy dropped {drop:.2f} points "
                  f"({step.scorer.describe(baseline)} -> {step.scorer.describe(final)}), more than the {opts.accuracy_budget:g} "
-                 f"allowed; {instead}each other layer kept the cheapest setting that met its share when it was tried. "
+                 f"allowed; {instead}{how}. "
                  f"The output holds this model; a larger budget, more --epochs or --final-epochs may meet it")
     graph.compression_summary["warnings"] = list(ctx.warnings)
     return [reports.get(i) or dense_report(n, t, lay) for i, (n, t, lay) in enumerate(cands)]

@@ -52,6 +52,7 @@ class RetrainOptions:
     teacher_weight: float = 0.0  # with labels: weight of distillation from the original model (0: labels only)
     final_epochs: float = 0.0  # at the end, every table fixed: retrain at a tenth of the learning rate
     jobs: int = 1  # parallel processes for the trials of the budget search
+    search: str = "layers"  # the budget search: layers (one layer at a time) | plan (whole plans checked)
     warn_drop: float = 5.0  # points of validation accuracy a step may cost before it is reported as a warning
     warn_model_drop: float = 2.0  # points the whole compressed model may lose (explicit settings) before a warning
 
