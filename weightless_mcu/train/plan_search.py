@@ -155,7 +155,7 @@ class LayerPlan:
 
 @dataclass(frozen=True)
 class PlanTrial:
-    """A whole plan, run on the model at once and judged on validation."""
+    """A whole plan, run on the model layer after layer and judged on validation."""
 
     index: int  # on the frontier
     plan: tuple[LayerPlan, ...]
