@@ -120,6 +120,29 @@ def test_false_positives_are_exactly_the_pruned_positions_that_decode_non_zero(t
     assert np.count_nonzero(decoded) - report.kept == report.false_positives > 0
 
 
+@pytest.mark.parametrize("bits", [9, 12, 16])
+def test_false_positive_rate_is_k_over_2_to_the_t_above_8_bits(bits):
+    """Above t = 8 a word is stored as two planes, and the mask of the lanes' high bits is a
+    rotation of their low bytes' mask. Each non-key position still decodes to 1..K at the rate
+    K / 2^t, in a table holding keys and in an empty one (there the mask alone decides: a mask
+    of the high bits that shared bits with a lane's low byte, or was the hash itself, gave up to
+    seven times the rate)."""
+    from weightless_mcu.compress.bloomier import build_table
+
+    rng = np.random.default_rng(bits)
+    n, k = 1_000_000, 16
+    keys = np.sort(rng.choice(n, n // 10, replace=False))
+    for table, stored in ((build_table(n, keys, rng.integers(1, k + 1, keys.size), bits, seed=3), keys),
+                          (build_table(n, np.zeros(0, np.int64), np.zeros(0), bits, seed=3), keys[:0])):
+        words = table.query()
+        assert np.array_equal(words[stored], table.query(stored))
+        others = np.ones(n, bool)
+        others[stored] = False
+        hits = int(np.count_nonzero((words[others] >= 1) & (words[others] <= k)))
+        expected = others.sum() * k / 2 ** bits
+        assert abs(hits - expected) < 5 * np.sqrt(expected) + 5, (bits, stored.size, hits, expected)
+
+
 def test_small_layers_stay_dense_and_auto_picks_the_smallest(tmp_path):
     path = make_model(tmp_path / "m.onnx", [H("Gemm", ["x", "w1"], ["h"]), H("Gemm", ["h", "w2"], ["y"])],
                       {"x": [1, 8]}, {"y": None}, {"w1": rand(8, 8), "w2": rand(8, 400, seed=1)})

@@ -169,6 +169,10 @@ def test_a_generated_library_compiles_only_the_loops_its_tables_use():
     # a sparse stream's decode and loop are compiled in only for a model that has one
     assert "#define WL_SPARSE 0\n" in speed
     assert "#define WL_SPARSE 1\n" in model_config([*steps, S("conv2d_encoded", sparse_case(400, 4, 0.1, 100))])
+    # the loops test a lane's low byte first: a t > 8 table with K > 255 is read by the general decoder
+    big = model_config([*steps, S("fc_encoded", bloomier_case(400, 40, 12, 300))])
+    assert "#define WL_BLOOMIER_CASES(X) X(7, 3) X(10, 4)\n" in big and "#define WL_BLOOMIER_ONLY_LISTED 0\n" in big
+    assert "#define WL_BLOOMIER_ONLY_LISTED 1\n" in speed
 
 
 def _fc_model(path, n_out, n_in):
@@ -210,6 +214,17 @@ def test_optimize_size_and_speed_in_firmware(tmp_path, bits):
     line = [x for x in encoding_lines(res["size"]) if x.startswith("  whole model")]
     assert line == [f"  whole model: {res['size']['flash_bytes']:,} B of model flash (tables, constants, code) against "
                     f"{dense['flash_bytes']:,} B dense ({res['size']['model_flash_ratio']:.1f}x)"]
+
+
+@pytest.mark.parametrize("optimize", ["speed", "size"])
+def test_a_wide_table_with_more_than_255_values_in_firmware(tmp_path, optimize):
+    """t > 8 with K > 255: the loops test a lane's low byte, so this table is read position by
+    position through the general decoder, which the library then links; equal to onnxruntime."""
+    model = _fc_model(tmp_path / "fc.onnx", 30, 64)
+    opts = make_settings(dict(density=0.3, clusters=300, bits=12, encoding="bloomier"))
+    r = verify(model, target="cortex-m4", samples=2, compression=opts, optimize=optimize)
+    assert r["match"], r["max_rel_error"]
+    assert "wl_weights_query" in r["code"] and not any(n.startswith("wl_fc_groups_t") for n in r["code"]), r["code"]
 
 
 def test_optimize_is_checked(tmp_path):

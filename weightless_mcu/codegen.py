@@ -330,13 +330,19 @@ STREAMING_KERNELS = ("fc_encoded", "fc_encoded_s8", "lstm_encoded", "gru_encoded
 OPTIMIZE_CHOICES = ("speed", "size")
 
 
+def _loop_reads(e) -> bool:
+    """Whether the streaming loops read this Bloomier table: for t > 8 they test a lane's low
+    byte first, so K must be below 256 (wl_fc_stream_case); other tables take the general decoder."""
+    return int(e.table.bits) <= 8 or len(e.codebook) <= 255
+
+
 def bloomier_cases(steps, streaming: bool = True) -> list[tuple[int, int]]:
     """The (t, hashes) of the Bloomier tables that the streaming kernels read (streaming), or that
     the other encoded kernels decode through wl_weights_decode.c."""
     cases = set()
     for s in steps:
         for e in s.encodings:
-            if e.kind == "bloomier" and (s.kernel in STREAMING_KERNELS) == streaming:
+            if e.kind == "bloomier" and (s.kernel in STREAMING_KERNELS) == streaming and (not streaming or _loop_reads(e)):
                 cases.add((int(e.table.bits), int(e.table.hashes)))
     return sorted(cases)
 
@@ -345,7 +351,8 @@ def model_config(steps, optimize: str = "speed") -> str:
     """wl_model_config.h: which (t, hashes) cases of wl_fc_stream.h the library compiles, only
     those its fully connected tables use (a loop costs 300-460 bytes of code), as loops (optimize
     "speed") or as one group decode per case ("size"); the cases wl_weights_decode.c decodes for
-    the other kernels; and that no other case occurs, so that the general decoder is not linked;
+    the other kernels; and that no other case occurs, so that the general decoder is not linked
+    (unless a fully connected table has t > 8 and more than 255 clusters, which only it reads);
     whether a fully connected layer has a codebook encoding (its row-block loop, with speed);
     whether any layer has a sparse stream (its decode and loop); which elementwise ops the unary
     and binary kernels compile in."""
@@ -355,6 +362,9 @@ def model_config(steps, optimize: str = "speed") -> str:
     def listed(streaming):
         return " ".join(f"X({t}, {h})" for t, h in bloomier_cases(steps, streaming))
 
+    only_listed = all(_loop_reads(e) for s in steps if s.kernel in STREAMING_KERNELS
+                      for e in s.encodings if e.kind == "bloomier")
+
     return ("/* Generated: the (t, hashes) cases of this model's Bloomier tables. */\n"
             "#ifndef WL_MODEL_CONFIG_H\n#define WL_MODEL_CONFIG_H\n"
             f"#define WL_BLOOMIER_CASES(X) {listed(True)}\n"
@@ -362,7 +372,7 @@ def model_config(steps, optimize: str = "speed") -> str:
             f"#define WL_BLOOMIER_LOOPS {int(optimize == 'speed')}\n"
             f"#define WL_FC_CODEBOOK {int(fc_codebook)}\n"
             f"#define WL_SPARSE {int(any(e.kind == 'sparse' for s in steps for e in s.encodings))}\n"
-            "#define WL_BLOOMIER_ONLY_LISTED 1\n"
+            f"#define WL_BLOOMIER_ONLY_LISTED {int(only_listed)}\n"
             f"#define WL_UNARY_USED {op_mask(steps, 'unary')}u\n"
             f"#define WL_BINARY_USED {op_mask(steps, 'binary')}u\n"
             "#endif\n")

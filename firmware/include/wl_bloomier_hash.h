@@ -28,18 +28,21 @@ static inline uint32_t wl_bl_hash(uint32_t g, uint32_t salt)
     return h;
 }
 
-/* The low 32 bits of the mask H_M (lane i of the 4t-bit mask masks position 4g+i). */
+/* The mask H_M of t <= 8 (its low 4t bits; lane i masks position 4g+i), or for t > 8 the mask
+ * of the first plane (the lanes' low bytes). */
 static inline uint32_t wl_bl_mask32(uint32_t h)
 {
     uint32_t m0 = h * 0x27D4EB2Fu;
     return m0 ^ (m0 >> 15);
 }
 
-/* Its high 32 bits, used when 4t > 32. */
-static inline uint32_t wl_bl_mask_high(uint32_t m0)
+/* For t > 8, the mask of the second plane (the lanes' t - 8 high bits, its low 4(t-8) bits): the
+ * first plane's rotated right by 32 - 3(t-8), so that each lane's high bits come from bits of m0
+ * outside its low byte, for every t. */
+static inline uint32_t wl_bl_mask_high(uint32_t m0, uint32_t t)
 {
-    uint32_t m1 = m0 * 0x165667B1u;
-    return m1 ^ (m1 >> 13);
+    const uint32_t r = 32u - 3u * (t - 8u); /* 8 .. 29 */
+    return (m0 >> r) | (m0 << (32u - r));
 }
 
 /* Word of the j-th location hash inside a block of `words` words: (rotl(h, 8j) * words) >> 32. */
@@ -95,10 +98,12 @@ static inline uint32_t wl_bl_group8(const uint32_t *cells, uint32_t words, uint3
 }
 
 /* -- Reads specialised by a constant t (the streaming paths of the fc kernels) ----------------
- * Words of one block are 4t bits each, so word w starts at nibble t*w: byte-aligned for even t,
- * at a nibble for odd t. On a little-endian core that takes unaligned loads (ARMv7-M and later,
- * and the host) a word, or a pair of its lanes, is then one load and a constant (even t) or
- * one-of-two (odd t) shift, instead of wl_read32's two loads and variable shifts. */
+ * For t <= 8, words of one block are 4t bits each, so word w starts at nibble t*w: byte-aligned
+ * for even t, at a nibble for odd t. On a little-endian core that takes unaligned loads (ARMv7-M
+ * and later, and the host) a word is then one load and a constant (even t) or one-of-two (odd t)
+ * shift, instead of wl_read32's two loads and variable shifts. For t > 8 the first plane's words
+ * are aligned 32-bit integers (read as at t = 8) and the second plane's are 4(t-8) bits (a byte
+ * at t = 10, a halfword at t = 12, at a nibble for odd t). */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
     (!defined(__arm__) || defined(__ARM_FEATURE_UNALIGNED))
 #define WL_BL_SPECIALISED 1
@@ -123,27 +128,67 @@ static inline __attribute__((always_inline)) uint32_t wl_bits_at(const uint8_t *
 }
 
 /* Where a block's words start, for wl_bl_group_t: the byte holding its first word and, for odd
- * t, whether that word starts in the byte's upper nibble. */
+ * t, whether that word starts in the byte's upper nibble. For t > 8, the first plane's word
+ * (bytes, aligned) and the second plane's byte and nibble (hbytes, hnib). */
 typedef struct {
     const uint8_t *bytes;
     uint32_t nib;
+    const uint8_t *hbytes;
+    uint32_t hnib;
 } wl_bl_block_t;
 
-static inline __attribute__((always_inline)) wl_bl_block_t wl_bl_block(const uint32_t *cells, uint32_t base,
-                                                                       const uint32_t t)
+/* base: the block's first word (block_word[b]); lo0: block_word[0], for t > 8 where the first
+ * plane starts (the second comes first in the cells, word w of it at nibble (t-8)*w), unused for
+ * t <= 8. */
+static inline __attribute__((always_inline)) wl_bl_block_t wl_bl_block(const uint32_t *cells, uint32_t lo0,
+                                                                       uint32_t base, const uint32_t t)
 {
+    if (t > 8u) {
+        const uint8_t *bytes = (const uint8_t *)(const void *)(cells + base);
+        const uint32_t hnib = (base - lo0) * (t - 8u);
+        const uint8_t *hbytes = (const uint8_t *)(const void *)cells + (hnib >> 1);
+        __asm__("" : "+r"(bytes), "+r"(hbytes));
+        const wl_bl_block_t b = {bytes, 0u, hbytes, hnib & 1u};
+        return b;
+    }
     const uint32_t nib = base * t; /* word w starts at nibble t*w */
     const uint8_t *bytes = (const uint8_t *)(const void *)cells + (nib >> 1);
     __asm__("" : "+r"(bytes)); /* one pointer for the block: else the compiler adds base to every read */
-    const wl_bl_block_t b = {bytes, nib & 1u};
+    const wl_bl_block_t b = {bytes, nib & 1u, 0, 0u};
     return b;
+}
+
+/* Word f of a stream of k-nibble words (k a constant, 1 to 8) whose word 0 starts at nibble
+ * `nib` (0 or 1) of `bytes`: exactly 4k bits, nothing above, so that a rotation within them is
+ * two shifts. One load, and for odd k a shift of 0 or 4. */
+static inline __attribute__((always_inline)) uint32_t wl_bl_word(const uint8_t *bytes, uint32_t nib, uint32_t f,
+                                                                 const uint32_t k)
+{
+    if (k == 8u)
+        return wl_ld32(bytes + 4u * f);
+    if (k == 2u)
+        return bytes[f];
+    if (k == 4u) {
+        uint16_t v;
+        memcpy(&v, bytes + 2u * f, 2); /* one LDRH */
+        return v;
+    }
+    const uint32_t keep = (1u << (4u * k)) - 1u;
+    if ((k & 1u) == 0u)
+        return wl_ld32(bytes + f * (k / 2u)) & keep;
+    const uint32_t at = nib + f * k; /* word f starts at a nibble */
+    uint32_t v = wl_ld32(bytes + (at >> 1));
+    if (at & 1u)
+        v >>= 4;
+    return v & keep;
 }
 
 /* The decoded word of group g, for a constant t and hash count, in the block b of `words` words.
  * For t <= 8 the 4t-bit word comes back in the low bits of *lo (the bits above are not
- * cleared); for t > 8 lanes 0-1 in *lo and lanes 2-3 in
- * *hi (2t bits each): then a rotation by one lane is two shifts per half and a rotation by two
- * lanes swaps the halves. */
+ * cleared); for t > 8 as its two planes: each lane's low byte in *lo (lane i in byte i) and its
+ * t - 8 high bits in *hi (lane i at bit (t-8)*i; the bits above 4(t-8) not cleared). A rotation
+ * by j lanes is then a 32-bit rotation of the first plane (one EOR with a rotated operand), and
+ * two shifts of the second. */
 static inline __attribute__((always_inline)) void wl_bl_group_t(wl_bl_block_t b, uint32_t words, uint32_t salt,
                                                                 uint32_t g, const uint32_t t, const uint32_t hashes,
                                                                 uint32_t *lo, uint32_t *hi)
@@ -152,58 +197,37 @@ static inline __attribute__((always_inline)) void wl_bl_group_t(wl_bl_block_t b,
     const uint32_t m0 = wl_bl_mask32(h);
     if (t <= 8u) {
         const uint32_t n = 4u * t;
-        const uint32_t keep = n == 32u ? 0xFFFFFFFFu : (1u << n) - 1u;
         uint32_t acc = m0;
 #pragma GCC unroll 4
         for (uint32_t j = 0; j < hashes; j++) {
-            const uint32_t f = wl_bl_index(h, j, words);
-            uint32_t w;
-            if (t == 8u)
-                w = ((const uint32_t *)(const void *)b.bytes)[f];
-            else if ((t & 1u) == 0u)
-                w = wl_ld32(b.bytes + f * (t / 2u)) & keep;
-            else {
-                const uint32_t nib = b.nib + f * t;
-                w = (wl_ld32(b.bytes + (nib >> 1)) >> ((nib & 1u) << 2)) & keep;
-            }
-            acc ^= j == 0 ? w : (w >> (j * t)) | (w << (n - j * t));
+            const uint32_t w = wl_bl_word(b.bytes, b.nib, wl_bl_index(h, j, words), t);
+            acc ^= j == 0 ? w : (w >> (j * t)) ^ (w << (n - j * t)); /* what lands above 4t bits is never read */
         }
         *lo = acc; /* the bits above 4t are not masked off: the callers' lane shifts drop them */
         return;
     }
-    const uint32_t half = 2u * t; /* bits of two lanes */
-    const uint32_t m1 = wl_bl_mask_high(m0);
-    uint32_t a = m0, c = half == 32u ? m1 : (m0 >> half) | (m1 << (32u - half));
+    const uint32_t s = t - 8u, u = 4u * s; /* high bits per lane, per word */
+    uint32_t a = m0, c = wl_bl_mask_high(m0, t);
 #pragma GCC unroll 4
     for (uint32_t j = 0; j < hashes; j++) {
         const uint32_t f = wl_bl_index(h, j, words);
-        uint32_t p, q;
-        if ((t & 1u) == 0u) {
-            const uint8_t *w = b.bytes + f * (t / 2u);
-            p = wl_bits_at(w, 0u, half, 0u);
-            q = wl_bits_at(w + half / 8u, half & 7u, half, half & 7u);
-        } else {
-            /* a word starts at a nibble: p at shift 0 or 4, q (2t bits on, 2t = 2 mod 4) at 2 or 6 */
-            const uint32_t bit = 4u * b.nib + f * 4u * t;
-            p = wl_bits_at(b.bytes + (bit >> 3), bit & 7u, half, 4u);
-            q = wl_bits_at(b.bytes + ((bit + half) >> 3), (bit + half) & 7u, half, 6u);
-        }
-        if (j == 0) {
-            a ^= p;
-            c ^= q;
-        } else if (j == 1) {
-            a ^= (p >> t) | (q << t);
-            c ^= (q >> t) | (p << t);
-        } else if (j == 2) {
-            a ^= q;
-            c ^= p;
-        } else {
-            a ^= (q >> t) | (p << t);
-            c ^= (p >> t) | (q << t);
-        }
+        const uint32_t w = ((const uint32_t *)(const void *)b.bytes)[f];
+        a ^= j == 0 ? w : (w >> (8u * j)) | (w << (32u - 8u * j));
+        const uint32_t q = wl_bl_word(b.hbytes, b.hnib, f, s);
+        c ^= j == 0 ? q : (q >> (j * s)) ^ (q << (u - j * s)); /* what lands above 4(t-8) bits is never read */
     }
-    *lo = a; /* not masked to 2t bits either */
-    *hi = c;
+    *lo = a;
+    *hi = c; /* the bits above 4(t-8) are not masked off either */
+}
+
+/* The 4t-bit word (lane i at bits [i*t, i*t+t)) of the planes of a t > 8 word. */
+static inline __attribute__((always_inline)) uint64_t wl_bl_lanes64(uint32_t lo, uint32_t hi, const uint32_t t)
+{
+    const uint32_t s = t - 8u, hm = (1u << s) - 1u;
+    uint64_t w = 0;
+    for (uint32_t i = 0; i < 4u; i++)
+        w |= (uint64_t)(((lo >> (8u * i)) & 0xFFu) | (((hi >> (s * i)) & hm) << 8)) << (t * i);
+    return w;
 }
 #endif
 

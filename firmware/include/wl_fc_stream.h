@@ -51,40 +51,47 @@
 /* acc += w * x when the lane of `word` whose top bit is bit `top` (a constant) holds v in 1..K
  * (w = cb[v - 1]). Shifted left so that the lane is the top t bits, v in 1..K is one unsigned
  * comparison: (word << (31 - top)) - (1 << (32 - t)) < K << (32 - t), one RSB (shifted operand)
- * and one CMP; the index is extracted only for the few lanes that hold a value. */
-#define WL_LANE(acc, word, top)                                                                   \
+ * and one CMP; the index is extracted only for the few lanes that hold a value. For t > 8 the
+ * lane's low byte is tested so (w the byte lanes of the first plane, t taken as 8), and only
+ * a byte in 1..K has its high bits (`high`, in the second plane) checked: they must be 0, as
+ * K < 256 (wl_fc_stream_case). */
+#define WL_LANE(acc, word, top, high)                                                             \
     do {                                                                                          \
         const uint32_t u_ = ((word) << (31u - (top))) - one;                                      \
-        if (__builtin_expect(u_ < kt, 0))                                                         \
-            acc += cb[u_ >> (32u - t)] * xv;                                                      \
+        if (__builtin_expect(u_ < kt, 0) && (high) == 0u)                                         \
+            acc += cb[u_ >> (32u - tl)] * xv;                                                     \
     } while (0)
 
-/* Groups g0 .. g0+n-1 of one block (base: its first word), t and hashes constants. */
-static inline __attribute__((always_inline)) void wl_fc_groups_t(const uint32_t *cells, uint32_t base, uint32_t words,
+/* Groups g0 .. g0+n-1 of one block (base: its first word), t and hashes constants; lo0: the
+ * table's block_word[0] (for t > 8, where its first plane starts). */
+static inline __attribute__((always_inline)) void wl_fc_groups_t(const uint32_t *cells, uint32_t lo0,
+                                                                 uint32_t base, uint32_t words,
                                                                  uint32_t salt, uint32_t g0, uint32_t n,
                                                                  const WL_FC_X *x, const WL_FC_CB *cb, uint32_t K1,
                                                                  WL_FC_ACC acc[4], const uint32_t t,
                                                                  const uint32_t hashes)
 {
-    uint32_t one = 1u << (32u - t);
+    const uint32_t tl = t <= 8u ? t : 8u; /* bits of a lane in `lo` */
+    uint32_t one = 1u << (32u - tl);
     __asm__("" : "+r"(one)); /* in a register: the subtraction then folds the shift (RSB) */
-    const uint32_t kt = t == 16u && K1 >= 0x10000u ? 0xFFFF0000u : K1 << (32u - t); /* K1 <= 2^t - 1 */
-    const wl_bl_block_t b = wl_bl_block(cells, base, t);
+    const uint32_t kt = K1 << (32u - tl); /* K1 <= 2^tl - 1 */
+    const uint32_t s = t - 8u, hm = (1u << s) - 1u;
+    const wl_bl_block_t b = wl_bl_block(cells, lo0, base, t);
     WL_FC_ACC a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     for (uint32_t i = 0; i < n; i++) {
         uint32_t lo, hi = 0;
         wl_bl_group_t(b, words, salt, g0 + i, t, hashes, &lo, &hi);
         const WL_FC_ACC xv = x[i];
         if (t <= 8u) {
-            WL_LANE(a0, lo, t - 1u);
-            WL_LANE(a1, lo, 2u * t - 1u);
-            WL_LANE(a2, lo, 3u * t - 1u);
-            WL_LANE(a3, lo, 4u * t - 1u);
+            WL_LANE(a0, lo, t - 1u, 0u);
+            WL_LANE(a1, lo, 2u * t - 1u, 0u);
+            WL_LANE(a2, lo, 3u * t - 1u, 0u);
+            WL_LANE(a3, lo, 4u * t - 1u, 0u);
         } else {
-            WL_LANE(a0, lo, t - 1u);
-            WL_LANE(a1, lo, 2u * t - 1u);
-            WL_LANE(a2, hi, t - 1u);
-            WL_LANE(a3, hi, 2u * t - 1u);
+            WL_LANE(a0, lo, 7u, hi & hm);
+            WL_LANE(a1, lo, 15u, (hi >> s) & hm);
+            WL_LANE(a2, lo, 23u, (hi >> (2u * s)) & hm);
+            WL_LANE(a3, lo, 31u, (hi >> (3u * s)) & hm);
         }
     }
     acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
@@ -92,12 +99,11 @@ static inline __attribute__((always_inline)) void wl_fc_groups_t(const uint32_t 
 
 #if WL_BLOOMIER_LOOPS
 #define WL_FC_INSTANCE(T, H)                                                                                        \
-    static __attribute__((noinline)) void wl_fc_groups_t##T##_h##H(const uint32_t *cells, uint32_t base,           \
-                                         uint32_t words, uint32_t salt,                                            \
-                                         uint32_t g0, uint32_t n, const WL_FC_X *x, const WL_FC_CB *cb,            \
-                                         uint32_t K1, WL_FC_ACC acc[4])                                             \
+    static __attribute__((noinline, noclone)) void wl_fc_groups_t##T##_h##H(                                     \
+        const uint32_t *cells, uint32_t lo0, uint32_t base, uint32_t words, uint32_t salt, uint32_t g0, uint32_t n, \
+        const WL_FC_X *x, const WL_FC_CB *cb, uint32_t K1, WL_FC_ACC acc[4])                                        \
     {                                                                                                               \
-        wl_fc_groups_t(cells, base, words, salt, g0, n, x, cb, K1, acc, T##u, H##u);                                \
+        wl_fc_groups_t(cells, lo0, base, words, salt, g0, n, x, cb, K1, acc, T##u, H##u);                           \
     }
 WL_BLOOMIER_CASES(WL_FC_INSTANCE)
 #undef WL_FC_INSTANCE
@@ -105,14 +111,15 @@ WL_BLOOMIER_CASES(WL_FC_INSTANCE)
 
 #if !WL_BLOOMIER_LOOPS
 /* The words of group g, t and hashes constants: lanes 0-3 at bits [i*t, i*t+t) of *lo for
- * t <= 8; lanes 0-1 in *lo and 2-3 in *hi (2t bits each) for t > 8; bits above not cleared. */
+ * t <= 8; for t > 8 the two planes (wl_bl_group_t); bits above not cleared. */
 static inline __attribute__((always_inline)) void wl_fc_group_t(const wl_encoded_weights_t *e, uint32_t g,
                                                                 uint32_t *lo, uint32_t *hi, const uint32_t t,
                                                                 const uint32_t hashes)
 {
     const uint32_t blk = g / e->block_groups;
     const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
-    wl_bl_group_t(wl_bl_block(e->cells, base, t), words, wl_bl_salt(e->seed, words), g, t, hashes, lo, hi);
+    wl_bl_group_t(wl_bl_block(e->cells, t > 8u ? e->block_word[0] : 0u, base, t), words,
+                  wl_bl_salt(e->seed, words), g, t, hashes, lo, hi);
 }
 
 /* The word at position p: its group decoded, one lane kept (t a constant). Only without the
@@ -127,7 +134,7 @@ static inline __attribute__((always_inline)) void wl_fc_group_t(const wl_encoded
         wl_fc_group_t(e, p >> 2, &lo, &hi, T##u, H##u);                                               \
         if (T##u <= 8u)                                                                               \
             return (lo >> (lane * T##u)) & m;                                                         \
-        return ((lane < 2u ? lo : hi) >> ((lane & 1u) * T##u)) & m;                                   \
+        return ((lo >> (8u * lane)) & 0xFFu) | (((hi >> (lane * (T##u - 8u))) << 8) & m);            \
     }
 WL_BLOOMIER_CASES(WL_FC_LANE_INSTANCE)
 #undef WL_FC_LANE_INSTANCE
@@ -137,7 +144,7 @@ WL_BLOOMIER_CASES(WL_FC_LANE_INSTANCE)
  * read each position through the general decoder). */
 static uint32_t wl_fc_stream_case(const wl_encoded_weights_t *e)
 {
-    if (e->kind != WL_ENC_BLOOMIER)
+    if (e->kind != WL_ENC_BLOOMIER || (e->bits > 8u && e->clusters > 255u)) /* the loops test a byte first */
         return 0;
 #define WL_FC_CASE(T, H) \
     case (T) * 8u + (H): \
@@ -171,6 +178,9 @@ static uint32_t wl_fc_word(const wl_encoded_weights_t *e, uint32_t which, uint32
 }
 
 #if WL_BLOOMIER_LOOPS
+/* Whether a listed case has t > 8 (two planes); a constant. */
+#define WL_FC_WIDE_CASE(T, H) || (T) > 8
+#define WL_FC_WIDE (0 WL_BLOOMIER_CASES(WL_FC_WIDE_CASE))
 /* One row block: groups g0 .. g0+K-1, split at block boundaries. The loops are called directly
  * (not through a pointer), so that the stack analysis follows them. */
 static void wl_fc_block_bloomier(const wl_encoded_weights_t *e, uint32_t which, uint32_t g0, const WL_FC_X *x,
@@ -178,6 +188,7 @@ static void wl_fc_block_bloomier(const wl_encoded_weights_t *e, uint32_t which, 
 {
     const WL_FC_CB *cb = (const WL_FC_CB *)e->codebook;
     const uint32_t K1 = e->clusters;
+    const uint32_t lo0 = WL_FC_WIDE ? e->block_word[0] : 0u; /* for t > 8: where the first plane starts */
     uint32_t k = 0;
     while (k < K) {
         const uint32_t g = g0 + k;
@@ -188,12 +199,12 @@ static void wl_fc_block_bloomier(const wl_encoded_weights_t *e, uint32_t which, 
         const uint32_t salt = wl_bl_salt(e->seed, words);
 #define WL_FC_CALL(T, H)                                                              \
     case (T) * 8u + (H):                                                              \
-        wl_fc_groups_t##T##_h##H(e->cells, base, words, salt, g, n, x + k, cb, K1, acc); \
+        wl_fc_groups_t##T##_h##H(e->cells, lo0, base, words, salt, g, n, x + k, cb, K1, acc); \
         break;
         switch (which) {
             WL_BLOOMIER_CASES(WL_FC_CALL)
         default: /* a library whose tables use no loop: nothing reaches here */
-            (void)salt, (void)cb, (void)K1, (void)x, (void)acc;
+            (void)salt, (void)cb, (void)K1, (void)x, (void)acc, (void)lo0;
             break;
         }
 #undef WL_FC_CALL

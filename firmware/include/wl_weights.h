@@ -52,7 +52,8 @@ typedef struct wl_encoded_weights {
  * 0 (a zero weight) for a position outside [0, positions) or an unknown kind. */
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position);
 
-/* Bloomier: the 4t-bit word of group g (positions 4g .. 4g+3, lane i at bits [i*t, i*t+t)). */
+/* Bloomier: the 4t-bit word of group g (positions 4g .. 4g+3, lane i at bits [i*t, i*t+t)),
+ * whatever its layout in the cells (for t > 8, two planes: weightless_mcu/compress/bloomier.py). */
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g);
 
 /* Decode weights [first, first + count) into out[0 .. count-1]; WL_ERR_ARG (and

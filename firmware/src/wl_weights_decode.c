@@ -22,19 +22,21 @@
 
 #if defined(WL_BLOOMIER_DECODE_CASES) && defined(WL_BL_SPECIALISED)
 #define WL_DEC_INSTANCE(T, H)                                                                                   \
-    static __attribute__((noinline)) uint64_t wl_decode_group_t##T##_h##H(const uint32_t *cells, uint32_t base, \
-                                                                           uint32_t words, uint32_t salt,       \
-                                                                           uint32_t g)                          \
+    static __attribute__((noinline, noclone)) uint64_t wl_decode_group_t##T##_h##H(                         \
+        const uint32_t *cells, uint32_t lo0, uint32_t base, uint32_t words, uint32_t salt, uint32_t g)         \
     {                                                                                                           \
         uint32_t lo, hi = 0;                                                                                    \
-        wl_bl_group_t(wl_bl_block(cells, base, T##u), words, salt, g, T##u, H##u, &lo, &hi);                    \
+        wl_bl_group_t(wl_bl_block(cells, lo0, base, T##u), words, salt, g, T##u, H##u, &lo, &hi);               \
         if (T##u <= 8u)                                                                                         \
             return lo;                                                                                          \
-        const uint32_t m2 = T##u == 16u ? 0xFFFFFFFFu : (1u << (2u * T##u)) - 1u;                              \
-        return (uint64_t)(lo & m2) | ((uint64_t)(hi & m2) << (2u * T##u));                                      \
+        return wl_bl_lanes64(lo, hi, T##u);                                                                     \
     }
 WL_BLOOMIER_DECODE_CASES(WL_DEC_INSTANCE)
 #undef WL_DEC_INSTANCE
+
+/* Whether a listed case has t > 8 (two planes); a constant. */
+#define WL_DEC_WIDE_CASE(T, H) || (T) > 8
+#define WL_DEC_WIDE (0 WL_BLOOMIER_DECODE_CASES(WL_DEC_WIDE_CASE))
 
 /* The case of this table (t * 8 + hashes) if it is listed, else 0. */
 static uint32_t wl_decode_case(const wl_encoded_weights_t *e)
@@ -51,43 +53,51 @@ static uint32_t wl_decode_case(const wl_encoded_weights_t *e)
 }
 
 /* The words of group g (bits above 4t not cleared) through the listed case `which`. */
-static uint64_t wl_decode_group(uint32_t which, const uint32_t *cells, uint32_t base, uint32_t words, uint32_t salt,
-                                uint32_t g)
+static uint64_t wl_decode_group(uint32_t which, const uint32_t *cells, uint32_t lo0, uint32_t base,
+                                uint32_t words, uint32_t salt, uint32_t g)
 {
 #define WL_DEC_CALL(T, H)    \
     case (T) * 8u + (H): \
-        return wl_decode_group_t##T##_h##H(cells, base, words, salt, g);
+        return wl_decode_group_t##T##_h##H(cells, lo0, base, words, salt, g);
     switch (which) {
         WL_BLOOMIER_DECODE_CASES(WL_DEC_CALL)
     default: /* not reached: only listed cases are passed */
-        (void)cells, (void)base, (void)words, (void)salt, (void)g;
+        (void)cells, (void)lo0, (void)base, (void)words, (void)salt, (void)g;
         return 0;
     }
 #undef WL_DEC_CALL
 }
 #else
+#define WL_DEC_WIDE 0
 #define wl_decode_case(e) 0u
-#define wl_decode_group(which, cells, base, words, salt, g) 0u
+#define wl_decode_group(which, cells, lo0, base, words, salt, g) 0u
 #endif
 
 uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
 {
-    const uint32_t t = e->bits, n = 4u * t;
+    const uint32_t t = e->bits;
     const uint32_t *cells = e->cells;
     const uint32_t blk = g / e->block_groups;
     const uint32_t base = e->block_word[blk], words = e->block_word[blk + 1] - base;
     const uint32_t salt = wl_bl_salt(e->seed, words);
-    if (n <= 32u)
+    if (t <= 8u)
         return wl_bl_group32(cells, t, base, words, salt, g, e->hashes);
+    /* the two planes (see wl_bl_group_t): lanes' low bytes, then their t - 8 high bits */
+    const uint32_t s = t - 8u, u = 4u * s;
+    const uint32_t umask = u == 32u ? 0xFFFFFFFFu : (1u << u) - 1u;
+    const uint32_t lo0 = e->block_word[0]; /* the second plane comes first, then the first */
     const uint32_t h = wl_bl_hash(g, salt);
     const uint32_t m0 = wl_bl_mask32(h);
-    const uint64_t keep = n == 64u ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1u);
-    uint64_t acc = (m0 | ((uint64_t)wl_bl_mask_high(m0) << 32)) & keep;
+    uint32_t a = m0, c = wl_bl_mask_high(m0, t) & umask;
     for (uint32_t j = 0; j < e->hashes; j++) {
-        const uint32_t off = (base + wl_bl_index(h, j, words)) * n;
-        const uint64_t w = (wl_read32(cells, off) | ((uint64_t)wl_read32(cells, off + 32u) << 32)) & keep;
-        acc ^= j == 0 ? w : ((w >> (j * t)) | (w << (n - j * t))) & keep;
+        const uint32_t f = base + wl_bl_index(h, j, words);
+        const uint32_t w = cells[f], q = wl_read32(cells, (f - lo0) * u) & umask;
+        a ^= j == 0 ? w : (w >> (8u * j)) | (w << (32u - 8u * j));
+        c ^= j == 0 ? q : ((q >> (j * s)) | (q << (u - j * s))) & umask;
     }
+    uint64_t acc = 0;
+    for (uint32_t i = 0; i < 4u; i++)
+        acc |= (uint64_t)(((a >> (8u * i)) & 0xFFu) | (((c >> (s * i)) & ((1u << s) - 1u)) << 8)) << (t * i);
     return acc;
 }
 
@@ -150,6 +160,8 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
         return WL_OK;
     }
     const uint32_t which = wl_decode_case(e);
+    const uint32_t lo0 = WL_DEC_WIDE ? e->block_word[0] : 0u; /* for t > 8: where the first plane starts */
+    (void)lo0; /* only the listed cases read it */
     uint32_t p = first;
     while (p < end) {
         /* The groups of one block at a time: its word range and salt are fixed. */
@@ -162,7 +174,7 @@ static inline __attribute__((always_inline)) int wl_weights_decode(const wl_enco
             const uint32_t g = p >> 2;
             uint64_t word;
             if (which != 0u)
-                word = wl_decode_group(which, cells, base, words, salt, g);
+                word = wl_decode_group(which, cells, lo0, base, words, salt, g);
             else if (WL_BLOOMIER_ONLY_LISTED)
                 word = 0u; /* not reached: every table of the library has its case listed */
             else if (t == 8u)

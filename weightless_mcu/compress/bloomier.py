@@ -8,12 +8,23 @@ bit on every position):
   belongs to group g = p >> 2, lane i = p & 3: four consecutive positions share
   one hash and are decoded together.
 - Cells are t bits. Four cells make a *word* (4t bits, lane L in bits
-  [L*t, L*t + t)). Words are bit-packed in a byte array, word w at bit 4t*w.
+  [L*t, L*t + t)). For t <= 8, words are bit-packed in a byte array, word w at
+  bit 4t*w. For t > 8 a word is stored in two planes: the low byte of each lane
+  as one aligned 32-bit word (lane L in byte L, as at t = 8), and the t - 8 bits
+  above in a second bit stream (word w at bit 4(t-8)*w, lane L at [L(t-8),
+  (L+1)(t-8))), which the firmware stores first: block_word[] is then offset by its
+  words, so that block_word[0] says where the first plane starts. A rotation by
+  lanes is then a 32-bit rotation of the first plane, and a key's low byte is
+  tested as at t = 8, its high bits only when that byte holds a value (the fully
+  connected loops). The planes are a permutation of the word's bits: the table,
+  its solution and its bytes are the same.
 - Groups are split into blocks of G groups; block b owns words
   block_word[b] .. block_word[b+1]-1 (W_b of them, 1 <= W_b <= 1024).
 - Query of group g in block b, with h = hash(g, W_b) (the block's size salts
   the hash, so a block that cannot be solved is laid out anew with one more word):
-      acc = mask(h)                                   (4t bits)
+      acc = mask(h)                                   (4t bits; for t > 8 the low
+                                                      32 bits give each lane's low byte,
+                                                      the next 4(t-8) its high bits)
       for j < hashes: f_j = (rotl(h, 8j) * W_b) >> 32     (64-bit product)
                       acc ^= rotr(word[block_word[b] + f_j], j*t)   (within 4t bits)
   and position 4g+i decodes to lane i of acc. So key (g, i) is stored in the
@@ -42,7 +53,7 @@ M32 = np.uint64(0xFFFFFFFF)
 MAX_WORDS_PER_BLOCK = 1024
 LANES = 4
 # Hash constants (the same in firmware/include/wl_bloomier_hash.h).
-H1, H2, MASK1, MASK2, SALT = 0x9E3779B1, 0x85EBCA6B, 0x27D4EB2F, 0x165667B1, 0x61C88647
+H1, H2, MASK1, SALT = 0x9E3779B1, 0x85EBCA6B, 0x27D4EB2F, 0x61C88647
 
 
 def group_hash(g: np.ndarray, seed: int, words: np.ndarray) -> np.ndarray:
@@ -57,15 +68,36 @@ def group_hash(g: np.ndarray, seed: int, words: np.ndarray) -> np.ndarray:
 
 
 def group_mask(h: np.ndarray, bits: int) -> np.ndarray:
-    """The 4t-bit mask H_M of each group (lane i masks position 4g+i)."""
+    """The 4t-bit mask H_M of each group (lane i masks position 4g+i). For t > 8
+    it is made of two 32-bit masks as the planes store the word: m0 holds each
+    lane's low byte, and m0 rotated right by 32 - 3(t-8) bits their t - 8 high bits
+    (lane i's from bits of m0 outside its low byte, for every t: one rotation)."""
     m0 = h * np.uint64(MASK1) & M32
     m0 ^= m0 >> np.uint64(15)
-    mask = m0
-    if 4 * bits > 32:
-        m1 = m0 * np.uint64(MASK2) & M32
-        m1 ^= m1 >> np.uint64(13)
-        mask = m0 | (m1 << np.uint64(32))
-    return mask & _word_mask(bits)
+    if bits <= 8:
+        return m0 & _word_mask(bits)
+    r = np.uint64(32 - 3 * (bits - 8))
+    return _from_planes(m0, ((m0 >> r) | (m0 << (np.uint64(32) - r))) & M32, bits)
+
+
+def _to_planes(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """4t-bit words (t > 8) as their two planes: the lanes' low bytes (32 bits) and
+    their high t - 8 bits (4(t-8) bits)."""
+    s, lo, hi = bits - 8, np.zeros_like(w), np.zeros_like(w)
+    for lane in range(LANES):
+        v = w >> np.uint64(lane * bits)
+        lo |= (v & np.uint64(0xFF)) << np.uint64(8 * lane)
+        hi |= ((v >> np.uint64(8)) & np.uint64((1 << s) - 1)) << np.uint64(s * lane)
+    return lo, hi
+
+
+def _from_planes(lo: np.ndarray, hi: np.ndarray, bits: int) -> np.ndarray:
+    s, w = bits - 8, np.zeros_like(lo)
+    for lane in range(LANES):
+        v = ((lo >> np.uint64(8 * lane)) & np.uint64(0xFF)) | \
+            (((hi >> np.uint64(s * lane)) & np.uint64((1 << s) - 1)) << np.uint64(8))
+        w |= v << np.uint64(lane * bits)
+    return w
 
 
 def _word_mask(bits: int) -> np.uint64:
@@ -102,7 +134,11 @@ class BloomierTable:
         return int(self.block_word[-1]) * LANES
 
     def cell_bytes(self) -> int:
-        return padded_stream_bytes(self.cells * self.bits)
+        """The bytes of packed_cells(): for t > 8, the second plane's stream and 4 per word of
+        the first plane, as many as one stream of 4t-bit words takes."""
+        if self.bits <= 8:
+            return padded_stream_bytes(self.cells * self.bits)
+        return 4 * int(self.block_word[-1]) + padded_stream_bytes(self.cells * (self.bits - 8))
 
     def query_groups(self, g: np.ndarray) -> np.ndarray:
         """The decoded 4t-bit word of each group (uint64)."""
@@ -135,8 +171,20 @@ class BloomierTable:
         return ((acc >> lane) & np.uint64((1 << self.bits) - 1)).astype(np.uint32)
 
     def packed_cells(self) -> np.ndarray:
-        """The cells as the firmware stores them: words of 4t bits, bit-packed, little-endian."""
-        return pack_stream(self.words, 4 * self.bits)
+        """The cells as the firmware stores them: words of 4t bits, bit-packed, little-endian;
+        for t > 8 the two planes one after the other (see the module's docstring)."""
+        if self.bits <= 8:
+            return pack_stream(self.words, 4 * self.bits)
+        lo, hi = _to_planes(self.words, self.bits)
+        return np.concatenate([pack_stream(hi, 4 * (self.bits - 8)), lo.astype("<u4").view(np.uint8)])
+
+    def packed_block_word(self) -> np.ndarray:
+        """block_word as the firmware stores it: for t > 8, offset by the words of the second
+        plane, which comes first in the cells (block_word[0] is where the first plane starts)."""
+        bw = self.block_word.astype(np.uint32)
+        if self.bits <= 8:
+            return bw
+        return bw + np.uint32(padded_stream_bytes(self.cells * (self.bits - 8)) // 4)
 
 
 def padded_stream_bytes(nbits: int) -> int:

@@ -307,7 +307,7 @@ class BloomierEncoding:
         return self.positions * element_bytes(self.codebook)
 
     def c_arrays(self) -> list[CArray]:
-        return [CArray("cells", "uint32_t", stream_words(self.table.packed_cells())), CArray("block_word", "uint32_t", self.table.block_word.astype(np.uint32)),
+        return [CArray("cells", "uint32_t", stream_words(self.table.packed_cells())), CArray("block_word", "uint32_t", self.table.packed_block_word()),
                 CArray("codebook", codebook_ctype(self.codebook), self.codebook)]
 
     def c_fields(self) -> dict:
