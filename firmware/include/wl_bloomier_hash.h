@@ -52,6 +52,16 @@ static inline uint32_t wl_bl_index(uint32_t h, uint32_t j, uint32_t words)
     return (uint32_t)(((uint64_t)x * words) >> 32);
 }
 
+/* The 4t-bit word (lane i at bits [i*t, i*t+t)) of the planes of a t > 8 word. */
+static inline __attribute__((always_inline)) uint64_t wl_bl_lanes64(uint32_t lo, uint32_t hi, uint32_t t)
+{
+    const uint32_t s = t - 8u, hm = (1u << s) - 1u;
+    uint64_t w = 0;
+    for (uint32_t i = 0; i < 4u; i++)
+        w |= (uint64_t)(((lo >> (8u * i)) & 0xFFu) | (((hi >> (s * i)) & hm) << 8)) << (t * i);
+    return w;
+}
+
 /* 32 bits of a little-endian bit stream from bit offset off. The stream is
  * 4-byte aligned and padded by one word, so two aligned loads always suffice. */
 static inline uint32_t wl_read32(const uint32_t *stream, uint32_t off)
@@ -114,17 +124,6 @@ static inline __attribute__((always_inline)) uint32_t wl_ld32(const uint8_t *p)
     uint32_t v;
     memcpy(&v, p, 4); /* one LDR */
     return v;
-}
-
-/* `width` bits (constant, <= 32) from bit `shift` (at most the constant `most`, < 8) of the
- * bytes at p. */
-static inline __attribute__((always_inline)) uint32_t wl_bits_at(const uint8_t *p, uint32_t shift, uint32_t width,
-                                                                 uint32_t most)
-{
-    uint32_t v = wl_ld32(p) >> shift;
-    if (width + most > 32u) /* constant-folded: the bits run into a fifth byte */
-        v |= (wl_ld32(p + 4) << 1) << (31u - shift);
-    return width >= 32u ? v : v & ((1u << width) - 1u);
 }
 
 /* Where a block's words start, for wl_bl_group_t: the byte holding its first word and, for odd
@@ -220,15 +219,6 @@ static inline __attribute__((always_inline)) void wl_bl_group_t(wl_bl_block_t b,
     *hi = c; /* the bits above 4(t-8) are not masked off either */
 }
 
-/* The 4t-bit word (lane i at bits [i*t, i*t+t)) of the planes of a t > 8 word. */
-static inline __attribute__((always_inline)) uint64_t wl_bl_lanes64(uint32_t lo, uint32_t hi, const uint32_t t)
-{
-    const uint32_t s = t - 8u, hm = (1u << s) - 1u;
-    uint64_t w = 0;
-    for (uint32_t i = 0; i < 4u; i++)
-        w |= (uint64_t)(((lo >> (8u * i)) & 0xFFu) | (((hi >> (s * i)) & hm) << 8)) << (t * i);
-    return w;
-}
 #endif
 
 #endif

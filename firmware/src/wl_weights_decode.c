@@ -95,10 +95,7 @@ uint64_t wl_bloomier_group(const wl_encoded_weights_t *e, uint32_t g)
         a ^= j == 0 ? w : (w >> (8u * j)) | (w << (32u - 8u * j));
         c ^= j == 0 ? q : ((q >> (j * s)) | (q << (u - j * s))) & umask;
     }
-    uint64_t acc = 0;
-    for (uint32_t i = 0; i < 4u; i++)
-        acc |= (uint64_t)(((a >> (8u * i)) & 0xFFu) | (((c >> (s * i)) & ((1u << s) - 1u)) << 8)) << (t * i);
-    return acc;
+    return wl_bl_lanes64(a, c, t);
 }
 
 uint32_t wl_weights_query(const wl_encoded_weights_t *e, uint32_t position)

@@ -138,7 +138,11 @@ class BloomierTable:
         the first plane, as many as one stream of 4t-bit words takes."""
         if self.bits <= 8:
             return padded_stream_bytes(self.cells * self.bits)
-        return 4 * int(self.block_word[-1]) + padded_stream_bytes(self.cells * (self.bits - 8))
+        return 4 * int(self.block_word[-1]) + self._high_plane_bytes()
+
+    def _high_plane_bytes(self) -> int:
+        """For t > 8, the bytes of the second plane (the lanes' high bits), stored first."""
+        return padded_stream_bytes(self.cells * (self.bits - 8))
 
     def query_groups(self, g: np.ndarray) -> np.ndarray:
         """The decoded 4t-bit word of each group (uint64)."""
@@ -184,7 +188,7 @@ class BloomierTable:
         bw = self.block_word.astype(np.uint32)
         if self.bits <= 8:
             return bw
-        return bw + np.uint32(padded_stream_bytes(self.cells * (self.bits - 8)) // 4)
+        return bw + np.uint32(self._high_plane_bytes() // 4)
 
 
 def padded_stream_bytes(nbits: int) -> int:
