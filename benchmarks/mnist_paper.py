@@ -265,6 +265,12 @@ def main() -> int:
     ap.add_argument("--final-epochs", type=float, default=1.0,
                     help="ours, auto: epochs of a last retraining at a tenth of the learning rate, all tables fixed")
     ap.add_argument("--seeds", type=int, default=3, help="ours, auto: retraining seeds (mean and spread reported)")
+    ap.add_argument("--ours-first-seed", type=int, default=0,
+                    help="ours: the first retraining seed (with one candidate, seeds 0, 1 and 2 as three invocations of "
+                         "--seeds 1 give what --seeds 3 gives in one)")
+    ap.add_argument("--shift", type=int, default=0,
+                    help="ours, auto: training images moved by up to this many pixels, the teacher's targets taken on "
+                         "the moved images (0: as given)")
     ap.add_argument("--firmware-images", type=int, default=1000)
     ap.add_argument("--ours-candidates", help="ours: only these candidates (labels, comma-separated; default all)")
     ap.add_argument("--ours-encoding", default="auto", choices=["auto", "bloomier"],
@@ -312,6 +318,7 @@ def main() -> int:
         dataset = Dataset(*mnist_models.split(xt, y_tr))  # the models never saw the validation images
         cfg = TrainConfig(epochs=args.epochs or EPOCHS[name], batch_size=64, lr=args.lr, weight_decay=args.weight_decay,
                           schedule=args.schedule)
+        ocfg = replace(cfg, shift=args.shift, seed=args.ours_first_seed)  # ours and auto
         params = sum(4 * base.tensors[t].size for _, t, _ in candidates(base)) + _bias_bytes(base)
         row = {"float32": {"bytes": params, "ratio": 1.0, "test_error": _evaluate(base, xte, y_te),
                            "validation_accuracy": _validation_accuracy(base, dataset),
@@ -363,23 +370,23 @@ def main() -> int:
                 elif method == "ours":
                     cands = [c for c in OURS[name]
                              if args.ours_candidates is None or c[0] in args.ours_candidates.split(",")]
-                    tried = [timed(method, lambda g, c=c: weightless(g, dataset, cfg, c[1], 4, 1.03, 4, log, tmp, False,
+                    tried = [timed(method, lambda g, c=c: weightless(g, dataset, ocfg, c[1], 4, 1.03, 4, log, tmp, False,
                                                                      args.final_epochs, c[2], args.ours_encoding))
                              for c in cands]
                     k = choose(tried)
                     label, settings, teacher = cands[k]
                     chosen["ours"] = {"candidate": label, "teacher_weight": teacher, "settings": settings,
-                                      "encoding": args.ours_encoding,
+                                      "encoding": args.ours_encoding, "shift": args.shift, "first_seed": args.ours_first_seed,
                                       "validation": [[c[0], c[2], t[1]["validation_accuracy"], t[1]["bytes"]]
                                                      for c, t in zip(cands, tried)]}
                     log(f"{name}: ours: candidate {label}, teacher weight {teacher} chosen on validation")
-                    graphs, runs = [tried[k][0]], [test(*tried[k])]
-                    for seed in range(1, args.seeds):
-                        g, r = timed(method, lambda g, seed=seed: weightless(g, dataset, replace(cfg, seed=seed), settings, 4,
+                    graphs, runs = [tried[k][0]], [{**test(*tried[k]), "seed": args.ours_first_seed}]
+                    for seed in range(args.ours_first_seed + 1, args.ours_first_seed + args.seeds):
+                        g, r = timed(method, lambda g, seed=seed: weightless(g, dataset, replace(ocfg, seed=seed), settings, 4,
                                                                              1.03, 4, log, tmp, False, args.final_epochs, teacher,
                                                                              args.ours_encoding))
                         graphs.append(g)
-                        runs.append(test(g, r))
+                        runs.append({**test(g, r), "seed": seed})
                     row[method] = _summary(runs, params)
                     if name == "lenet5" and args.firmware_images:
                         results["lenet5_firmware"] = _firmware(graphs[0], x_te, y_te, args.firmware_images, tmp, log)
@@ -387,7 +394,8 @@ def main() -> int:
                         results["lenet5_int8"] = _int8_firmware(graphs[0], runs[0], dataset.x[:args.int8_calibration],
                                                                 x_te, y_te, args.int8_images, tmp, log)
                 elif method == "auto":
-                    acfg = cfg if args.auto_epochs is None else replace(cfg, epochs=args.auto_epochs)
+                    acfg = replace(cfg, shift=args.shift) if args.auto_epochs is None else \
+                        replace(cfg, epochs=args.auto_epochs, shift=args.shift)
                     budget = getattr(args, f"budget_{name}")
                     runs = []
                     for seed in range(args.auto_first_seed, args.auto_first_seed + args.seeds):

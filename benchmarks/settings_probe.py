@@ -43,12 +43,15 @@ def main() -> int:
     ap.add_argument("--epochs", type=float, help="epochs per retraining step (default: mnist_paper.py's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--final-epochs", type=float, default=1.0)
+    ap.add_argument("--shift", type=int, default=0, help="training images moved by up to this many pixels (0: not)")
+    ap.add_argument("--teacher-weight", type=float, help="instead of the candidate's")
     args = ap.parse_args()
 
     matches = [c for c in mp.OURS[args.model] if c[0] == args.candidate]
     if not matches:
         raise SystemExit(f"no candidate {args.candidate!r} for {args.model}: {sorted({c[0] for c in mp.OURS[args.model]})}")
     _, base_settings, teacher = matches[0]
+    teacher = teacher if args.teacher_weight is None else args.teacher_weight
     settings = copy.deepcopy(base_settings)
     edits = [f"{layer}.channels={v}" for layer in ("conv1", "conv2", "ip1", "ip2")
              if (v := getattr(args, f"{layer}_channels")) is not None] + args.set
@@ -66,7 +69,7 @@ def main() -> int:
     x_tr, y_tr = load_idx_pair(args.mnist, "train")
     dataset = Dataset(*mnist_models.split(fit_to_input(x_tr, base.tensors[base.inputs[0]].shape, "MNIST"), y_tr))
     cfg = TrainConfig(epochs=args.epochs or mp.EPOCHS[args.model], batch_size=64, lr=1e-3, weight_decay=0.5,
-                      schedule="cosine", seed=args.seed)
+                      schedule="cosine", seed=args.seed, shift=args.shift)
     params = sum(4 * base.tensors[t].size for _, t, _ in mp.candidates(base)) + mp._bias_bytes(base)
     before = mp._validation_accuracy(base, dataset)
     graph = copy.deepcopy(base)
@@ -75,6 +78,7 @@ def main() -> int:
                              args.final_epochs, teacher)
     after = mp._validation_accuracy(graph, dataset)
     print(json.dumps({"model": args.model, "candidate": args.candidate, "edits": edits, "seed": args.seed,
+                      "shift": args.shift, "teacher_weight": teacher,
                       "bytes": int(size), "ratio": round(params / size, 1), "validation_before": before,
                       "validation_after": after, "validation_drop_points": round(100 * (before - after), 2)}))
     return 0

@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--teacher-weight", type=float, default=0.0,
                        help="with labels, also learn from the original model's outputs (distillation at temperature 4) "
                             "with this weight in [0, 1] (default 0: labels only)")
+        r.add_argument("--shift", type=int, default=0, metavar="PIXELS",
+                       help="image models: move each training image by a random offset of up to this many pixels "
+                            "each way, the teacher's targets taken on the moved image (default 0: as given)")
         r.add_argument("--final-epochs", type=float, default=0.0,
                        help="epochs of a last retraining at a tenth of --lr once every table is fixed (default 0)")
         r.add_argument("--seeds", type=int, default=4, help="hash seeds tried per layer (default 4)")
@@ -171,7 +174,7 @@ def _retraining(args):
             raise OptionError("--target-accuracy-drop needs --train-data")
         return None
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                      weight_decay=args.weight_decay, schedule=args.schedule)
+                      weight_decay=args.weight_decay, schedule=args.schedule, shift=args.shift)
     return Retraining(args.train_data, cfg, args.seeds, args.target_accuracy_drop, args.teacher_weight, args.final_epochs,
                       args.jobs, args.warn_drop, args.budget_search)
 

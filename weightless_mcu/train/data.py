@@ -112,3 +112,33 @@ def fit_to_input(x: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray
     if int(np.prod(x.shape[1:])) != int(np.prod(sample)):
         raise OptionError(f"{what}: samples of shape {x.shape[1:]} do not fit the model input {list(shape)}")
     return np.ascontiguousarray(x.reshape(len(x), *sample), np.float32)
+
+
+def image_geometry(shape: tuple[int, ...], what: str) -> tuple[int, int, int]:
+    """(channels, height, width) of an image input: [N, C, H, W], or [N, H*W] of a square
+    single-channel image (MNIST flattened). Anything else is not an image to translate."""
+    sample = tuple(int(d) for d in shape[1:])
+    if len(sample) == 3:
+        return sample
+    if len(sample) == 1 and int(round(np.sqrt(sample[0]))) ** 2 == sample[0] and sample[0] > 1:
+        side = int(round(np.sqrt(sample[0])))
+        return 1, side, side
+    raise OptionError(f"{what}: the model input {list(shape)} is not an image ([N, C, H, W], or [N, H*W] of a square "
+                      f"image): it cannot be translated")
+
+
+def translate(x: np.ndarray, geometry: tuple[int, int, int], max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each sample moved by its own random whole-pixel offset (dy, dx), each in
+    [-max_shift, max_shift]; the pixels brought in repeat the border (a constant
+    background stays constant)."""
+    c, h, w = geometry
+    n = len(x)
+    img = x.reshape(n, c, h, w)
+    s = max_shift
+    padded = np.pad(img, ((0, 0), (0, 0), (s, s), (s, s)), mode="edge")
+    dy, dx = rng.integers(-s, s + 1, size=(2, n))
+    rows = (s - dy)[:, None] + np.arange(h)  # out[i, :, r, q] = img[i, :, r - dy_i, q - dx_i]
+    cols = (s - dx)[:, None] + np.arange(w)
+    out = padded[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows[:, None, :, None],
+                 cols[:, None, None, :]]
+    return np.ascontiguousarray(out.reshape(x.shape), x.dtype)

@@ -24,6 +24,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the free and masked weights
     schedule: str = "constant"  # constant | cosine (from lr down to lr / 20 over each training run)
     seed: int = 0
+    shift: int = 0  # image inputs: each training sample moved by up to this many pixels (0: as given)
 
     def validate(self) -> "TrainConfig":
         if self.epochs < 0:
@@ -36,6 +37,8 @@ class TrainConfig:
             raise OptionError(f"optimizer must be adam or sgd, not {self.optimizer}")
         if self.weight_decay < 0:
             raise OptionError(f"--weight-decay must be >= 0, not {self.weight_decay}")
+        if self.shift < 0:
+            raise OptionError(f"--shift must be >= 0, not {self.shift}")
         return self
 
 
@@ -178,8 +181,11 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective, cfg: TrainConfig,
-          progress: Callable[[str], None], label: str, evaluate: Callable[[], str] | None = None) -> None:
-    """cfg.epochs passes over (x, target); a fractional epoch trains on that part of a pass."""
+          progress: Callable[[str], None], label: str, evaluate: Callable[[], str] | None = None,
+          augment: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None
+          ) -> None:
+    """cfg.epochs passes over (x, target); a fractional epoch trains on that part of a pass.
+    augment: (batch, its targets, rng) -> the batch as trained on and its targets."""
     rng = np.random.default_rng(cfg.seed)
     opt = Optimizer(cfg)
     name = net.graph.inputs[0]
@@ -197,8 +203,9 @@ def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective,
                 break
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             opt.lr = learning_rate(cfg, step, total_steps)
-            env, tape = net.forward({name: x[idx]}, keep=True)
-            loss, seed = objective.loss_and_grads(env, target[idx])
+            xb, tb = (x[idx], target[idx]) if augment is None else augment(x[idx], target[idx], rng)
+            env, tape = net.forward({name: xb}, keep=True)
+            loss, seed = objective.loss_and_grads(env, tb)
             apply_gradients(net, opt, net.backward(tape, seed))
             losses.append(loss)
             step += 1

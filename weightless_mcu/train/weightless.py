@@ -36,7 +36,7 @@ from ..compress.prune import kmeans_1d, magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError
 from ..ir import Graph
-from .data import Dataset, fit_to_input
+from .data import Dataset, fit_to_input, image_geometry, translate
 from .network import Constraint, Network
 from .trainer import Objective, TrainConfig, predict, train
 
@@ -71,14 +71,18 @@ class Context:
         net = Network(graph)
         objective = self.objective(net)
         self.targets_val = None
+        teacher = Network(copy.deepcopy(graph)) if not self.labelled or objective.teacher_weight > 0 else None
         if not self.labelled:
-            teacher = Network(copy.deepcopy(graph))
             self.targets = objective.teacher_targets(teacher, self.x)
             self.targets_val = objective.teacher_targets(teacher, self.x_val)
-        elif objective.teacher_weight > 0:
-            self.targets = objective.teacher_rows(Network(copy.deepcopy(graph)), self.x, data.y)
+        elif teacher is not None:
+            self.targets = objective.teacher_rows(teacher, self.x, data.y)
         else:
             self.targets = data.y
+        self.augment = None
+        if opts.config.shift > 0:
+            geometry = image_geometry(shape, "--shift")
+            self.augment = _Translation(geometry, opts.config.shift, objective, teacher, self.labelled)
         rng = np.random.default_rng(opts.config.seed)
         calib = rng.choice(len(self.x), size=min(opts.calibration, len(self.x)), replace=False)
         self.calib_x, self.calib_t = self.x[calib], self.targets[calib]
@@ -102,6 +106,23 @@ class Context:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.progress(f"warning: {message}")
+
+
+class _Translation:
+    """Training batches moved by random whole pixels; the teacher's targets are taken on the
+    moved images (a teacher judged on the image it did not see teaches the wrong thing)."""
+
+    def __init__(self, geometry, max_shift: int, objective: Objective, teacher: Network | None, labelled: bool):
+        self.geometry, self.max_shift, self.objective, self.teacher = geometry, max_shift, objective, teacher
+        self.labelled = labelled
+
+    def __call__(self, xb: np.ndarray, tb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        moved = translate(xb, self.geometry, self.max_shift, rng)
+        if self.teacher is None:
+            return moved, tb  # labels: the same digit
+        if not self.labelled:
+            return moved, self.objective.teacher_targets(self.teacher, moved)
+        return moved, self.objective.teacher_rows(self.teacher, moved, tb[:, 0])
 
 
 class Scorer:
@@ -157,7 +178,8 @@ class Step:
         if epochs is not None:
             cfg = replace(cfg, epochs=epochs, lr=cfg.lr if lr is None else lr)
         evaluate = (lambda: self.scorer.describe(self.scorer.metric())) if self.ctx.epoch_metric else None
-        train(self.net, self.ctx.x, self.ctx.targets, self.objective, cfg, self.ctx.progress, label, evaluate)
+        train(self.net, self.ctx.x, self.ctx.targets, self.objective, cfg, self.ctx.progress, label, evaluate,
+              self.ctx.augment)
 
 
 def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset, opts: RetrainOptions,
