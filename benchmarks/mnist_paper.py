@@ -64,7 +64,7 @@ from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.targets import get_target
-from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair
+from weightless_mcu.train.data import Dataset, fit_to_input, image_geometry, load_idx_pair, translate
 from weightless_mcu.train.network import Constraint, Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, train
 from weightless_mcu.train.weightless import RetrainOptions, retrain_compress
@@ -166,11 +166,15 @@ def _bias_bytes(graph) -> int:
 def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict, log) -> int:
     net = Network(graph)
     obj = Objective(net, labelled=True)
+    augment = None
+    if cfg.shift:  # labels only: a moved image keeps its label
+        geometry = image_geometry(graph.tensors[graph.inputs[0]].shape, "--dc-shifts")
+        augment = lambda xb, tb, rng: (translate(xb, geometry, cfg.shift, rng), tb)  # noqa: E731
     layers = [(n, t, lay) for n, t, lay in candidates(graph)]
     for n, t, _ in layers:
         (mask,) = magnitude_masks([net.values[t]], densities[n.name])
         net.constrain(t, Constraint("masked", mask=mask))
-    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: pruned")
+    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: pruned", augment=augment)
     total = 0
     for n, t, lay in layers:
         gap_bits = 8 if n.op == "Conv" else 5
@@ -180,7 +184,7 @@ def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict,
         index = np.zeros(mask.shape, np.int64)
         index[mask] = idx + 1
         net.constrain(t, Constraint("shared", index=index, codebook=codebook))
-    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: shared")
+    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: shared", augment=augment)
     for n, t, lay in layers:
         c = net.constraints[t]
         total += deep_compression_bytes(lay.walk(c.index.astype(np.float32)).astype(np.int64), c.codebook.size,
@@ -259,6 +263,8 @@ def main() -> int:
     ap.add_argument("--weight-decay", type=float, default=0.5, help="decoupled weight decay of retraining (Weightless methods)")
     ap.add_argument("--dc-weight-decays", default="0,0.1,0.5",
                     help="deep_compression: weight decays tried; the best on validation is taken")
+    ap.add_argument("--dc-shifts", default="0",
+                    help="deep_compression: --shift values tried (with each weight decay); the best on validation is taken")
     ap.add_argument("--train-epochs", type=float, default=12, help="epochs to train each model from scratch")
     ap.add_argument("--schedule", default="cosine", choices=["cosine", "constant"],
                     help="learning rate over each retraining step (all methods)")
@@ -355,13 +361,15 @@ def main() -> int:
                     # the same retraining epochs in all as ours (its first candidate), split over DC's two steps
                     total = ours_epochs(OURS[name][0][1], cfg.epochs, args.final_epochs)
                     tried = []
-                    for wd in [float(v) for v in args.dc_weight_decays.split(",")]:
-                        dcfg = replace(cfg, epochs=total / 2, weight_decay=wd)
+                    grid = [(float(wd), int(sh)) for wd in args.dc_weight_decays.split(",") for sh in args.dc_shifts.split(",")]
+                    for wd, sh in grid:
+                        dcfg = replace(cfg, epochs=total / 2, weight_decay=wd, shift=sh)
                         tried.append(timed(method, lambda g: deep_compression(g, dataset, dcfg, DC_DENSITY[name], log)))
                     k = choose(tried)
-                    wd = float(args.dc_weight_decays.split(",")[k])
-                    chosen["deep_compression"] = {"weight_decay": wd, "epochs": total,
-                                                  "validation": [t[1]["validation_accuracy"] for t in tried]}
+                    wd, sh = grid[k]
+                    chosen["deep_compression"] = {"weight_decay": wd, "shift": sh, "epochs": total,
+                                                  "validation": [[*grid[i], t[1]["validation_accuracy"]]
+                                                                 for i, t in enumerate(tried)]}
                     row[method] = {**test(*tried[k]), "ratio": params / tried[k][1]["bytes"]}
                 elif method == "weightless_2018":
                     graph, run = timed(method, lambda g: weightless(g, dataset, cfg, WEIGHTLESS_2018[name], 3, 1.23, 1, log,
