@@ -64,7 +64,7 @@ from weightless_mcu.export import graph_to_onnx
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.targets import get_target
-from weightless_mcu.train.data import Dataset, fit_to_input, image_geometry, load_idx_pair, translate
+from weightless_mcu.train.data import Dataset, fit_to_input, load_idx_pair
 from weightless_mcu.train.network import Constraint, Network
 from weightless_mcu.train.trainer import Objective, TrainConfig, accuracy, train
 from weightless_mcu.train.weightless import RetrainOptions, retrain_compress
@@ -166,15 +166,11 @@ def _bias_bytes(graph) -> int:
 def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict, log) -> int:
     net = Network(graph)
     obj = Objective(net, labelled=True)
-    augment = None
-    if cfg.shift:  # labels only: a moved image keeps its label
-        geometry = image_geometry(graph.tensors[graph.inputs[0]].shape, "--dc-shifts")
-        augment = lambda xb, tb, rng: (translate(xb, geometry, cfg.shift, rng), tb)  # noqa: E731
     layers = [(n, t, lay) for n, t, lay in candidates(graph)]
     for n, t, _ in layers:
         (mask,) = magnitude_masks([net.values[t]], densities[n.name])
         net.constrain(t, Constraint("masked", mask=mask))
-    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: pruned", augment=augment)
+    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: pruned")
     total = 0
     for n, t, lay in layers:
         gap_bits = 8 if n.op == "Conv" else 5
@@ -184,7 +180,7 @@ def deep_compression(graph, dataset: Dataset, cfg: TrainConfig, densities: dict,
         index = np.zeros(mask.shape, np.int64)
         index[mask] = idx + 1
         net.constrain(t, Constraint("shared", index=index, codebook=codebook))
-    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: shared", augment=augment)
+    train(net, dataset.x, dataset.y, obj, cfg, log, "deep compression: shared")
     for n, t, lay in layers:
         c = net.constraints[t]
         total += deep_compression_bytes(lay.walk(c.index.astype(np.float32)).astype(np.int64), c.codebook.size,
@@ -402,8 +398,7 @@ def main() -> int:
                         results["lenet5_int8"] = _int8_firmware(graphs[0], runs[0], dataset.x[:args.int8_calibration],
                                                                 x_te, y_te, args.int8_images, tmp, log)
                 elif method == "auto":
-                    acfg = replace(cfg, shift=args.shift) if args.auto_epochs is None else \
-                        replace(cfg, epochs=args.auto_epochs, shift=args.shift)
+                    acfg = ocfg if args.auto_epochs is None else replace(ocfg, epochs=args.auto_epochs)  # seeds set below
                     budget = getattr(args, f"budget_{name}")
                     runs = []
                     for seed in range(args.auto_first_seed, args.auto_first_seed + args.seeds):

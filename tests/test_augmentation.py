@@ -12,7 +12,8 @@ from weightless_mcu.errors import OptionError
 from weightless_mcu.frontend import load_model
 from weightless_mcu.passes import run_passes
 from weightless_mcu.train.data import Dataset, image_geometry, translate
-from weightless_mcu.train.trainer import TrainConfig
+from weightless_mcu.train.network import Network
+from weightless_mcu.train.trainer import TrainConfig, train
 from weightless_mcu.train.weightless import Context, RetrainOptions, retrain_compress
 
 from .conftest import make_model, rand
@@ -82,8 +83,8 @@ def test_teacher_targets_are_taken_on_the_moved_images(tmp_path, labelled):
     path = _image_mlp(tmp_path / "m.onnx")
     ctx = _context(path, 1, 0.5, labelled)
     xb, tb = ctx.x[:64], ctx.targets[:64]
-    moved, targets = ctx.augment(xb, tb, np.random.default_rng(0))
-    np.testing.assert_array_equal(moved, translate(xb, (1, 4, 4), 1, np.random.default_rng(0)))
+    moved = translate(xb, (1, 4, 4), 1, np.random.default_rng(0))
+    targets = ctx.relabel(moved, tb)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = np.concatenate([sess.run(None, {"x": moved[i:i + 1]})[0] for i in range(len(moved))])
     teacher = targets[:, 1:] if labelled else targets
@@ -95,13 +96,29 @@ def test_teacher_targets_are_taken_on_the_moved_images(tmp_path, labelled):
     assert not np.allclose(teacher[changed], (tb[:, 1:] if labelled else tb)[changed], atol=1e-3)
 
 
-def test_labels_alone_travel_with_the_moved_images(tmp_path):
-    ctx = _context(_image_mlp(tmp_path / "m.onnx"), 2, 0.0)
-    xb, tb = ctx.x[:32], ctx.targets[:32]
-    moved, targets = ctx.augment(xb, tb, np.random.default_rng(0))
-    np.testing.assert_array_equal(targets, tb)
-    assert np.any(moved != xb)
-    assert _context(_image_mlp(tmp_path / "m.onnx"), 0, 0.5).augment is None
+def test_training_moves_its_batches_and_relabels_them(tmp_path):
+    """train() with cfg.shift hands relabel each batch moved, every image a translation of one of
+    the data's; without a teacher there is nothing to relabel (labels travel as they are)."""
+    ctx = _context(_image_mlp(tmp_path / "m.onnx"), 1, 0.5)
+    x, targets = ctx.x[:16], ctx.targets[:16]
+    seen = []
+
+    def relabel(moved, tb):
+        seen.append(moved.copy())
+        return ctx.relabel(moved, tb)
+
+    net = Network(ctx.relabel.teacher.graph)
+    train(net, x, targets, ctx.objective(net), TrainConfig(epochs=2, batch_size=16, shift=1), lambda _: None, "t",
+          relabel=relabel)
+    assert len(seen) == 2
+    offsets = [(dy, dx) for dy in range(-1, 2) for dx in range(-1, 2)]
+    originals = x.reshape(-1, 1, 4, 4)
+    for batch in seen:
+        for img in batch.reshape(-1, 1, 4, 4):
+            assert any(np.array_equal(img, moved_by(o, *d)) for o in originals for d in offsets)
+        assert not np.array_equal(np.sort(batch, axis=0), np.sort(x, axis=0))  # not the data as it is
+    assert _context(_image_mlp(tmp_path / "m.onnx"), 2, 0.0).relabel is None
+    assert _context(_image_mlp(tmp_path / "m.onnx"), 0, 0.5).relabel is None
 
 
 def test_shift_retrains_a_model_and_refuses_one_that_is_no_image(tmp_path):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OptionError
+from .data import image_geometry, translate
 from .network import Network
 from .ops import softmax
 
@@ -182,13 +183,14 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective, cfg: TrainConfig,
           progress: Callable[[str], None], label: str, evaluate: Callable[[], str] | None = None,
-          augment: Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]] | None = None
-          ) -> None:
+          relabel: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
     """cfg.epochs passes over (x, target); a fractional epoch trains on that part of a pass.
-    augment: (batch, its targets, rng) -> the batch as trained on and its targets."""
+    With cfg.shift, each batch is moved by random whole pixels, and relabel(moved batch, its
+    targets) gives the targets of the moved images (None: they stay, as labels do)."""
     rng = np.random.default_rng(cfg.seed)
     opt = Optimizer(cfg)
     name = net.graph.inputs[0]
+    geometry = image_geometry(net.graph.tensors[name].shape, "--shift") if cfg.shift else None
     steps_per_epoch = max(1, len(x) // cfg.batch_size)
     total_steps = int(round(cfg.epochs * steps_per_epoch))
     step = 0
@@ -203,7 +205,10 @@ def train(net: Network, x: np.ndarray, target: np.ndarray, objective: Objective,
                 break
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             opt.lr = learning_rate(cfg, step, total_steps)
-            xb, tb = (x[idx], target[idx]) if augment is None else augment(x[idx], target[idx], rng)
+            xb, tb = x[idx], target[idx]
+            if geometry is not None:
+                xb = translate(xb, geometry, cfg.shift, rng)
+                tb = tb if relabel is None else relabel(xb, tb)
             env, tape = net.forward({name: xb}, keep=True)
             loss, seed = objective.loss_and_grads(env, tb)
             apply_gradients(net, opt, net.backward(tape, seed))

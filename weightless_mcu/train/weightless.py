@@ -36,7 +36,7 @@ from ..compress.prune import kmeans_1d, magnitude_masks
 from ..compress.settings import CompressionSettings, LayerSettings
 from ..errors import OptionError
 from ..ir import Graph
-from .data import Dataset, fit_to_input, image_geometry, translate
+from .data import Dataset, fit_to_input, image_geometry
 from .network import Constraint, Network
 from .trainer import Objective, TrainConfig, predict, train
 
@@ -79,10 +79,11 @@ class Context:
             self.targets = objective.teacher_rows(teacher, self.x, data.y)
         else:
             self.targets = data.y
-        self.augment = None
+        self.relabel = None  # with --shift and a teacher: its targets on the moved images
         if opts.config.shift > 0:
-            geometry = image_geometry(shape, "--shift")
-            self.augment = _Translation(geometry, opts.config.shift, objective, teacher, self.labelled)
+            image_geometry(shape, "--shift")  # refused before any retraining
+            if teacher is not None:
+                self.relabel = _TeacherOnMoved(objective, teacher, self.labelled)
         rng = np.random.default_rng(opts.config.seed)
         calib = rng.choice(len(self.x), size=min(opts.calibration, len(self.x)), replace=False)
         self.calib_x, self.calib_t = self.x[calib], self.targets[calib]
@@ -108,21 +109,17 @@ class Context:
         self.progress(f"warning: {message}")
 
 
-class _Translation:
-    """Training batches moved by random whole pixels; the teacher's targets are taken on the
-    moved images (a teacher judged on the image it did not see teaches the wrong thing)."""
+class _TeacherOnMoved:
+    """The teacher's targets taken on the moved images (a teacher judged on the image it did
+    not see teaches the wrong thing)."""
 
-    def __init__(self, geometry, max_shift: int, objective: Objective, teacher: Network | None, labelled: bool):
-        self.geometry, self.max_shift, self.objective, self.teacher = geometry, max_shift, objective, teacher
-        self.labelled = labelled
+    def __init__(self, objective: Objective, teacher: Network, labelled: bool):
+        self.objective, self.teacher, self.labelled = objective, teacher, labelled
 
-    def __call__(self, xb: np.ndarray, tb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        moved = translate(xb, self.geometry, self.max_shift, rng)
-        if self.teacher is None:
-            return moved, tb  # labels: the same digit
+    def __call__(self, moved: np.ndarray, tb: np.ndarray) -> np.ndarray:
         if not self.labelled:
-            return moved, self.objective.teacher_targets(self.teacher, moved)
-        return moved, self.objective.teacher_rows(self.teacher, moved, tb[:, 0])
+            return self.objective.teacher_targets(self.teacher, moved)
+        return self.objective.teacher_rows(self.teacher, moved, tb[:, 0])
 
 
 class Scorer:
@@ -179,7 +176,7 @@ class Step:
             cfg = replace(cfg, epochs=epochs, lr=cfg.lr if lr is None else lr)
         evaluate = (lambda: self.scorer.describe(self.scorer.metric())) if self.ctx.epoch_metric else None
         train(self.net, self.ctx.x, self.ctx.targets, self.objective, cfg, self.ctx.progress, label, evaluate,
-              self.ctx.augment)
+              self.ctx.relabel)
 
 
 def retrain_compress(graph: Graph, settings: CompressionSettings, data: Dataset, opts: RetrainOptions,
